@@ -1,0 +1,50 @@
+//! What pause prints, and its exit codes.
+
+use nix::sys::signal::Signal;
+
+use crate::launch::{Launch, STEP_TIMEOUT, launch};
+
+pub const WARNING: &str = "Warning: pause should be the first process\n";
+pub const TERMINATED: &str = "Shutting down, got signal: Terminated\n";
+pub const INTERRUPTED: &str = "Shutting down, got signal: Interrupt\n";
+
+pub fn version_flag_in_any_case_and_position() -> Result<(), String> {
+    let version_line = format!("pause (podlab) {}\n", env!("CARGO_PKG_VERSION"));
+    for arguments in [vec!["-v"], vec!["-V"], vec!["first", "-v"], vec!["-x", "-V", "last"]] {
+        let mut pause = launch(&Launch { arguments: arguments.clone(), ..Launch::as_plain_child() })?;
+        let ended = pause.wait_for_exit(STEP_TIMEOUT)?;
+        ended.expect(0, &version_line, "").map_err(|error| format!("with arguments {arguments:?}:\n{error}"))?;
+    }
+    Ok(())
+}
+
+/// `-vv`, `v` and `--v` are not `-v`: pause must start and sleep as usual.
+pub fn similar_arguments_are_not_the_version_flag() -> Result<(), String> {
+    for arguments in [vec!["-vv"], vec!["v"], vec!["--v"], vec!["-"]] {
+        let pause = launch(&Launch { arguments: arguments.clone(), ..Launch::as_pid_1() })?;
+        pause.wait_until_idle().map_err(|error| format!("with arguments {arguments:?}: {error}"))?;
+    }
+    Ok(())
+}
+
+pub fn sigterm_as_pid_1() -> Result<(), String> {
+    shuts_down_on(Signal::SIGTERM, TERMINATED)
+}
+
+pub fn sigint_as_pid_1() -> Result<(), String> {
+    shuts_down_on(Signal::SIGINT, INTERRUPTED)
+}
+
+fn shuts_down_on(signal: Signal, message: &str) -> Result<(), String> {
+    let mut pause = launch(&Launch::as_pid_1())?;
+    pause.wait_until_idle()?;
+    pause.signal(signal)?;
+    pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", message)
+}
+
+pub fn warns_when_not_pid_1_and_carries_on() -> Result<(), String> {
+    let mut pause = launch(&Launch::as_plain_child())?;
+    pause.wait_until_idle()?;
+    pause.signal(Signal::SIGTERM)?;
+    pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", &format!("{WARNING}{TERMINATED}"))
+}

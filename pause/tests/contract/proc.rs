@@ -1,0 +1,71 @@
+//! What /proc says about a process: its syscall, children, state, CPU time, context switches and memory.
+
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+/// The syscall the process is blocked in, or None while it runs (or cannot be read).
+pub fn current_syscall(pid: Pid) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The process's children, as pids of this (the test's) PID namespace.
+pub fn children(pid: Pid) -> Vec<Pid> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// The one-letter state from /proc/PID/stat: R, S, T, Z...
+pub fn state(pid: Pid) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: start after the last ')'.
+    stat[stat.rfind(')')? + 1..].split_whitespace().next()?.chars().next()
+}
+
+/// User plus system CPU time, in clock ticks.
+pub fn cpu_ticks(pid: Pid) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15 (man 5 proc).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A numeric field of /proc/PID/status, such as `VmRSS` (in kB) or `voluntary_ctxt_switches`.
+pub fn status_number(pid: Pid, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.split(':').next() == Some(field))?;
+    line.split(':').nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+/// A hexadecimal signal set from /proc/PID/status, such as `SigIgn`.
+pub fn status_signal_set(pid: Pid, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.split(':').next() == Some(field))?;
+    u64::from_str_radix(line.split(':').nth(1)?.trim(), 16).ok()
+}
+
+/// Voluntary plus involuntary context switches: every time the process was scheduled out.
+pub fn context_switches(pid: Pid) -> Option<u64> {
+    Some(status_number(pid, "voluntary_ctxt_switches")? + status_number(pid, "nonvoluntary_ctxt_switches")?)
+}
+
+/// Polls `condition` every few milliseconds until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,102 @@
+//! Signals: the ones that end pause whatever state it inherits, and the ones that must not.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::launch::{Launch, STEP_TIMEOUT, Stderr, launch};
+use crate::messages::TERMINATED;
+use crate::proc;
+
+/// A SIGTERM that is already pending when pause starts is not lost: pause.c would
+/// never see it (it installs handlers but never unblocks an inherited mask).
+pub fn sigterm_pending_at_start() -> Result<(), String> {
+    let mut pause = launch(&Launch { sigterm_pending_at_exec: true, ..Launch::as_pid_1() })?;
+    pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED)
+}
+
+/// A SIGTERM sent the moment exec has happened lands in pause's first microseconds,
+/// before or while it sets up. The parent blocks signals before exec, as runtimes do:
+/// the kernel drops a signal sent to a namespace's init while it is unblocked and at its
+/// default action, and that window (exec to pause's first syscall) no binary can close.
+pub fn sigterm_sent_during_start_up() -> Result<(), String> {
+    for attempt in 0..20 {
+        let mut pause = launch(&Launch { inherit_blocked_signals: true, ..Launch::as_pid_1() })?;
+        pause.signal(Signal::SIGTERM)?;
+        pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED).map_err(|error| format!("attempt {attempt}: {error}"))?;
+    }
+    Ok(())
+}
+
+/// A parent that blocked every signal and ignored TERM, INT and CHLD before exec
+/// does not stop pause from reaping or from shutting down.
+pub fn inherited_ignores_and_mask() -> Result<(), String> {
+    const TERM_INT_CHLD: u64 = 1 << (15 - 1) | 1 << (2 - 1) | 1 << (17 - 1);
+    for shutdown in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut pause = launch(&Launch {
+            inherit_blocked_signals: true,
+            inherit_ignored_signals: true,
+            family: crate::launch::Family::Orphans { count: 50 },
+            ..Launch::as_pid_1()
+        })?;
+        pause.wait_until_idle()?;
+        let ignored = proc::status_signal_set(pause.pid, "SigIgn").ok_or("cannot read SigIgn")?;
+        if ignored & TERM_INT_CHLD != 0 {
+            return Err(format!("pause kept an inherited SIG_IGN: SigIgn is {ignored:016x}, expected TERM, INT and CHLD at their default"));
+        }
+        pause.orphan_the_grandchildren();
+        pause.release_the_orphans();
+        if !proc::eventually(Duration::from_secs(1), || proc::children(pause.pid).is_empty()) {
+            return Err(format!("children left after a second: {:?}", proc::children(pause.pid)));
+        }
+        pause.signal(shutdown)?;
+        let message = if shutdown == Signal::SIGTERM { TERMINATED } else { crate::messages::INTERRUPTED };
+        pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", message)?;
+    }
+    Ok(())
+}
+
+/// Every catchable signal but TERM, INT and CHLD is taken and dropped, silently.
+pub fn other_signals_leave_it_running_and_silent() -> Result<(), String> {
+    use Signal::*;
+    let mut pause = launch(&Launch::as_pid_1())?;
+    pause.wait_until_idle()?;
+    for signal in [SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE, SIGWINCH, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGPWR] {
+        pause.signal(signal)?;
+        // Once it sleeps in rt_sigtimedwait again with nothing pending, the signal was taken.
+        let taken = proc::eventually(STEP_TIMEOUT, || {
+            proc::status_signal_set(pause.pid, "SigPnd") == Some(0) && proc::status_signal_set(pause.pid, "ShdPnd") == Some(0)
+        });
+        pause.wait_until_idle()?;
+        if !taken || !pause.is_running() {
+            return Err(format!("after {signal}: expected pause still running, it {}", if pause.is_running() { "kept the signal pending" } else { "ended" }));
+        }
+        let stderr = pause.stderr_so_far();
+        if !stderr.is_empty() {
+            return Err(format!("after {signal}: expected no output, got stderr {stderr:?}"));
+        }
+    }
+    pause.signal(SIGTERM)?;
+    pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED)
+}
+
+pub fn stderr_closed() -> Result<(), String> {
+    shuts_down_cleanly_with(Stderr::Closed)
+}
+
+pub fn stderr_broken_pipe() -> Result<(), String> {
+    shuts_down_cleanly_with(Stderr::BrokenPipe)
+}
+
+pub fn stderr_full_device() -> Result<(), String> {
+    shuts_down_cleanly_with(Stderr::Full)
+}
+
+/// The message cannot be written, yet pause still exits 0 on SIGTERM, and is not
+/// killed by SIGPIPE.
+fn shuts_down_cleanly_with(stderr: Stderr) -> Result<(), String> {
+    let mut pause = launch(&Launch { stderr, ..Launch::as_pid_1() })?;
+    pause.wait_until_idle()?;
+    pause.signal(Signal::SIGTERM)?;
+    pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", "").map_err(|error| format!("with stderr {stderr:?}: {error}"))
+}
