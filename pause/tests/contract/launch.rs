@@ -164,7 +164,6 @@ pub fn launch(launch: &Launch) -> Result<Running, String> {
         orphan_gate: orphan_gate_read.as_raw_fd(),
         release_gate: release_gate_read.as_raw_fd(),
         family_ready: family_ready_write.as_raw_fd(),
-        fds_the_family_closes: [orphan_gate_write.as_raw_fd(), release_gate_write.as_raw_fd(), exec_done_write.as_raw_fd()],
     };
 
     let mut flags = libc::SIGCHLD as libc::c_long;
@@ -224,7 +223,6 @@ struct ChildSetup {
     orphan_gate: RawFd,
     release_gate: RawFd,
     family_ready: RawFd,
-    fds_the_family_closes: [RawFd; 3],
 }
 
 /// Runs in the cloned child: arranges fds, signal state and family, then execs pause.
@@ -284,13 +282,7 @@ unsafe fn spawn_orphan_family(setup: &ChildSetup, count: usize) {
         if libc::fork() != 0 {
             return;
         }
-        // The family must keep neither the gates' write ends (they would never close)
-        // nor the test's other pipes (they would never reach EOF).
-        for fd in setup.fds_the_family_closes {
-            libc::close(fd);
-        }
-        libc::close(1);
-        libc::close(2);
+        close_all_fds_except(&mut [setup.orphan_gate, setup.release_gate, setup.family_ready]);
         for _ in 0..count {
             if libc::fork() == 0 {
                 block_until_closed(setup.release_gate);
@@ -313,16 +305,33 @@ unsafe fn spawn_sleeping_child(setup: &ChildSetup) {
         if libc::fork() != 0 {
             return;
         }
-        for fd in setup.fds_the_family_closes {
-            libc::close(fd);
-        }
-        libc::close(1);
-        libc::close(2);
+        close_all_fds_except(&mut [setup.family_ready]);
         libc::write(setup.family_ready, b"r".as_ptr().cast(), 1);
         loop {
             libc::pause();
         }
     }
+}
+
+/// Closes every file descriptor but `keep` (which it sorts). The family is forked from a
+/// multi-threaded test process, so it holds copies of other trials' pipes too: kept open,
+/// they would hide the EOF those trials wait for, and the gates' write ends would never close.
+///
+/// # Safety
+/// Same as `child_setup_and_exec`.
+unsafe fn close_all_fds_except(keep: &mut [RawFd]) {
+    keep.sort_unstable();
+    let mut first_to_close: libc::c_uint = 0;
+    for &fd in keep.iter() {
+        let fd = fd as libc::c_uint;
+        if fd > first_to_close {
+            // SAFETY: close_range only closes descriptors of this process.
+            unsafe { libc::syscall(libc::SYS_close_range, first_to_close, fd - 1, 0) };
+        }
+        first_to_close = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, first_to_close, libc::c_uint::MAX, 0) };
 }
 
 /// Reads until EOF, which comes when the test closes the write end.
