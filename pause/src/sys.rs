@@ -85,7 +85,9 @@ pub fn wait_signal(set: SignalSet) -> isize {
 /// Reaps one exited child without blocking; returns its pid, 0 when children remain but none has exited, or -ECHILD.
 pub fn reap_one() -> isize {
     // SAFETY: no status or rusage pointer is passed.
-    unsafe { syscall4(nr::WAIT4, usize::MAX /* -1: any child */, 0, WNOHANG | WALL, 0) }
+    unsafe {
+        syscall4(nr::WAIT4, usize::MAX /* -1: any child */, 0, WNOHANG | WALL, 0)
+    }
 }
 
 /// Makes orphaned descendants re-parent to us instead of to the namespace's init.

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::launch::{Launch, STEP_TIMEOUT, launch, pause_under_test};
+use pid1::{Launch, STEP_TIMEOUT, launch, proc};
+
 use crate::messages::TERMINATED;
-use crate::proc;
+use crate::pause_under_test;
 
 const MAX_BINARY_BYTES: u64 = 16 * 1024;
 const MAX_RESIDENT_KB: u64 = 32;
@@ -41,13 +42,15 @@ fn elf64_program_header_types(bytes: &[u8]) -> Result<Vec<u32>, String> {
     let header_size = read_u16(0x36).ok_or("truncated ELF header")? as usize;
     let header_count = read_u16(0x38).ok_or("truncated ELF header")? as usize;
     (0..header_count)
-        .map(|index| read_u32(header_offset + index * header_size).ok_or_else(|| "truncated program header".to_string()))
+        .map(|index| {
+            read_u32(header_offset + index * header_size).ok_or_else(|| "truncated program header".to_string())
+        })
         .collect()
 }
 
 pub fn idle_pid_1_uses_no_cpu_and_little_memory() -> Result<(), String> {
-    let mut pause = launch(&Launch::as_pid_1())?;
-    pause.wait_until_idle()?;
+    let mut pause = launch(&Launch::as_pid_1(pause_under_test()))?;
+    pause.wait_until_sleeping()?;
     let resident_kb = proc::status_number(pause.pid, "VmRSS").ok_or("cannot read VmRSS")?;
     if resident_kb > MAX_RESIDENT_KB {
         return Err(format!("expected at most {MAX_RESIDENT_KB} kB resident, pause has {resident_kb} kB"));

@@ -6,11 +6,6 @@
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-// Starting pause with a chosen stderr, inherited signal state and family.
-mod launch;
-// Reading /proc.
-mod proc;
-
 // -v, the not-PID-1 warning, and the shutdown messages.
 mod messages;
 // Signals: pending at start, inherited mask and ignores, the ones that must not stop it, broken stderr.
@@ -20,12 +15,22 @@ mod reaping;
 // Size, memory, and CPU while idle.
 mod footprint;
 
+/// The binary under test: this package's pause, or the one named by `PAUSE_UNDER_TEST`
+/// (to hold another implementation to the same contract).
+fn pause_under_test() -> String {
+    std::env::var("PAUSE_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pause").to_string())
+}
+
 type Check = fn() -> Result<(), String>;
 
 /// (name, needs a PID namespace, check)
 const CHECKS: &[(&str, bool, Check)] = &[
     ("messages::version_flag_in_any_case_and_position", false, messages::version_flag_in_any_case_and_position),
-    ("messages::similar_arguments_are_not_the_version_flag", true, messages::similar_arguments_are_not_the_version_flag),
+    (
+        "messages::similar_arguments_are_not_the_version_flag",
+        true,
+        messages::similar_arguments_are_not_the_version_flag,
+    ),
     ("messages::sigterm_as_pid_1", true, messages::sigterm_as_pid_1),
     ("messages::sigint_as_pid_1", true, messages::sigint_as_pid_1),
     ("messages::warns_when_not_pid_1_and_carries_on", false, messages::warns_when_not_pid_1_and_carries_on),
@@ -45,7 +50,7 @@ const CHECKS: &[(&str, bool, Check)] = &[
 
 fn main() -> std::process::ExitCode {
     let arguments = Arguments::from_args();
-    let namespace_problem = launch::pid_namespaces_available().err();
+    let namespace_problem = pid1::pid_namespaces_available("/bin/true").err();
     if let Some(reason) = &namespace_problem {
         eprintln!("note: trials that run pause as PID 1 are ignored: {reason}");
     }

@@ -2,7 +2,9 @@
 
 use nix::sys::signal::Signal;
 
-use crate::launch::{Launch, STEP_TIMEOUT, launch};
+use pid1::{Launch, STEP_TIMEOUT, launch};
+
+use crate::pause_under_test;
 
 pub const WARNING: &str = "Warning: pause should be the first process\n";
 pub const TERMINATED: &str = "Shutting down, got signal: Terminated\n";
@@ -10,7 +12,10 @@ pub const INTERRUPTED: &str = "Shutting down, got signal: Interrupt\n";
 
 pub fn version_flag_in_any_case_and_position() -> Result<(), String> {
     for arguments in [vec!["-v"], vec!["-V"], vec!["first", "-v"], vec!["-x", "-V", "last"]] {
-        let mut pause = launch(&Launch { arguments: arguments.clone(), ..Launch::as_plain_child() })?;
+        let mut pause = launch(&Launch {
+            arguments: arguments.iter().map(|argument| argument.to_string()).collect(),
+            ..Launch::as_plain_child(pause_under_test())
+        })?;
         let ended = pause.wait_for_exit(STEP_TIMEOUT)?;
         // Our binary prints exactly this; another implementation (PAUSE_UNDER_TEST) must print one line of its own.
         let expected_stdout = match std::env::var("PAUSE_UNDER_TEST") {
@@ -26,8 +31,11 @@ pub fn version_flag_in_any_case_and_position() -> Result<(), String> {
 /// `-vv`, `v` and `--v` are not `-v`: pause must start and sleep as usual.
 pub fn similar_arguments_are_not_the_version_flag() -> Result<(), String> {
     for arguments in [vec!["-vv"], vec!["v"], vec!["--v"], vec!["-"]] {
-        let pause = launch(&Launch { arguments: arguments.clone(), ..Launch::as_pid_1() })?;
-        pause.wait_until_idle().map_err(|error| format!("with arguments {arguments:?}: {error}"))?;
+        let pause = launch(&Launch {
+            arguments: arguments.iter().map(|argument| argument.to_string()).collect(),
+            ..Launch::as_pid_1(pause_under_test())
+        })?;
+        pause.wait_until_sleeping().map_err(|error| format!("with arguments {arguments:?}: {error}"))?;
     }
     Ok(())
 }
@@ -41,15 +49,15 @@ pub fn sigint_as_pid_1() -> Result<(), String> {
 }
 
 fn shuts_down_on(signal: Signal, message: &str) -> Result<(), String> {
-    let mut pause = launch(&Launch::as_pid_1())?;
-    pause.wait_until_idle()?;
+    let mut pause = launch(&Launch::as_pid_1(pause_under_test()))?;
+    pause.wait_until_sleeping()?;
     pause.signal(signal)?;
     pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", message)
 }
 
 pub fn warns_when_not_pid_1_and_carries_on() -> Result<(), String> {
-    let mut pause = launch(&Launch::as_plain_child())?;
-    pause.wait_until_idle()?;
+    let mut pause = launch(&Launch::as_plain_child(pause_under_test()))?;
+    pause.wait_until_sleeping()?;
     pause.signal(Signal::SIGTERM)?;
     pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", &format!("{WARNING}{TERMINATED}"))
 }

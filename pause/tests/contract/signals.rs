@@ -1,18 +1,20 @@
 //! Signals: the ones that end pause whatever state it inherits, and the ones that must not.
 
-use std::time::Duration;
-
 use nix::sys::signal::Signal;
 
-use crate::launch::{Launch, STEP_TIMEOUT, Stderr, launch};
+use pid1::{Family, Launch, STEP_TIMEOUT, Stderr, launch, proc};
+
 use crate::messages::TERMINATED;
-use crate::proc;
+use crate::pause_under_test;
 
 /// A SIGTERM that is already pending when pause starts is not lost: pause.c would
 /// never see it (it installs handlers but never unblocks an inherited mask).
 pub fn sigterm_pending_at_start() -> Result<(), String> {
-    let mut pause = launch(&Launch { sigterm_pending_at_exec: true, ..Launch::as_pid_1() })?;
-    pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED)
+    let mut pause = launch(&Launch { sigterm_pending_at_exec: true, ..Launch::as_pid_1(pause_under_test()) })?;
+    let ended = pause
+        .wait_for_exit(STEP_TIMEOUT)
+        .map_err(|error| format!("a SIGTERM pending at start must end pause: {error}"))?;
+    ended.expect(0, "", TERMINATED)
 }
 
 /// A SIGTERM sent the moment exec has happened lands in pause's first microseconds,
@@ -21,9 +23,12 @@ pub fn sigterm_pending_at_start() -> Result<(), String> {
 /// default action, and that window (exec to pause's first syscall) no binary can close.
 pub fn sigterm_sent_during_start_up() -> Result<(), String> {
     for attempt in 0..20 {
-        let mut pause = launch(&Launch { inherit_blocked_signals: true, ..Launch::as_pid_1() })?;
+        let mut pause = launch(&Launch { inherit_blocked_signals: true, ..Launch::as_pid_1(pause_under_test()) })?;
         pause.signal(Signal::SIGTERM)?;
-        pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED).map_err(|error| format!("attempt {attempt}: {error}"))?;
+        let ended = pause
+            .wait_for_exit(STEP_TIMEOUT)
+            .map_err(|error| format!("a SIGTERM sent during start-up must end pause (attempt {attempt}): {error}"))?;
+        ended.expect(0, "", TERMINATED).map_err(|error| format!("attempt {attempt}: {error}"))?;
     }
     Ok(())
 }
@@ -36,19 +41,20 @@ pub fn inherited_ignores_and_mask() -> Result<(), String> {
         let mut pause = launch(&Launch {
             inherit_blocked_signals: true,
             inherit_ignored_signals: true,
-            family: crate::launch::Family::Orphans { count: 50 },
-            ..Launch::as_pid_1()
+            family: Family::Orphans { count: 50 },
+            ..Launch::as_pid_1(pause_under_test())
         })?;
-        pause.wait_until_idle()?;
+        pause.wait_until_sleeping()?;
         let ignored = proc::status_signal_set(pause.pid, "SigIgn").ok_or("cannot read SigIgn")?;
         if ignored & TERM_INT_CHLD != 0 {
-            return Err(format!("pause kept an inherited SIG_IGN: SigIgn is {ignored:016x}, expected TERM, INT and CHLD at their default"));
+            return Err(format!(
+                "pause kept an inherited SIG_IGN: SigIgn is {ignored:016x}, expected TERM, INT and CHLD at their default"
+            ));
         }
         pause.orphan_the_grandchildren();
         pause.release_the_orphans();
-        if !proc::eventually(Duration::from_secs(1), || proc::children(pause.pid).is_empty()) {
-            return Err(format!("children left after a second: {:?}", proc::children(pause.pid)));
-        }
+        crate::reaping::all_children_reaped_within_a_second(&pause)
+            .map_err(|error| format!("with an inherited mask and inherited SIG_IGN: {error}"))?;
         pause.signal(shutdown)?;
         let message = if shutdown == Signal::SIGTERM { TERMINATED } else { crate::messages::INTERRUPTED };
         pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", message)?;
@@ -59,17 +65,24 @@ pub fn inherited_ignores_and_mask() -> Result<(), String> {
 /// Every catchable signal but TERM, INT and CHLD is taken and dropped, silently.
 pub fn other_signals_leave_it_running_and_silent() -> Result<(), String> {
     use Signal::*;
-    let mut pause = launch(&Launch::as_pid_1())?;
-    pause.wait_until_idle()?;
-    for signal in [SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE, SIGWINCH, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGPWR] {
+    let mut pause = launch(&Launch::as_pid_1(pause_under_test()))?;
+    pause.wait_until_sleeping()?;
+    for signal in [
+        SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE, SIGWINCH, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,
+        SIGPWR,
+    ] {
         pause.signal(signal)?;
         // Once it sleeps in rt_sigtimedwait again with nothing pending, the signal was taken.
         let taken = proc::eventually(STEP_TIMEOUT, || {
-            proc::status_signal_set(pause.pid, "SigPnd") == Some(0) && proc::status_signal_set(pause.pid, "ShdPnd") == Some(0)
+            proc::status_signal_set(pause.pid, "SigPnd") == Some(0)
+                && proc::status_signal_set(pause.pid, "ShdPnd") == Some(0)
         });
-        pause.wait_until_idle()?;
+        pause.wait_until_sleeping()?;
         if !taken || !pause.is_running() {
-            return Err(format!("after {signal}: expected pause still running, it {}", if pause.is_running() { "kept the signal pending" } else { "ended" }));
+            return Err(format!(
+                "after {signal}: expected pause still running, it {}",
+                if pause.is_running() { "kept the signal pending" } else { "ended" }
+            ));
         }
         let stderr = pause.stderr_so_far();
         if !stderr.is_empty() {
@@ -95,8 +108,8 @@ pub fn stderr_full_device() -> Result<(), String> {
 /// The message cannot be written, yet pause still exits 0 on SIGTERM, and is not
 /// killed by SIGPIPE.
 fn shuts_down_cleanly_with(stderr: Stderr) -> Result<(), String> {
-    let mut pause = launch(&Launch { stderr, ..Launch::as_pid_1() })?;
-    pause.wait_until_idle()?;
+    let mut pause = launch(&Launch { stderr, ..Launch::as_pid_1(pause_under_test()) })?;
+    pause.wait_until_sleeping()?;
     pause.signal(Signal::SIGTERM)?;
     pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", "").map_err(|error| format!("with stderr {stderr:?}: {error}"))
 }

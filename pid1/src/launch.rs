@@ -1,11 +1,12 @@
-//! Starts the pause binary under test the way a runtime would: as PID 1 of a fresh PID
-//! namespace (or as a plain child), with a chosen stderr, inherited signal state and a
-//! family of processes prepared before exec.
+//! Starts a program the way a runtime starts pause: as PID 1 of a fresh PID namespace
+//! (or as a plain child), with a chosen stderr, inherited signal state and a family of
+//! processes prepared before exec.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -17,10 +18,10 @@ use nix::unistd::{Pid, pipe2};
 
 use crate::proc;
 
-/// How long any single wait in these tests may take before it counts as a failure.
+/// How long any single wait here may take before it counts as a failure.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where pause's stderr goes.
+/// Where the program's stderr goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stderr {
     /// A pipe the test reads.
@@ -33,35 +34,39 @@ pub enum Stderr {
     Full,
 }
 
-/// Processes set up before exec, so that pause starts with descendants.
+/// Processes set up before exec, so that the program starts with descendants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     None,
     /// A child that forks `count` grandchildren, then all wait: the child until
     /// `Running::orphan_the_grandchildren`, the grandchildren until `Running::release_the_orphans`.
-    Orphans { count: usize },
+    Orphans {
+        count: usize,
+    },
     /// A child that sleeps until killed.
     SleepingChild,
 }
 
 #[derive(Clone, Debug)]
 pub struct Launch {
+    pub program: PathBuf,
     /// Run as PID 1 of a new PID namespace (and a new user namespace when not root).
     pub as_pid_1: bool,
-    pub arguments: Vec<&'static str>,
+    pub arguments: Vec<String>,
     pub stderr: Stderr,
     /// Block every signal before exec, as a careless parent might.
     pub inherit_blocked_signals: bool,
     /// Set SIGTERM, SIGINT and SIGCHLD to SIG_IGN before exec (SIG_IGN survives execve).
     pub inherit_ignored_signals: bool,
-    /// Send SIGTERM to ourselves, blocked, just before exec: it is pending when pause starts.
+    /// Send SIGTERM to ourselves, blocked, just before exec: it is pending when the program starts.
     pub sigterm_pending_at_exec: bool,
     pub family: Family,
 }
 
 impl Launch {
-    pub fn as_pid_1() -> Self {
+    pub fn as_pid_1(program: impl Into<PathBuf>) -> Self {
         Launch {
+            program: program.into(),
             as_pid_1: true,
             arguments: Vec::new(),
             stderr: Stderr::Captured,
@@ -72,12 +77,12 @@ impl Launch {
         }
     }
 
-    pub fn as_plain_child() -> Self {
-        Launch { as_pid_1: false, ..Launch::as_pid_1() }
+    pub fn as_plain_child(program: impl Into<PathBuf>) -> Self {
+        Launch { as_pid_1: false, ..Launch::as_pid_1(program) }
     }
 }
 
-/// What came out of a pause that ended.
+/// What came out of a program that ended.
 #[derive(Debug)]
 pub struct Ended {
     pub status: WaitStatus,
@@ -86,7 +91,7 @@ pub struct Ended {
 }
 
 impl Ended {
-    /// Fails unless pause exited with `code` and wrote exactly `stdout` and `stderr`.
+    /// Fails unless the program exited with `code` and wrote exactly `stdout` and `stderr`.
     pub fn expect(&self, code: i32, stdout: &str, stderr: &str) -> Result<(), String> {
         let expected_status = WaitStatus::Exited(self.pid(), code);
         if self.status != expected_status || self.stdout != stdout || self.stderr != stderr {
@@ -104,7 +109,7 @@ impl Ended {
     }
 }
 
-/// A pause process started by `launch`. Dropping it kills it (and with it, as PID 1,
+/// A program started by `launch`. Dropping it kills it (and with it, as PID 1,
 /// its whole namespace) and reaps it, so a failing test leaves nothing behind.
 pub struct Running {
     pub pid: Pid,
@@ -116,26 +121,22 @@ pub struct Running {
     ended: bool,
 }
 
-/// The binary under test: this package's pause, or the one named by `PAUSE_UNDER_TEST`
-/// (to hold another implementation to the same contract).
-pub fn pause_under_test() -> String {
-    std::env::var("PAUSE_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pause").to_string())
-}
-
-/// Whether this process may create the namespaces `Launch::as_pid_1` needs;
-/// `Err` carries the reason to print when it may not.
-pub fn pid_namespaces_available() -> Result<(), String> {
-    let mut probe = Launch::as_pid_1();
-    probe.arguments = vec!["-v"];
+/// Whether this process may create the namespaces `Launch::as_pid_1` needs, tried by
+/// running `probe_program` (which must exit by itself); `Err` carries the reason to print.
+pub fn pid_namespaces_available(probe_program: &str) -> Result<(), String> {
+    let probe = Launch::as_pid_1(probe_program);
     let mut running = launch(&probe).map_err(|error| format!("cannot create a PID namespace here: {error}"))?;
     running.wait_for_exit(STEP_TIMEOUT)?;
     Ok(())
 }
 
 pub fn launch(launch: &Launch) -> Result<Running, String> {
-    let program = CString::new(pause_under_test()).unwrap();
+    let c_string = |text: &str| CString::new(text).map_err(|_| format!("{text:?} contains a NUL byte"));
+    let program = c_string(&launch.program.to_string_lossy())?;
     let mut argv_strings = vec![program.clone()];
-    argv_strings.extend(launch.arguments.iter().map(|argument| CString::new(*argument).unwrap()));
+    for argument in &launch.arguments {
+        argv_strings.push(c_string(argument)?);
+    }
     let argv: Vec<*const libc::c_char> =
         argv_strings.iter().map(|argument| argument.as_ptr()).chain([std::ptr::null()]).collect();
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -164,6 +165,7 @@ pub fn launch(launch: &Launch) -> Result<Running, String> {
         orphan_gate: orphan_gate_read.as_raw_fd(),
         release_gate: release_gate_read.as_raw_fd(),
         family_ready: family_ready_write.as_raw_fd(),
+        exec_done: exec_done_write.as_raw_fd(),
     };
 
     let mut flags = libc::SIGCHLD as libc::c_long;
@@ -187,7 +189,15 @@ pub fn launch(launch: &Launch) -> Result<Running, String> {
     let pid = Pid::from_raw(pid as libc::pid_t);
 
     // Only the child keeps these ends; holding them here would hide EOF.
-    drop((stdout_write, stderr_write, dev_full, family_ready_write, orphan_gate_read, release_gate_read, exec_done_write));
+    drop((
+        stdout_write,
+        stderr_write,
+        dev_full,
+        family_ready_write,
+        orphan_gate_read,
+        release_gate_read,
+        exec_done_write,
+    ));
     set_nonblocking(&stdout_read)?;
     let stderr = match launch.stderr {
         Stderr::Captured => {
@@ -205,9 +215,18 @@ pub fn launch(launch: &Launch) -> Result<Running, String> {
         release_orphans_gate: Some(release_gate_write),
         ended: false,
     };
-    wait_for_eof(exec_done_read, STEP_TIMEOUT).map_err(|error| format!("the child did not exec pause: {error}"))?;
+    let program_name = launch.program.display();
+    match read_one_byte(exec_done_read, STEP_TIMEOUT) {
+        Ok(None) => {}
+        Ok(Some(errno)) => {
+            let reason = std::io::Error::from_raw_os_error(errno.into());
+            return Err(format!("cannot exec {program_name}: {reason}"));
+        }
+        Err(error) => return Err(format!("the child did not exec {program_name}: {error}")),
+    }
     if launch.family != Family::None {
-        wait_for_byte(family_ready_read, STEP_TIMEOUT).map_err(|error| format!("the family set up before exec did not get ready: {error}"))?;
+        wait_for_byte(family_ready_read, STEP_TIMEOUT)
+            .map_err(|error| format!("the family set up before exec did not get ready: {error}"))?;
     }
     Ok(running)
 }
@@ -223,9 +242,10 @@ struct ChildSetup {
     orphan_gate: RawFd,
     release_gate: RawFd,
     family_ready: RawFd,
+    exec_done: RawFd,
 }
 
-/// Runs in the cloned child: arranges fds, signal state and family, then execs pause.
+/// Runs in the cloned child: arranges fds, signal state and family, then execs the program.
 ///
 /// # Safety
 /// Must be called only in a child just made by clone/fork, with valid C strings.
@@ -267,6 +287,9 @@ unsafe fn child_setup_and_exec(
             libc::kill(libc::getpid(), libc::SIGTERM);
         }
         libc::execve(program, argv, envp);
+        // Still here: exec failed. Say why through the pipe whose EOF would have meant success.
+        let errno = *libc::__errno_location() as u8;
+        libc::write(setup.exec_done, (&errno as *const u8).cast(), 1);
         libc::_exit(127)
     }
 }
@@ -345,25 +368,20 @@ unsafe fn block_until_closed(fd: RawFd) {
 }
 
 impl Running {
-    /// Waits until pause sleeps in rt_sigtimedwait, its only idle state: start-up is over.
-    pub fn wait_until_idle(&self) -> Result<(), String> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            if proc::current_syscall(self.pid) == Some(libc::SYS_rt_sigtimedwait) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("pause did not reach its sleep loop within {STEP_TIMEOUT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
+    /// Waits until the program sleeps: for a pause-like program, start-up is over and it
+    /// waits for signals. (Such a program makes no blocking call before its wait loop.)
+    pub fn wait_until_sleeping(&self) -> Result<(), String> {
+        if proc::eventually(STEP_TIMEOUT, || proc::state(self.pid) == Some('S')) {
+            return Ok(());
         }
+        Err(format!("the program did not go to sleep within {STEP_TIMEOUT:?} (state {:?})", proc::state(self.pid)))
     }
 
     pub fn signal(&self, signal: Signal) -> Result<(), String> {
         kill(self.pid, signal).map_err(|error| format!("kill {signal} failed: {error}"))
     }
 
-    /// Whether pause is still running (not exited, not a zombie waiting for us).
+    /// Whether the program is still running (not exited, not a zombie waiting for us).
     pub fn is_running(&self) -> bool {
         !self.ended && !matches!(proc::state(self.pid), None | Some('Z'))
     }
@@ -378,12 +396,12 @@ impl Running {
         self.release_orphans_gate = None;
     }
 
-    /// Everything pause wrote to stderr so far.
+    /// Everything the program wrote to stderr so far.
     pub fn stderr_so_far(&mut self) -> String {
         self.stderr.as_mut().map(read_available).unwrap_or_default()
     }
 
-    /// Waits for pause to end (killing it after `timeout`) and collects its output.
+    /// Waits for the program to end (killing it after `timeout`) and collects its output.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> Result<Ended, String> {
         let deadline = Instant::now() + timeout;
         let status = loop {
@@ -393,7 +411,7 @@ impl Running {
                 Err(error) => return Err(format!("waitpid failed: {error}")),
             }
             if Instant::now() > deadline {
-                return Err(format!("pause did not exit within {timeout:?}"));
+                return Err(format!("the program did not exit within {timeout:?}"));
             }
             std::thread::sleep(Duration::from_millis(2));
         };
@@ -433,20 +451,13 @@ fn read_available(file: &mut File) -> String {
 
 fn wait_for_byte(fd: OwnedFd, timeout: Duration) -> Result<(), String> {
     match read_one_byte(fd, timeout)? {
-        1 => Ok(()),
-        _ => Err("the pipe closed without a byte".into()),
+        Some(_) => Ok(()),
+        None => Err("the pipe closed without a byte".into()),
     }
 }
 
-fn wait_for_eof(fd: OwnedFd, timeout: Duration) -> Result<(), String> {
-    match read_one_byte(fd, timeout)? {
-        0 => Ok(()),
-        _ => Err("expected EOF, got a byte".into()),
-    }
-}
-
-/// Waits up to `timeout` for a byte or EOF; returns how many bytes came (1 or 0).
-fn read_one_byte(fd: OwnedFd, timeout: Duration) -> Result<usize, String> {
+/// Waits up to `timeout` for a byte (Some) or EOF (None).
+fn read_one_byte(fd: OwnedFd, timeout: Duration) -> Result<Option<u8>, String> {
     let mut file = File::from(fd);
     let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
     let mut poll_fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
@@ -455,5 +466,10 @@ fn read_one_byte(fd: OwnedFd, timeout: Duration) -> Result<usize, String> {
         Ok(_) => {}
         Err(error) => return Err(format!("poll failed: {error}")),
     }
-    file.read(&mut [0u8; 1]).map_err(|error| format!("read failed: {error}"))
+    let mut byte = [0u8; 1];
+    match file.read(&mut byte) {
+        Ok(0) => Ok(None),
+        Ok(_) => Ok(Some(byte[0])),
+        Err(error) => Err(format!("read failed: {error}")),
+    }
 }
