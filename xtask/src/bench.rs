@@ -1,0 +1,259 @@
+//! `cargo xtask bench`: what one pause costs, beside its peers.
+//!
+//! For each binary: file size, resident memory as an idle PID 1, the time to reap a storm
+//! of orphans that exit together, and SIGTERM-to-exit latency (median of many runs).
+//! Every figure comes from the real kernel: a fresh PID namespace per run, read from /proc.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::Signal;
+use pid1::{Family, Launch, launch, proc};
+
+use crate::pause_build;
+
+const HELP: &str = "\
+Usage: cargo xtask bench [options]
+
+Measures our pause and every peer given with --vs, each as PID 1 of a fresh PID namespace.
+
+Options:
+  --pause-bin PATH     measure this pause instead of building the workspace's (release profile)
+  --vs 'PATH [ARGS]'   also measure this pause-like program, run with these arguments
+                       (repeatable; e.g. --vs '/usr/bin/catatonit -P'
+                       or --vs '/usr/bin/tini -s -- /bin/sleep infinity')
+  --orphans N          size of the orphan storm (default 10000)
+  --storms N           orphan storms per binary; the median is shown (default 5)
+  --runs N             SIGTERM-to-exit runs per binary (default 201)
+
+Needs root, or unprivileged user namespaces, to create PID namespaces.";
+
+struct Options {
+    pause_bin: Option<PathBuf>,
+    peers: Vec<Subject>,
+    sizes: Sizes,
+}
+
+/// How much work each measurement does.
+#[derive(Clone, Copy)]
+struct Sizes {
+    orphans: usize,
+    storms: usize,
+    runs: usize,
+}
+
+/// A program to measure and the arguments that make it sleep like pause.
+struct Subject {
+    program: PathBuf,
+    arguments: Vec<String>,
+}
+
+impl Subject {
+    fn label(&self) -> String {
+        std::iter::once(self.program.display().to_string())
+            .chain(self.arguments.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The figures of one subject.
+struct Figures {
+    size_bytes: u64,
+    resident_kb: u64,
+    storm_median: Duration,
+    sigterm_median: Duration,
+    sigterm_p90: Duration,
+    sigterm_exit: String,
+}
+
+pub fn run(arguments: &[String]) -> Result<()> {
+    let Some(options) = parse(arguments)? else {
+        println!("{HELP}");
+        return Ok(());
+    };
+    pid1::pid_namespaces_available("/bin/true")
+        .map_err(|reason| anyhow!("{reason}\nrun the bench as root, or enable unprivileged user namespaces"))?;
+    let ours = match options.pause_bin {
+        Some(path) => path,
+        None => pause_build::build_release()?,
+    };
+    let ours = Subject { program: ours, arguments: Vec::new() };
+
+    let mut rows = Vec::new();
+    for subject in std::iter::once(&ours).chain(&options.peers) {
+        eprintln!("measuring {} ...", subject.label());
+        let started = Instant::now();
+        let figures =
+            measure(subject, options.sizes).with_context(|| format!("while measuring {}", subject.label()))?;
+        eprintln!("  done in {:.1} s", started.elapsed().as_secs_f64());
+        rows.push((subject.label(), figures));
+    }
+    print_table(&rows, options.sizes);
+    Ok(())
+}
+
+fn parse(arguments: &[String]) -> Result<Option<Options>> {
+    let mut options =
+        Options { pause_bin: None, peers: Vec::new(), sizes: Sizes { orphans: 10_000, storms: 5, runs: 201 } };
+    let mut arguments = arguments.iter();
+    while let Some(argument) = arguments.next() {
+        let mut value = || arguments.next().ok_or_else(|| anyhow!("{argument} needs a value (see --help)"));
+        match argument.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--pause-bin" => options.pause_bin = Some(existing_file(value()?)?),
+            "--vs" => {
+                let mut words = value()?.split_whitespace().map(str::to_string);
+                let program = words.next().ok_or_else(|| anyhow!("--vs needs a program path"))?;
+                options.peers.push(Subject { program: existing_file(&program)?, arguments: words.collect() });
+            }
+            "--orphans" => options.sizes.orphans = value()?.parse().context("--orphans takes a whole number")?,
+            "--storms" => options.sizes.storms = value()?.parse().context("--storms takes a whole number")?,
+            "--runs" => options.sizes.runs = value()?.parse().context("--runs takes a whole number")?,
+            unknown => bail!("unknown option `{unknown}` (see cargo xtask bench --help)"),
+        }
+    }
+    if options.sizes.runs == 0 || options.sizes.storms == 0 {
+        bail!("--runs and --storms must be at least 1");
+    }
+    Ok(Some(options))
+}
+
+fn existing_file(path: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        bail!("{} is not a file", path.display());
+    }
+    Ok(path)
+}
+
+fn measure(subject: &Subject, sizes: Sizes) -> Result<Figures> {
+    let size_bytes = std::fs::metadata(&subject.program)?.len();
+    let resident_kb = idle_resident_kb(subject)?;
+    let mut storms = (0..sizes.storms).map(|_| orphan_storm(subject, sizes.orphans)).collect::<Result<Vec<_>>>()?;
+    storms.sort();
+    let (mut latencies, sigterm_exit) = sigterm_latencies(subject, sizes.runs)?;
+    latencies.sort();
+    Ok(Figures {
+        size_bytes,
+        resident_kb,
+        storm_median: storms[storms.len() / 2],
+        sigterm_median: latencies[latencies.len() / 2],
+        sigterm_p90: latencies[latencies.len() * 9 / 10],
+        sigterm_exit,
+    })
+}
+
+fn launch_as_pid_1(subject: &Subject, family: Family) -> Result<pid1::Running> {
+    let mut settings = Launch::as_pid_1(&subject.program);
+    settings.arguments = subject.arguments.clone();
+    settings.family = family;
+    let running = launch(&settings).map_err(|error| anyhow!(error))?;
+    running.wait_until_sleeping().map_err(|error| anyhow!(error))?;
+    Ok(running)
+}
+
+/// VmRSS once start-up is over and the program sleeps.
+fn idle_resident_kb(subject: &Subject) -> Result<u64> {
+    let running = launch_as_pid_1(subject, Family::None)?;
+    // Let any lazy start-up work (a peer may fork its child) settle before reading.
+    std::thread::sleep(Duration::from_millis(200));
+    proc::status_number(running.pid, "VmRSS").context("cannot read VmRSS")
+}
+
+/// From the moment `count` orphans re-parented to PID 1 are released until PID 1 has none
+/// left. The clock includes the orphans' own exits: the same work for every subject.
+fn orphan_storm(subject: &Subject, count: usize) -> Result<Duration> {
+    const STORM_TIMEOUT: Duration = Duration::from_secs(120);
+    let mut running = launch_as_pid_1(subject, Family::Orphans { count })?;
+    // Children that are not ours (a peer's own child, such as tini's) stay out of the count.
+    let others = proc::children(running.pid).len() - 1;
+    running.orphan_the_grandchildren();
+    if !proc::eventually(STORM_TIMEOUT, || proc::children(running.pid).len() == others + count) {
+        bail!("the {count} orphans were not re-parented to PID 1 within {STORM_TIMEOUT:?}");
+    }
+    let started = Instant::now();
+    running.release_the_orphans();
+    if !proc::eventually(STORM_TIMEOUT, || proc::children(running.pid).len() == others) {
+        let left = proc::children(running.pid).len() - others;
+        bail!("{left} of {count} orphans were still not reaped after {STORM_TIMEOUT:?}: the program does not reap");
+    }
+    Ok(started.elapsed())
+}
+
+/// SIGTERM-to-exit (as seen by the parent's pidfd), once per run; and how the first run ended.
+fn sigterm_latencies(subject: &Subject, runs: usize) -> Result<(Vec<Duration>, String)> {
+    let mut latencies = Vec::with_capacity(runs);
+    let mut first_exit = String::new();
+    for _ in 0..runs {
+        let mut running = launch_as_pid_1(subject, Family::None)?;
+        let started = Instant::now();
+        running.signal(Signal::SIGTERM).map_err(|error| anyhow!(error))?;
+        let ended =
+            running.wait_for_exit(Duration::from_secs(10)).map_err(|error| anyhow!("after SIGTERM: {error}"))?;
+        latencies.push(started.elapsed());
+        if first_exit.is_empty() {
+            first_exit = describe_status(ended.status);
+        }
+    }
+    Ok((latencies, first_exit))
+}
+
+fn describe_status(status: nix::sys::wait::WaitStatus) -> String {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => format!("exit {code}"),
+        WaitStatus::Signaled(_, signal, _) => format!("killed by {signal}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn print_table(rows: &[(String, Figures)], sizes: Sizes) {
+    let headers = [
+        "binary".to_string(),
+        "size (bytes)".to_string(),
+        "idle RSS (kB)".to_string(),
+        format!("reap {} orphans, median of {} (ms)", sizes.orphans, sizes.storms),
+        format!("SIGTERM to exit, median / p90 of {} (µs)", sizes.runs),
+        "on SIGTERM".to_string(),
+    ];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|(label, figures)| {
+            [
+                label.clone(),
+                figures.size_bytes.to_string(),
+                figures.resident_kb.to_string(),
+                format!("{:.1}", figures.storm_median.as_secs_f64() * 1e3),
+                format!("{} / {}", figures.sigterm_median.as_micros(), figures.sigterm_p90.as_micros()),
+                figures.sigterm_exit.clone(),
+            ]
+        })
+        .collect();
+    // A Markdown table, so the output can be pasted into docs/bench.md as it is.
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|column| {
+            cells
+                .iter()
+                .map(|row| row[column].chars().count())
+                .chain([headers[column].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count())))
+            .collect();
+        println!("| {} |", padded.join(" | "));
+    };
+    println!();
+    line(&headers);
+    line(&widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>());
+    for row in &cells {
+        line(row);
+    }
+}

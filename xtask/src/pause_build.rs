@@ -1,0 +1,33 @@
+//! Builds the workspace's pause binary (release profile: static, stripped, a few kB).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace root: xtask's manifest lives one level below it.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives inside the workspace")
+}
+
+/// Runs `cargo build --release -p pause` and returns the binary's path.
+pub fn build_release() -> Result<PathBuf> {
+    let started = Instant::now();
+    eprintln!("building pause (cargo build --release -p pause)...");
+    // `cargo xtask` runs under cargo, which says where its own binary is.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--package", "pause"])
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
+    if !status.success() {
+        bail!("cargo build --release -p pause failed ({status}): see cargo's output above");
+    }
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let binary = target_dir.join("release/pause");
+    eprintln!("built {} in {:.1} s", binary.display(), started.elapsed().as_secs_f64());
+    Ok(binary)
+}
