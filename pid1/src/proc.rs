@@ -37,6 +37,19 @@ pub fn cpu_ticks(pid: Pid) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// CPU time the process has used, to the microsecond: `se.sum_exec_runtime` of
+/// /proc/PID/sched (milliseconds, needs CONFIG_SCHED_DEBUG), else the clock ticks of /proc/PID/stat.
+pub fn cpu_time(pid: Pid) -> Option<Duration> {
+    let sched = std::fs::read_to_string(format!("/proc/{pid}/sched")).unwrap_or_default();
+    let runtime = sched.lines().find(|line| line.starts_with("se.sum_exec_runtime"));
+    if let Some(milliseconds) = runtime.and_then(|line| line.split(':').nth(1)?.trim().parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(milliseconds / 1e3));
+    }
+    // SAFETY: sysconf takes a constant and reads no memory.
+    let ticks_per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(Duration::from_secs_f64(cpu_ticks(pid)? as f64 / ticks_per_second))
+}
+
 /// A numeric field of /proc/PID/status, such as `VmRSS` (in kB) or `voluntary_ctxt_switches`.
 pub fn status_number(pid: Pid, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -62,7 +62,8 @@ impl Subject {
 struct Figures {
     size_bytes: u64,
     resident_kb: u64,
-    storm_median: Duration,
+    storm_wall_median: Duration,
+    storm_reaper_cpu_median: Duration,
     sigterm_median: Duration,
     sigterm_p90: Duration,
     sigterm_exit: String,
@@ -131,14 +132,18 @@ fn existing_file(path: &str) -> Result<PathBuf> {
 fn measure(subject: &Subject, sizes: Sizes) -> Result<Figures> {
     let size_bytes = std::fs::metadata(&subject.program)?.len();
     let resident_kb = idle_resident_kb(subject)?;
-    let mut storms = (0..sizes.storms).map(|_| orphan_storm(subject, sizes.orphans)).collect::<Result<Vec<_>>>()?;
-    storms.sort();
+    let storms = (0..sizes.storms).map(|_| orphan_storm(subject, sizes.orphans)).collect::<Result<Vec<_>>>()?;
+    let mut walls: Vec<Duration> = storms.iter().map(|storm| storm.wall).collect();
+    let mut reaper_cpus: Vec<Duration> = storms.iter().map(|storm| storm.reaper_cpu).collect();
+    walls.sort();
+    reaper_cpus.sort();
     let (mut latencies, sigterm_exit) = sigterm_latencies(subject, sizes.runs)?;
     latencies.sort();
     Ok(Figures {
         size_bytes,
         resident_kb,
-        storm_median: storms[storms.len() / 2],
+        storm_wall_median: walls[walls.len() / 2],
+        storm_reaper_cpu_median: reaper_cpus[reaper_cpus.len() / 2],
         sigterm_median: latencies[latencies.len() / 2],
         sigterm_p90: latencies[latencies.len() * 9 / 10],
         sigterm_exit,
@@ -162,9 +167,17 @@ fn idle_resident_kb(subject: &Subject) -> Result<u64> {
     proc::status_number(running.pid, "VmRSS").context("cannot read VmRSS")
 }
 
-/// From the moment `count` orphans re-parented to PID 1 are released until PID 1 has none
-/// left. The clock includes the orphans' own exits: the same work for every subject.
-fn orphan_storm(subject: &Subject, count: usize) -> Result<Duration> {
+/// What one orphan storm took.
+struct Storm {
+    /// From the release of the orphans until PID 1 has none left. This includes the
+    /// orphans' own exits, the same work for every subject, and is noisy on two cores.
+    wall: Duration,
+    /// CPU time PID 1 itself spent meanwhile: the reaper's own cost.
+    reaper_cpu: Duration,
+}
+
+/// Re-parents `count` orphans to PID 1, then lets them exit together.
+fn orphan_storm(subject: &Subject, count: usize) -> Result<Storm> {
     const STORM_TIMEOUT: Duration = Duration::from_secs(120);
     let mut running = launch_as_pid_1(subject, Family::Orphans { count })?;
     // Children that are not ours (a peer's own child, such as tini's) stay out of the count.
@@ -173,13 +186,16 @@ fn orphan_storm(subject: &Subject, count: usize) -> Result<Duration> {
     if !proc::eventually(STORM_TIMEOUT, || proc::children(running.pid).len() == others + count) {
         bail!("the {count} orphans were not re-parented to PID 1 within {STORM_TIMEOUT:?}");
     }
+    let cpu_before = proc::cpu_time(running.pid).context("cannot read PID 1's CPU time")?;
     let started = Instant::now();
     running.release_the_orphans();
     if !proc::eventually(STORM_TIMEOUT, || proc::children(running.pid).len() == others) {
         let left = proc::children(running.pid).len() - others;
         bail!("{left} of {count} orphans were still not reaped after {STORM_TIMEOUT:?}: the program does not reap");
     }
-    Ok(started.elapsed())
+    let wall = started.elapsed();
+    let cpu_after = proc::cpu_time(running.pid).context("cannot read PID 1's CPU time")?;
+    Ok(Storm { wall, reaper_cpu: cpu_after.saturating_sub(cpu_before) })
 }
 
 /// SIGTERM-to-exit (as seen by the parent's pidfd), once per run; and how the first run ended.
@@ -214,7 +230,7 @@ fn print_table(rows: &[(String, Figures)], sizes: Sizes) {
         "binary".to_string(),
         "size (bytes)".to_string(),
         "idle RSS (kB)".to_string(),
-        format!("reap {} orphans, median of {} (ms)", sizes.orphans, sizes.storms),
+        format!("reap {} orphans: wall / PID 1 CPU, median of {} (ms)", sizes.orphans, sizes.storms),
         format!("SIGTERM to exit, median / p90 of {} (µs)", sizes.runs),
         "on SIGTERM".to_string(),
     ];
@@ -225,7 +241,11 @@ fn print_table(rows: &[(String, Figures)], sizes: Sizes) {
                 label.clone(),
                 figures.size_bytes.to_string(),
                 figures.resident_kb.to_string(),
-                format!("{:.1}", figures.storm_median.as_secs_f64() * 1e3),
+                format!(
+                    "{:.0} / {:.1}",
+                    figures.storm_wall_median.as_secs_f64() * 1e3,
+                    figures.storm_reaper_cpu_median.as_secs_f64() * 1e3
+                ),
                 format!("{} / {}", figures.sigterm_median.as_micros(), figures.sigterm_p90.as_micros()),
                 figures.sigterm_exit.clone(),
             ]
