@@ -82,3 +82,51 @@ pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    #[test]
+    fn reads_this_thread() {
+        // Tests run on threads: this thread is running, the process's main thread is not.
+        let me = nix::unistd::gettid();
+        assert_eq!(state(me), Some('R'));
+        assert!(status_number(me, "Threads").unwrap() >= 1);
+        assert!(status_number(me, "VmRSS").unwrap() > 0);
+        assert!(context_switches(me).is_some());
+        assert!(status_signal_set(me, "SigBlk").is_some());
+        // Burn a little CPU so that the counter is certainly above zero.
+        let mut sum = 0u64;
+        for number in 0..5_000_000u64 {
+            sum = sum.wrapping_add(std::hint::black_box(number));
+        }
+        std::hint::black_box(sum);
+        assert!(cpu_time(me).unwrap() > Duration::ZERO);
+    }
+
+    #[test]
+    fn sees_a_child_sleep_and_stop() {
+        let mut child = Command::new("sleep").arg("30").stdin(Stdio::null()).spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        // The test harness runs tests on threads: the child belongs to this thread's task.
+        let me = Pid::this();
+        let listed = std::fs::read_dir(format!("/proc/{me}/task"))
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .any(|thread: i32| {
+                std::fs::read_to_string(format!("/proc/{me}/task/{thread}/children"))
+                    .unwrap_or_default()
+                    .contains(&pid.to_string())
+            });
+        assert!(listed, "the child {pid} is not listed in any children file of {me}");
+        assert!(eventually(Duration::from_secs(5), || state(pid) == Some('S')));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        assert!(eventually(Duration::from_secs(5), || state(pid) == Some('T')));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(state(pid), None);
+    }
+}

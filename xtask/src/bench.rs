@@ -234,10 +234,10 @@ fn print_table(rows: &[(String, Figures)], sizes: Sizes) {
         format!("SIGTERM to exit, median / p90 of {} (µs)", sizes.runs),
         "on SIGTERM".to_string(),
     ];
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|(label, figures)| {
-            [
+            vec![
                 label.clone(),
                 figures.size_bytes.to_string(),
                 figures.resident_kb.to_string(),
@@ -251,29 +251,76 @@ fn print_table(rows: &[(String, Figures)], sizes: Sizes) {
             ]
         })
         .collect();
-    // A Markdown table, so the output can be pasted into docs/bench.md as it is.
+    println!("\n{}", markdown_table(&headers, &cells));
+}
+
+/// A Markdown table with aligned columns, so the output reads well in a terminal and
+/// can be pasted into docs/bench.md as it is.
+fn markdown_table(headers: &[String], rows: &[Vec<String>]) -> String {
+    let width_of = |text: &String| text.chars().count();
     let widths: Vec<usize> = (0..headers.len())
         .map(|column| {
-            cells
-                .iter()
-                .map(|row| row[column].chars().count())
-                .chain([headers[column].chars().count()])
-                .max()
-                .unwrap_or(0)
+            rows.iter().map(|row| width_of(&row[column])).chain([width_of(&headers[column])]).max().unwrap_or(0)
         })
         .collect();
     let line = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count())))
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - width_of(cell))))
             .collect();
-        println!("| {} |", padded.join(" | "));
+        format!("| {} |", padded.join(" | "))
     };
-    println!();
-    line(&headers);
-    line(&widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>());
-    for row in &cells {
-        line(row);
+    let separator: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
+    std::iter::once(line(headers))
+        .chain([line(&separator)])
+        .chain(rows.iter().map(|row| line(row)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arguments(list: &[&str]) -> Vec<String> {
+        list.iter().map(|argument| argument.to_string()).collect()
+    }
+
+    #[test]
+    fn vs_takes_a_program_and_its_arguments() {
+        let options = parse(&arguments(&["--vs", "/bin/sh -c true", "--runs", "7"])).unwrap().unwrap();
+        assert_eq!(options.peers.len(), 1);
+        assert_eq!(options.peers[0].program, PathBuf::from("/bin/sh"));
+        assert_eq!(options.peers[0].arguments, ["-c", "true"]);
+        assert_eq!(options.peers[0].label(), "/bin/sh -c true");
+        assert_eq!((options.sizes.runs, options.sizes.storms, options.sizes.orphans), (7, 5, 10_000));
+    }
+
+    #[test]
+    fn help_asks_for_no_run() {
+        assert!(parse(&arguments(&["--help"])).unwrap().is_none());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let error = |list: &[&str]| parse(&arguments(list)).err().map(|error| error.to_string()).unwrap_or_default();
+        assert_eq!(error(&["--frobnicate"]), "unknown option `--frobnicate` (see cargo xtask bench --help)");
+        assert_eq!(error(&["--runs"]), "--runs needs a value (see --help)");
+        assert_eq!(error(&["--runs", "0"]), "--runs and --storms must be at least 1");
+        assert_eq!(error(&["--vs", "/no/such/pause"]), "/no/such/pause is not a file");
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let headers = arguments(&["binary", "size (bytes)"]);
+        let rows = vec![arguments(&["a-long-binary-name", "2000"]), arguments(&["µ", "1"])];
+        let table = markdown_table(&headers, &rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], "| binary             | size (bytes) |");
+        assert_eq!(lines[1], "| ------------------ | ------------ |");
+        assert_eq!(lines[3], "| µ                  | 1            |");
+        assert!(lines.iter().all(|line| line.chars().count() == lines[0].chars().count()));
     }
 }
