@@ -43,7 +43,7 @@ pub enum Family {
     Orphans {
         count: usize,
     },
-    /// A child that sleeps until killed.
+    /// A child that sleeps until killed (or until the `Running` handle drops).
     SleepingChild,
 }
 
@@ -330,7 +330,8 @@ unsafe fn spawn_orphan_family(setup: &ChildSetup, count: usize) {
     }
 }
 
-/// Forks a child that sleeps until a signal ends it.
+/// Forks a child that sleeps until a signal ends it, or until the handle drops (the
+/// release gate closes), so that it cannot outlive a failed test even when not in a PID namespace.
 ///
 /// # Safety
 /// Same as `child_setup_and_exec`.
@@ -340,11 +341,10 @@ unsafe fn spawn_sleeping_child(setup: &ChildSetup) {
         if libc::fork() != 0 {
             return;
         }
-        close_all_fds_except(&mut [setup.family_ready]);
+        close_all_fds_except(&mut [setup.release_gate, setup.family_ready]);
         libc::write(setup.family_ready, b"r".as_ptr().cast(), 1);
-        loop {
-            libc::pause();
-        }
+        block_until_closed(setup.release_gate);
+        libc::_exit(0);
     }
 }
 
@@ -375,8 +375,16 @@ unsafe fn close_all_fds_except(keep: &mut [RawFd]) {
 /// `fd` must be an open file descriptor.
 unsafe fn block_until_closed(fd: RawFd) {
     let mut byte = 0u8;
-    // SAFETY: reads one byte into a live local.
-    while unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) } != 0 {}
+    loop {
+        // SAFETY: reads one byte into a live local.
+        let count = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        // SAFETY: errno is thread-local and always readable.
+        let interrupted = count < 0 && unsafe { *libc::__errno_location() } == libc::EINTR;
+        // EOF, or an error that retrying cannot mend (spinning on it would burn a core).
+        if count == 0 || (count < 0 && !interrupted) {
+            return;
+        }
+    }
 }
 
 impl Running {
