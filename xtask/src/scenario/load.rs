@@ -1,0 +1,274 @@
+//! Loads scenario files strictly: a syntax error, an unknown field, a wrong type or a
+//! missing field names the file, line, column and field; what parses is then checked
+//! for sense (known containers, valid matchers, files that exist) before anything runs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::{Container, Matcher, NamespaceKind, SCHEMA_VERSION, Scenario, Step};
+
+/// Every `*.json` scenario under `directory` (not the schema), sorted by path.
+pub fn load_all(directory: &Path) -> Result<Vec<Scenario>> {
+    let entries = std::fs::read_dir(directory).with_context(|| format!("cannot read {}", directory.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
+        .filter(|path| path.file_name().is_some_and(|name| name != "schema.json"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|path| load(path)).collect()
+}
+
+pub fn load(path: &Path) -> Result<Scenario> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&text, path)
+}
+
+/// Parses and checks one scenario; `path` names it in errors and anchors its `files`.
+pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    let mut scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let field = error.path().to_string();
+        let inner = error.into_inner();
+        let message = inner.to_string();
+        let field = if field == "." { String::new() } else { format!("{field}: ") };
+        anyhow::anyhow!("{}:{}:{}: {field}{}", path.display(), inner.line(), inner.column(), without_position(&message))
+    })?;
+    scenario.path = path.to_path_buf();
+    check(&scenario).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    Ok(scenario)
+}
+
+/// serde_json ends its messages with " at line L column C"; the caller puts the position first.
+fn without_position(message: &str) -> &str {
+    message.rfind(" at line ").map_or(message, |index| &message[..index])
+}
+
+/// What the types cannot say: the checks that need the whole scenario.
+fn check(scenario: &Scenario) -> Result<()> {
+    if scenario.schema_version != SCHEMA_VERSION {
+        bail!("schema_version: expected {SCHEMA_VERSION}, found {}", scenario.schema_version);
+    }
+    if scenario.steps.is_empty() {
+        bail!("steps: a scenario needs at least one step");
+    }
+    let pod = &scenario.pod;
+    if !pod.infra.share.is_empty() {
+        bail!("pod.infra.share: the infra container owns the namespaces; only app containers share");
+    }
+    let mut names = BTreeSet::new();
+    let containers = std::iter::once(("pod.infra".to_string(), &pod.infra)).chain(
+        pod.containers.iter().enumerate().map(|(index, container)| (format!("pod.containers[{index}]"), container)),
+    );
+    for (field, container) in containers {
+        check_container(scenario, &field, container)?;
+        if !names.insert(container.name.as_str()) {
+            bail!("{field}.name: `{}` is used twice", container.name);
+        }
+    }
+    let known = names.iter().copied().collect::<Vec<_>>().join(", ");
+    let published: BTreeSet<u16> = std::iter::once(&pod.infra)
+        .chain(&pod.containers)
+        .flat_map(|container| container.publish.iter())
+        .filter_map(|mapping| mapping.split(':').next()?.parse().ok())
+        .collect();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let field = format!("steps[{index}].{}", step.kind());
+        for name in step.container_names() {
+            if !names.contains(name) {
+                bail!("{field}: no container named `{name}` in the pod (it has {known})");
+            }
+        }
+        check_step(step, &field, &published)?;
+    }
+    Ok(())
+}
+
+fn check_container(scenario: &Scenario, field: &str, container: &Container) -> Result<()> {
+    if container.name.is_empty() || !container.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        bail!("{field}.name: `{}` must be letters, digits, `-` or `_`", container.name);
+    }
+    if container.image.is_empty() {
+        bail!("{field}.image: must not be empty");
+    }
+    if container.command.is_some() && container.args.is_some() {
+        bail!("{field}: give `command` (replaces the entrypoint) or `args` (appended to it), not both");
+    }
+    if container.command.as_ref().is_some_and(Vec::is_empty) {
+        bail!("{field}.command: must not be empty");
+    }
+    let mut seen = BTreeSet::new();
+    for kind in &container.share {
+        if !seen.insert(kind) {
+            bail!("{field}.share: `{}` is listed twice", kind.proc_name());
+        }
+        if matches!(kind, NamespaceKind::Mnt | NamespaceKind::User | NamespaceKind::Cgroup) {
+            bail!("{field}.share: a pod shares net, ipc, pid and uts; `{}` cannot be shared", kind.proc_name());
+        }
+    }
+    for (index, mapping) in container.publish.iter().enumerate() {
+        let ports: Vec<&str> = mapping.split(':').collect();
+        if ports.len() != 2 || ports.iter().any(|port| port.parse::<u16>().is_err()) {
+            bail!("{field}.publish[{index}]: `{mapping}` must be HOST_PORT:CONTAINER_PORT");
+        }
+    }
+    for (target, source) in &container.files {
+        if !target.starts_with('/') {
+            bail!("{field}.files: `{target}` must be an absolute path in the container");
+        }
+        let source_path = file_source(scenario, source);
+        if !source_path.is_file() {
+            bail!("{field}.files[\"{target}\"]: {} does not exist", source_path.display());
+        }
+    }
+    Ok(())
+}
+
+/// A `files` source, relative to the scenario file's folder.
+pub fn file_source(scenario: &Scenario, source: &str) -> PathBuf {
+    scenario.path.parent().unwrap_or(Path::new(".")).join(source)
+}
+
+fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()> {
+    let check_matcher = |name: &str, matcher: Option<&Matcher>| -> Result<()> {
+        match matcher.map(Matcher::validate) {
+            Some(Err(problem)) => bail!("{field}.{name}: {problem}"),
+            _ => Ok(()),
+        }
+    };
+    match step {
+        Step::Exec(exec) => {
+            if exec.argv.is_empty() {
+                bail!("{field}.argv: must not be empty");
+            }
+            check_matcher("stdout", exec.stdout.as_ref())?;
+            check_matcher("stderr", exec.stderr.as_ref())?;
+        }
+        Step::SameIp(step) => at_least_two(field, &step.containers)?,
+        Step::SameHostname(step) => at_least_two(field, &step.containers)?,
+        Step::SameNamespace(step) => at_least_two(field, &step.containers)?,
+        Step::Pid1(step) => check_matcher("command", Some(&step.command))?,
+        Step::Http(http) => {
+            if !published.contains(&http.port) {
+                bail!("{field}.port: no container publishes port {}", http.port);
+            }
+            if !http.path.starts_with('/') {
+                bail!("{field}.path: `{}` must start with /", http.path);
+            }
+            check_matcher("body", http.body.as_ref())?;
+        }
+        Step::Signal(signal) => {
+            if signal.signal.parse::<nix::sys::signal::Signal>().is_err() {
+                bail!("{field}.signal: `{}` is not a signal name (SIGTERM, SIGINT, ...)", signal.signal);
+            }
+        }
+        Step::Stop(stop) => check_matcher("logs", stop.logs.as_ref())?,
+        Step::WaitExit(wait) => check_matcher("logs", wait.logs.as_ref())?,
+        Step::Process(process) => check_matcher("command", process.command.as_ref())?,
+        Step::Logs(logs) => check_matcher("matches", Some(&logs.matches))?,
+        Step::Eventually(eventually) => {
+            if eventually.within_ms == 0 || eventually.every_ms == 0 {
+                bail!("{field}: within_ms and every_ms must be above 0");
+            }
+            check_step(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), published)?;
+        }
+        Step::Running(_) | Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) => {}
+    }
+    Ok(())
+}
+
+fn at_least_two(field: &str, containers: &[String]) -> Result<()> {
+    if containers.len() < 2 {
+        bail!("{field}.containers: a comparison needs at least two containers");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{
+  "schema_version": 1,
+  "description": "minimal",
+  "pod": {
+    "infra": { "name": "pause", "image": "podlab/pause", "publish": ["8080:80"] },
+    "containers": [ { "name": "app", "image": "podlab/nginx", "share": ["net"] } ]
+  },
+  "steps": [ { "same-ip": { "containers": ["pause", "app"] } } ]
+}"#;
+
+    fn error_of(text: &str) -> String {
+        parse(text, Path::new("scenarios/example.json")).err().map(|error| format!("{error:#}")).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_minimal_scenario_loads() {
+        let scenario = parse(MINIMAL, Path::new("scenarios/example.json")).unwrap();
+        assert_eq!(scenario.pod.containers[0].share, [NamespaceKind::Net]);
+        assert_eq!(scenario.steps[0].kind(), "same-ip");
+    }
+
+    #[test]
+    fn an_unknown_field_names_file_line_column_and_field() {
+        let text = MINIMAL.replace(r#""image": "podlab/nginx","#, r#""image": "podlab/nginx", "sahre": [],"#);
+        assert_eq!(
+            error_of(&text),
+            "scenarios/example.json:6:69: pod.containers[0].sahre: unknown field `sahre`, expected one of \
+             `name`, `image`, `share`, `publish`, `files`, `command`, `args`, `user`, `env`, `restart`"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let text = MINIMAL.replace(r#""schema_version": 1"#, r#""schema_version": "1""#);
+        assert_eq!(
+            error_of(&text),
+            r#"scenarios/example.json:2:23: schema_version: invalid type: string "1", expected u32"#
+        );
+    }
+
+    #[test]
+    fn a_missing_field_is_an_error() {
+        let text = MINIMAL.replace(r#""description": "minimal","#, "");
+        assert!(error_of(&text).ends_with("missing field `description`"), "{}", error_of(&text));
+    }
+
+    #[test]
+    fn an_empty_matcher_is_an_error() {
+        let text = MINIMAL.replace(
+            r#"{ "same-ip": { "containers": ["pause", "app"] } }"#,
+            r#"{ "logs": { "container": "pause", "matches": {} } }"#,
+        );
+        assert_eq!(
+            error_of(&text),
+            "scenarios/example.json:8:60: steps[0].logs.matches: \
+             an empty matcher: give one of equals, contains, regex, not, all"
+        );
+    }
+
+    #[test]
+    fn an_unknown_container_is_named() {
+        let text = MINIMAL.replace(r#"["pause", "app"]"#, r#"["pause", "nginx"]"#);
+        assert_eq!(
+            error_of(&text),
+            "scenarios/example.json: steps[0].same-ip: no container named `nginx` in the pod (it has app, pause)"
+        );
+    }
+
+    #[test]
+    fn sense_checks() {
+        let cases = [
+            (r#""schema_version": 1"#, r#""schema_version": 2"#, "schema_version: expected 1, found 2"),
+            (r#""share": ["net"]"#, r#""share": ["net", "mnt"]"#, "a pod shares net, ipc, pid and uts"),
+            (r#""publish": ["8080:80"]"#, r#""publish": ["8080"]"#, "must be HOST_PORT:CONTAINER_PORT"),
+            (r#""name": "app""#, r#""name": "pause""#, "`pause` is used twice"),
+        ];
+        for (from, to, expected) in cases {
+            let error = error_of(&MINIMAL.replace(from, to));
+            assert!(error.contains(expected), "replacing {from} with {to}: {error}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Matchers: how a step says what text it expects. Each is an object with one key.
+
+use regex::Regex;
+use serde::de::{Deserialize, Deserializer, Error, MapAccess, Visitor};
+
+#[derive(Clone, Debug)]
+pub enum Matcher {
+    /// The whole text, exactly.
+    Equals(String),
+    /// The text contains this.
+    Contains(String),
+    /// A regular expression in multi-line mode: `^` and `$` match at each line's start and end.
+    Regex(String),
+    /// The inner matcher does not match.
+    Not(Box<Matcher>),
+    /// Every inner matcher matches (at least one).
+    All(Vec<Matcher>),
+}
+
+const KINDS: &[&str] = &["equals", "contains", "regex", "not", "all"];
+
+/// By hand rather than derived, so that `{}` and `{"equals": .., "contains": ..}` get
+/// messages that say what to write instead of serde's "expected value".
+impl<'de> Deserialize<'de> for Matcher {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MatcherVisitor)
+    }
+}
+
+struct MatcherVisitor;
+
+impl<'de> Visitor<'de> for MatcherVisitor {
+    type Value = Matcher;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a matcher: an object with one key, equals, contains, regex, not or all")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Matcher, A::Error> {
+        let Some(kind) = map.next_key::<String>()? else {
+            return Err(A::Error::custom("an empty matcher: give one of equals, contains, regex, not, all"));
+        };
+        let matcher = match kind.as_str() {
+            "equals" => Matcher::Equals(map.next_value()?),
+            "contains" => Matcher::Contains(map.next_value()?),
+            "regex" => Matcher::Regex(map.next_value()?),
+            "not" => Matcher::Not(Box::new(map.next_value()?)),
+            "all" => Matcher::All(map.next_value()?),
+            unknown => return Err(A::Error::unknown_variant(unknown, KINDS)),
+        };
+        if let Some(second) = map.next_key::<String>()? {
+            return Err(A::Error::custom(format!(
+                "a matcher has one key, this one also has `{second}`: combine matchers with `all`"
+            )));
+        }
+        Ok(matcher)
+    }
+}
+
+impl Matcher {
+    /// Checks what can be wrong in a matcher that parsed: an invalid regex, an empty `all`.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Matcher::Equals(_) | Matcher::Contains(_) => Ok(()),
+            Matcher::Regex(pattern) => compile(pattern).map(drop),
+            Matcher::Not(inner) => inner.validate(),
+            Matcher::All(inner) if inner.is_empty() => Err("`all` needs at least one matcher".to_string()),
+            Matcher::All(inner) => inner.iter().try_for_each(Matcher::validate),
+        }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            Matcher::Equals(expected) => text == expected,
+            Matcher::Contains(expected) => text.contains(expected.as_str()),
+            Matcher::Regex(pattern) => compile(pattern).is_ok_and(|regex| regex.is_match(text)),
+            Matcher::Not(inner) => !inner.matches(text),
+            Matcher::All(inner) => inner.iter().all(|matcher| matcher.matches(text)),
+        }
+    }
+
+    /// The same matcher with `${name}` replaced by values saved by earlier steps.
+    pub fn substitute(&self, replace: &dyn Fn(&str) -> String) -> Matcher {
+        match self {
+            Matcher::Equals(text) => Matcher::Equals(replace(text)),
+            Matcher::Contains(text) => Matcher::Contains(replace(text)),
+            Matcher::Regex(pattern) => Matcher::Regex(replace(pattern)),
+            Matcher::Not(inner) => Matcher::Not(Box::new(inner.substitute(replace))),
+            Matcher::All(inner) => Matcher::All(inner.iter().map(|matcher| matcher.substitute(replace)).collect()),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Equals(text) => write!(formatter, "equals {text:?}"),
+            Matcher::Contains(text) => write!(formatter, "contains {text:?}"),
+            Matcher::Regex(pattern) => write!(formatter, "matches /{pattern}/"),
+            Matcher::Not(inner) => write!(formatter, "not ({inner})"),
+            Matcher::All(inner) => {
+                let parts: Vec<String> = inner.iter().map(ToString::to_string).collect();
+                write!(formatter, "{}", parts.join(" and "))
+            }
+        }
+    }
+}
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    Regex::new(&format!("(?m){pattern}")).map_err(|error| format!("invalid regex: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_is_multi_line() {
+        let matcher = Matcher::Regex(r"^\s*1 /pause$".to_string());
+        assert!(matcher.matches("PID   COMMAND\n    1 /pause\n   12 nginx"));
+        assert!(!matcher.matches("    1 /sbin/init\n"));
+    }
+
+    #[test]
+    fn combinators() {
+        let matcher = Matcher::All(vec![
+            Matcher::Contains("ghost".into()),
+            Matcher::Not(Box::new(Matcher::Contains("error".into()))),
+        ]);
+        assert!(matcher.matches("a ghost stand-in"));
+        assert!(!matcher.matches("ghost error"));
+        assert_eq!(matcher.to_string(), "contains \"ghost\" and not (contains \"error\")");
+    }
+
+    #[test]
+    fn parse_errors_say_what_to_write() {
+        let error = |text: &str| serde_json::from_str::<Matcher>(text).unwrap_err().to_string();
+        assert!(error("{}").starts_with("an empty matcher: give one of equals, contains, regex, not, all"));
+        assert!(
+            error(r#"{"equals": "a", "contains": "b"}"#)
+                .starts_with("a matcher has one key, this one also has `contains`")
+        );
+        assert!(error(r#"{"equal": "a"}"#).starts_with("unknown variant `equal`, expected one of"));
+        assert!(error(r#""a""#).contains("expected a matcher"));
+        let nested: Matcher = serde_json::from_str(r#"{"not": {"all": [{"regex": "^a"}, {"equals": "ab"}]}}"#).unwrap();
+        assert_eq!(nested.to_string(), r#"not (matches /^a/ and equals "ab")"#);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert_eq!(Matcher::All(vec![]).validate().unwrap_err(), "`all` needs at least one matcher");
+        assert!(Matcher::Regex("(".into()).validate().unwrap_err().starts_with("invalid regex"));
+    }
+}
