@@ -308,8 +308,8 @@ impl Step {
 
     /// The containers a step names, so the loader can check that each exists.
     pub fn container_names(&self) -> Vec<&str> {
-        fn one(name: &String) -> Vec<&str> {
-            vec![name.as_str()]
+        fn one(name: &str) -> Vec<&str> {
+            vec![name]
         }
         fn many(names: &[String]) -> Vec<&str> {
             names.iter().map(String::as_str).collect()
