@@ -4,15 +4,26 @@
 use std::process::ExitCode;
 
 mod bench;
+mod command;
+mod doctor;
+mod engine;
+// Nothing calls the image builder yet: the docker engine will, to `docker import` each tar.
+#[allow(dead_code)]
+mod images;
+mod interrupt;
 mod pause_build;
-// The runner that reads every scenario field is being written; until it lands, unread fields are expected.
-#[allow(dead_code, unused_imports)]
+mod progress;
+mod report;
+mod runner;
 mod scenario;
+mod test;
 
 const USAGE: &str = "\
 Usage: cargo xtask <command> [options]
 
 Commands:
+  test     run the scenarios (the pause/nginx/ghost pod) against pause, on Docker
+  doctor   say which prerequisites of `test` are missing and how to install them
   bench    measure pause (and peers given with --vs): size, idle memory, reaping, SIGTERM latency
   help     print this message
 
@@ -29,7 +40,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let outcome = match command.as_str() {
+        "test" => match test::run(options) {
+            Ok(code) => return ExitCode::from(code),
+            Err(error) => Err(error),
+        },
         "bench" => bench::run(options),
+        "doctor" => doctor::run(options),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

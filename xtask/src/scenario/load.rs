@@ -149,7 +149,11 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
         Step::SameIp(step) => at_least_two(field, &step.containers)?,
         Step::SameHostname(step) => at_least_two(field, &step.containers)?,
         Step::SameNamespace(step) => at_least_two(field, &step.containers)?,
-        Step::Pid1(step) => check_matcher("command", Some(&step.command))?,
+        Step::Pid1(step) => {
+            at_least_one(field, &step.containers)?;
+            check_matcher("command", Some(&step.command))?;
+        }
+        Step::Running(step) => at_least_one(field, &step.containers)?,
         Step::Http(http) => {
             if !published.contains(&http.port) {
                 bail!("{field}.port: no container publishes port {}", http.port);
@@ -164,8 +168,18 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
                 bail!("{field}.signal: `{}` is not a signal name (SIGTERM, SIGINT, ...)", signal.signal);
             }
         }
-        Step::Stop(stop) => check_matcher("logs", stop.logs.as_ref())?,
-        Step::WaitExit(wait) => check_matcher("logs", wait.logs.as_ref())?,
+        Step::Stop(stop) => {
+            if stop.within_ms == Some(0) {
+                bail!("{field}.within_ms: must be above 0");
+            }
+            check_matcher("logs", stop.logs.as_ref())?;
+        }
+        Step::WaitExit(wait) => {
+            if wait.within_ms == 0 {
+                bail!("{field}.within_ms: must be above 0");
+            }
+            check_matcher("logs", wait.logs.as_ref())?;
+        }
         Step::Process(process) => check_matcher("command", process.command.as_ref())?,
         Step::Logs(logs) => check_matcher("matches", Some(&logs.matches))?,
         Step::Eventually(eventually) => {
@@ -174,7 +188,14 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
             }
             check_step(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), published)?;
         }
-        Step::Running(_) | Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) => {}
+        Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) => {}
+    }
+    Ok(())
+}
+
+fn at_least_one(field: &str, containers: &[String]) -> Result<()> {
+    if containers.is_empty() {
+        bail!("{field}.containers: name at least one container");
     }
     Ok(())
 }

@@ -11,8 +11,12 @@ use serde::Deserialize;
 
 mod load;
 mod matcher;
+#[cfg(test)]
+mod schema_check;
 
-pub use load::{file_source, load, load_all, parse};
+#[cfg(test)]
+pub use load::parse;
+pub use load::{file_source, load_all};
 pub use matcher::Matcher;
 
 /// The only version of the format so far.
@@ -111,6 +115,7 @@ pub enum Step {
     /// Every container's /proc/PID/ns/KIND is the same namespace (or, with `expect: false`, not).
     SameNamespace(SameNamespace),
     /// `ps` inside each container shows PID 1 running this command.
+    #[serde(rename = "pid-1")]
     Pid1(Pid1),
     /// No process in the container's PID namespace is a zombie.
     NoZombies(ContainerRef),

@@ -1,0 +1,79 @@
+//! `cargo xtask doctor`: which prerequisites of `cargo xtask test` are missing here, and
+//! the command that installs them.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::images;
+
+/// (program, Debian package, what needs it)
+const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("docker", "docker.io", "the docker CLI talks to the daemon"),
+    ("dockerd", "docker.io", "the docker engine starts a private daemon"),
+    ("containerd", "containerd", "dockerd runs containers through it"),
+    ("runc", "runc", "containerd starts containers with it"),
+    ("ip", "iproute2", "the private daemon's bridge; same-ip reads eth0"),
+    ("nsenter", "util-linux", "same-ip and same-hostname look inside each container's namespaces"),
+    ("ps", "procps", "no-zombies lists the processes of a PID namespace"),
+    ("curl", "curl", "http steps ask the pod's published port"),
+    ("tar", "tar", "images are built as root filesystem tars"),
+];
+
+pub fn run(arguments: &[String]) -> Result<()> {
+    if let Some(unknown) = arguments.first() {
+        bail!("cargo xtask doctor takes no options, got `{unknown}`");
+    }
+    let mut missing_packages = Vec::new();
+    for (program, package, why) in PROGRAMS {
+        let found = find_program(program);
+        println!("{} {program:<11} {why}", if found { "ok     " } else { "MISSING" });
+        if !found {
+            missing_packages.push(package.to_string());
+        }
+    }
+    for (what, package) in images::missing_prerequisites() {
+        println!("MISSING {what}");
+        missing_packages.push(package);
+    }
+    let root = nix::unistd::geteuid().is_root();
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    match (root, &docker_host) {
+        (true, _) => println!("ok      root        the private daemon needs root"),
+        (false, Some(host)) => println!("ok      DOCKER_HOST {host} (not root: the tests use that daemon)"),
+        (false, None) => println!("MISSING root        run as root, or point DOCKER_HOST at a daemon you may use"),
+    }
+    missing_packages.sort();
+    missing_packages.dedup();
+    if missing_packages.is_empty() && (root || docker_host.is_some()) {
+        println!("\neverything cargo xtask test needs is here");
+        return Ok(());
+    }
+    if !missing_packages.is_empty() {
+        println!("\ninstall what is missing with:\n  sudo apt-get install {}", missing_packages.join(" "));
+    }
+    bail!("prerequisites are missing (see above)")
+}
+
+fn find_program(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain([Path::new("/usr/sbin").to_path_buf(), Path::new("/sbin").to_path_buf()]).any(
+        |directory| {
+            let candidate = directory.join(program);
+            candidate.metadata().is_ok_and(|metadata| {
+                metadata.is_file() && std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 != 0
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs_on_the_path() {
+        assert!(find_program("sh"));
+        assert!(!find_program("no-such-program-podlab"));
+    }
+}

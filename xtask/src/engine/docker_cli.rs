@@ -1,0 +1,52 @@
+//! The docker CLI, reached through an engine: every call has a deadline and returns
+//! structured output or an error that quotes the command.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::Engine;
+use crate::command::Output;
+
+/// Deadline of a docker call that should answer at once (inspect, logs, kill, rm).
+pub const QUICK: Duration = Duration::from_secs(30);
+
+pub struct DockerCli<'engine> {
+    pub engine: &'engine dyn Engine,
+}
+
+impl DockerCli<'_> {
+    /// Runs `docker <arguments>` and returns its output, whatever the exit code.
+    pub fn call(&self, arguments: &[String], timeout: Duration) -> Result<Output> {
+        let mut argv = self.engine.docker_argv();
+        argv.extend_from_slice(arguments);
+        self.engine.run(&argv, timeout)
+    }
+
+    /// Runs `docker <arguments>` and fails unless it exits 0.
+    pub fn ok(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
+        self.call(&crate::command::argv(arguments), timeout)?.ok()
+    }
+
+    /// `docker inspect --format TEMPLATE NAME`, trimmed.
+    pub fn inspect(&self, name: &str, template: &str) -> Result<String> {
+        let output = self.ok(&["inspect", "--format", template, name], QUICK)?;
+        Ok(output.stdout_text().trim().to_string())
+    }
+
+    /// The host PID (as the daemon's side sees it) of a container's main process.
+    pub fn main_pid(&self, container: &str) -> Result<u32> {
+        let pid = self.inspect(container, "{{.State.Pid}}")?;
+        let pid: u32 = pid.parse().with_context(|| format!("docker inspect gave `{pid}` as the pid of {container}"))?;
+        if pid == 0 {
+            anyhow::bail!("container {container} is not running");
+        }
+        Ok(pid)
+    }
+
+    /// Everything the container wrote: stdout, then stderr.
+    pub fn logs(&self, container: &str) -> Result<String> {
+        let output = self.ok(&["logs", container], QUICK)?;
+        Ok(format!("{}{}", output.stdout_text(), output.stderr))
+    }
+}

@@ -1,0 +1,29 @@
+//! Engines: where the pod runs. Each gives a place to run commands beside a Docker daemon
+//! (the host, or later a throwaway VM) and the docker CLI arguments that reach the daemon;
+//! the runner builds everything else (pods, steps, /proc reads, HTTP) on those two.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::command::Output;
+
+pub mod docker_cli;
+pub mod docker_host;
+
+pub use docker_cli::DockerCli;
+
+pub trait Engine: Send + Sync {
+    /// `docker` or `vm`, for reports.
+    fn name(&self) -> &'static str;
+
+    /// Runs a command where the Docker daemon runs, with a deadline.
+    fn run(&self, argv: &[String], timeout: Duration) -> Result<Output>;
+
+    /// The docker CLI's argv prefix that reaches this engine's daemon.
+    fn docker_argv(&self) -> Vec<String>;
+
+    /// Stops the daemon and removes everything the engine made. Also runs on drop;
+    /// calling it first reports errors instead of swallowing them.
+    fn shut_down(&mut self) -> Result<()>;
+}

@@ -1,0 +1,156 @@
+//! Runs one scenario: creates its pod, runs its steps in order (stopping at the first that
+//! fails), saves every container's logs, and removes the pod, whatever happened.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::engine::docker_cli::QUICK;
+use crate::engine::{DockerCli, Engine};
+use crate::scenario::Scenario;
+
+mod pod;
+mod steps;
+pub mod tar;
+
+/// What one step did.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub index: usize,
+    pub summary: String,
+    pub outcome: StepOutcome,
+    pub duration: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    Passed,
+    Failed(String),
+    /// An earlier step failed (or the pod could not be created).
+    NotRun,
+}
+
+/// What one scenario did.
+#[derive(Clone, Debug)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub description: String,
+    pub steps: Vec<StepReport>,
+    /// A failure outside the steps: the pod could not be created or removed.
+    pub pod_error: Option<String>,
+    pub duration: Duration,
+    pub logs_dir: PathBuf,
+}
+
+impl ScenarioReport {
+    pub fn passed(&self) -> bool {
+        self.pod_error.is_none() && self.steps.iter().all(|step| step.outcome == StepOutcome::Passed)
+    }
+
+    /// The failure message a trial prints: what was expected, what came, where the logs are.
+    pub fn failure_message(&self) -> String {
+        let mut message = String::new();
+        if let Some(error) = &self.pod_error {
+            message.push_str(&format!("pod: {error}\n"));
+        }
+        for step in &self.steps {
+            if let StepOutcome::Failed(reason) = &step.outcome {
+                message.push_str(&format!(
+                    "step {} ({}) failed:\n  {}\n",
+                    step.index,
+                    step.summary,
+                    reason.replace('\n', "\n  ")
+                ));
+            }
+        }
+        message.push_str(&format!("logs: {}", self.logs_dir.display()));
+        message
+    }
+}
+
+pub fn run_scenario(
+    engine: &dyn Engine,
+    run_label: &str,
+    scenario: &Scenario,
+    name: &str,
+    logs_dir: &Path,
+) -> ScenarioReport {
+    let started = Instant::now();
+    let docker = DockerCli { engine };
+    let mut report = ScenarioReport {
+        name: name.to_string(),
+        description: scenario.description.clone(),
+        steps: Vec::new(),
+        pod_error: None,
+        duration: Duration::ZERO,
+        logs_dir: logs_dir.to_path_buf(),
+    };
+    // Leftovers of an earlier scenario with the same names would make `docker run` fail.
+    let _ = remove_pod(&docker, scenario);
+    let pod_created = pod::create(&docker, scenario, run_label);
+    if let Err(error) = &pod_created {
+        report.pod_error = Some(format!("{error:#}"));
+    }
+    let mut context = steps::StepContext {
+        engine,
+        docker: DockerCli { engine },
+        infra: &scenario.pod.infra.name,
+        variables: Default::default(),
+    };
+    let mut failed = pod_created.is_err();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let step_started = Instant::now();
+        let outcome = if failed {
+            StepOutcome::NotRun
+        } else {
+            match steps::run(&mut context, step) {
+                Ok(()) => StepOutcome::Passed,
+                Err(error) => {
+                    failed = true;
+                    StepOutcome::Failed(format!("{error:#}"))
+                }
+            }
+        };
+        report.steps.push(StepReport {
+            index,
+            summary: steps::summary(step),
+            outcome,
+            duration: step_started.elapsed(),
+        });
+    }
+    if let Err(error) = save_logs(&docker, scenario, logs_dir) {
+        eprintln!("warning: {name}: cannot save container logs: {error:#}");
+    }
+    if let Err(error) = remove_pod(&docker, scenario) {
+        report.pod_error.get_or_insert(format!("cannot remove the pod: {error:#}"));
+    }
+    report.duration = started.elapsed();
+    report
+}
+
+/// `docker logs` of every container into `logs_dir/<container>.log`.
+fn save_logs(docker: &DockerCli, scenario: &Scenario, logs_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(logs_dir)?;
+    for name in pod::names_for_removal(scenario) {
+        let Ok(output) = docker.call(&["logs".to_string(), "--timestamps".to_string(), name.clone()], QUICK) else {
+            continue;
+        };
+        if output.success() {
+            let text = format!("--- stdout ---\n{}--- stderr ---\n{}", output.stdout_text(), output.stderr);
+            std::fs::write(logs_dir.join(format!("{name}.log")), text)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_pod(docker: &DockerCli, scenario: &Scenario) -> Result<()> {
+    let mut arguments = vec!["rm".to_string(), "--force".to_string(), "--volumes".to_string()];
+    arguments.extend(pod::names_for_removal(scenario));
+    let output = docker.call(&arguments, Duration::from_secs(60))?;
+    // `No such container` is the normal answer when the pod is already gone.
+    if !output.success() && !output.stderr.lines().all(|line| line.contains("No such container")) {
+        anyhow::bail!("`docker rm` failed: {}", output.stderr.trim());
+    }
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! What each step does and how it decides: every check states what it expected and what came.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::command::argv;
+use crate::engine::docker_cli::QUICK;
+use crate::engine::{DockerCli, Engine};
+use crate::interrupt;
+use crate::scenario::{Matcher, NamespaceKind, Step};
+
+/// Deadline of one command a step runs in a container.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Values that steps saved (`save_stdout_as`), used as `${name}` by later steps.
+#[derive(Default)]
+pub struct Variables(BTreeMap<String, String>);
+
+impl Variables {
+    fn substitute(&self, text: &str) -> String {
+        self.0.iter().fold(text.to_string(), |text, (name, value)| text.replace(&format!("${{{name}}}"), value))
+    }
+}
+
+pub struct StepContext<'a> {
+    pub engine: &'a dyn Engine,
+    pub docker: DockerCli<'a>,
+    pub infra: &'a str,
+    pub variables: Variables,
+}
+
+/// A short description of a step, for trial output and reports.
+pub fn summary(step: &Step) -> String {
+    let details = match step {
+        Step::Exec(exec) => format!("{}: {}", exec.container, exec.argv.join(" ")),
+        Step::Http(http) => format!("GET 127.0.0.1:{}{}", http.port, http.path),
+        Step::Signal(signal) => format!("{} {}", signal.signal, signal.container),
+        Step::SameNamespace(same) => format!("{} of {}", same.kind.proc_name(), same.containers.join(", ")),
+        Step::Image(image) => image.name.clone(),
+        Step::Eventually(eventually) => format!("within {} ms: {}", eventually.within_ms, summary(&eventually.step)),
+        other => other.container_names().join(", "),
+    };
+    format!("{} {details}", step.kind())
+}
+
+/// Runs one step; `Err` says what was expected and what came instead.
+pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
+    interrupt::check()?;
+    match step {
+        Step::Exec(exec) => {
+            let argv: Vec<String> = exec.argv.iter().map(|word| context.variables.substitute(word)).collect();
+            let mut arguments = vec!["exec".to_string(), exec.container.clone()];
+            arguments.extend(argv);
+            let output = context.docker.call(&arguments, EXEC_TIMEOUT)?;
+            if output.exit_code != Some(exec.exit_code) {
+                let took = output.duration.as_millis();
+                bail!(
+                    "expected exit code {}, got {} after {took} ms; stderr: {}",
+                    exec.exit_code,
+                    output.ending(),
+                    output.stderr.trim()
+                );
+            }
+            let stdout = output.stdout_text();
+            check_text("stdout", exec.stdout.as_ref(), &stdout, &context.variables)?;
+            check_text("stderr", exec.stderr.as_ref(), &output.stderr, &context.variables)?;
+            if let Some(name) = &exec.save_stdout_as {
+                context.variables.0.insert(name.clone(), stdout.trim().to_string());
+            }
+        }
+        Step::SameIp(same) => {
+            let expected = context.docker.inspect(context.infra, "{{.NetworkSettings.IPAddress}}")?;
+            if expected.is_empty() {
+                bail!("the infra container {} has no IP address on Docker's bridge", context.infra);
+            }
+            let seen = for_each(&same.containers, |name| eth0_address(context, name))?;
+            if seen.values().any(|address| *address != expected) {
+                bail!(
+                    "expected every container's eth0 at {expected} (the infra container's address), got {}",
+                    show(&seen)
+                );
+            }
+        }
+        Step::SameHostname(same) => {
+            let seen = for_each(&same.containers, |name| {
+                let pid = context.docker.main_pid(name)?.to_string();
+                let output =
+                    context.engine.run(&argv(&["nsenter", "--target", &pid, "--uts", "hostname"]), QUICK)?.ok()?;
+                Ok(output.stdout_text().trim().to_string())
+            })?;
+            expect_sameness("hostname", same.expect, &seen)?;
+        }
+        Step::SameNamespace(same) => {
+            let seen = for_each(&same.containers, |name| namespace_of(context, name, same.kind))?;
+            expect_sameness(&format!("{} namespace", same.kind.proc_name()), same.expect, &seen)?;
+        }
+        Step::Pid1(pid1) => {
+            let command = pid1.command.substitute(&|text| context.variables.substitute(text));
+            for name in &pid1.containers {
+                let output = context.docker.ok(&["exec", name, "ps", "-o", "pid,args"], EXEC_TIMEOUT)?;
+                let listing = output.stdout_text();
+                let first = listing.lines().find_map(|line| line.trim().strip_prefix("1 ")).map(str::trim);
+                match first {
+                    Some(actual) if command.matches(actual) => {}
+                    Some(actual) => bail!("expected PID 1 in {name} to {command}, `ps` shows `{actual}`"),
+                    None => bail!("`ps` in {name} shows no PID 1:\n{listing}"),
+                }
+            }
+        }
+        Step::NoZombies(target) => {
+            let namespace = namespace_of(context, &target.container, NamespaceKind::Pid)?;
+            let inode = namespace.trim_start_matches("pid:[").trim_end_matches(']').to_string();
+            let listing = context.engine.run(&argv(&["ps", "-e", "-o", "pidns=,stat=,pid=,args="]), QUICK)?.ok()?;
+            let zombies: Vec<String> = listing
+                .stdout_text()
+                .lines()
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.first() == Some(&inode.as_str()) && fields.get(1).is_some_and(|stat| stat.starts_with('Z'))
+                })
+                .map(|line| line.trim().to_string())
+                .collect();
+            if !zombies.is_empty() {
+                bail!(
+                    "expected no zombie in the PID namespace of {}, found {}:\n{}",
+                    target.container,
+                    zombies.len(),
+                    zombies.join("\n")
+                );
+            }
+        }
+        Step::Http(http) => {
+            let url = format!("http://127.0.0.1:{}{}", http.port, http.path);
+            let response = http_get(context.engine, &url)?;
+            if let Some(expected) = http.status {
+                if response.status != Some(expected) {
+                    let actual =
+                        response.status.map_or(format!("no answer ({})", response.error), |status| status.to_string());
+                    bail!("expected HTTP {expected} from {url}, got {actual}");
+                }
+            }
+            check_text("body", http.body.as_ref(), &response.body, &context.variables)?;
+        }
+        Step::Signal(signal) => {
+            context.docker.ok(&["kill", "--signal", &signal.signal, &signal.container], QUICK)?;
+        }
+        Step::Stop(stop) => {
+            let started = Instant::now();
+            let grace = stop.grace_seconds.to_string();
+            let timeout = Duration::from_secs(u64::from(stop.grace_seconds) + 60);
+            context.docker.ok(&["stop", "--time", &grace, &stop.container], timeout)?;
+            let took = started.elapsed();
+            check_ending(context, &stop.container, stop.exit_code, stop.logs.as_ref())?;
+            if let Some(within) = stop.within_ms {
+                if took > Duration::from_millis(within) {
+                    bail!("expected {} to stop within {within} ms, it took {} ms", stop.container, took.as_millis());
+                }
+            }
+        }
+        Step::WaitExit(wait) => {
+            let deadline = Instant::now() + Duration::from_millis(wait.within_ms);
+            while context.docker.inspect(&wait.container, "{{.State.Running}}")? == "true" {
+                if Instant::now() > deadline {
+                    bail!("expected {} to exit within {} ms, it is still running", wait.container, wait.within_ms);
+                }
+                interrupt::check()?;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            check_ending(context, &wait.container, wait.exit_code, wait.logs.as_ref())?;
+        }
+        Step::Running(running) => {
+            let seen = for_each(&running.containers, |name| context.docker.inspect(name, "{{.State.Running}}"))?;
+            let expected = running.expect.to_string();
+            if seen.values().any(|state| *state != expected) {
+                bail!("expected running = {expected} for each, got {}", show(&seen));
+            }
+        }
+        Step::Restart(target) => {
+            context.docker.ok(&["restart", "--time", "10", &target.container], Duration::from_secs(90))?;
+        }
+        Step::Process(process) => {
+            let pid = context.docker.main_pid(&process.container)?;
+            let status = read_on_engine(context.engine, &format!("/proc/{pid}/status"))?;
+            let id_of = |field: &str| -> Option<u32> {
+                let line = status.lines().find(|line| line.starts_with(field))?;
+                line.split_whitespace().nth(1)?.parse().ok()
+            };
+            for (field, expected) in [("Uid:", process.uid), ("Gid:", process.gid)] {
+                if let Some(expected) = expected {
+                    let actual = id_of(field);
+                    if actual != Some(expected) {
+                        bail!("expected {} to run with {field} {expected}, got {actual:?}", process.container);
+                    }
+                }
+            }
+            if let Some(command) = &process.command {
+                let command_line = read_on_engine(context.engine, &format!("/proc/{pid}/cmdline"))?;
+                let command_line = command_line.trim_end_matches('\0').replace('\0', " ");
+                if !command.matches(&command_line) {
+                    bail!("expected the main process of {} to {command}, it is `{command_line}`", process.container);
+                }
+            }
+        }
+        Step::Image(image) => {
+            if let Some(expected) = &image.user {
+                let actual =
+                    context.docker.ok(&["image", "inspect", "--format", "{{.Config.User}}", &image.name], QUICK)?;
+                let actual = actual.stdout_text().trim().to_string();
+                if actual != *expected {
+                    bail!("expected image {} to run as user `{expected}`, it runs as `{actual}`", image.name);
+                }
+            }
+            if let Some(expected) = &image.files {
+                let saved = context.docker.ok(&["save", &image.name], Duration::from_secs(120))?;
+                let mut actual = crate::runner::tar::files_of_saved_image(&saved.stdout)?;
+                actual.sort();
+                let mut expected = expected.clone();
+                expected.sort();
+                if actual != expected {
+                    bail!("expected image {} to hold exactly {expected:?}, it holds {actual:?}", image.name);
+                }
+            }
+        }
+        Step::Logs(logs) => {
+            let text = context.docker.logs(&logs.container)?;
+            check_text("logs", Some(&logs.matches), &text, &context.variables)?;
+        }
+        Step::Eventually(eventually) => {
+            let deadline = Instant::now() + Duration::from_millis(eventually.within_ms);
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match run(context, &eventually.step) {
+                    Ok(()) => break,
+                    Err(error) if Instant::now() >= deadline || interrupt::interrupted() => {
+                        return Err(error).context(format!(
+                            "still failing after {attempts} attempts over {} ms",
+                            eventually.within_ms
+                        ));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(eventually.every_ms)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Exit code and logs of a container that has stopped.
+fn check_ending(context: &StepContext, container: &str, exit_code: Option<i32>, logs: Option<&Matcher>) -> Result<()> {
+    if let Some(expected) = exit_code {
+        let actual = context.docker.inspect(container, "{{.State.ExitCode}}")?;
+        if actual != expected.to_string() {
+            let logs = context.docker.logs(container).unwrap_or_default();
+            bail!(
+                "expected {container} to exit with code {expected}, it exited with {actual}; its logs:\n{}",
+                crate::command::last_lines(&logs, 10)
+            );
+        }
+    }
+    if logs.is_some() {
+        let text = context.docker.logs(container)?;
+        check_text("logs", logs, &text, &context.variables)?;
+    }
+    Ok(())
+}
+
+fn check_text(what: &str, matcher: Option<&Matcher>, text: &str, variables: &Variables) -> Result<()> {
+    let Some(matcher) = matcher else { return Ok(()) };
+    let matcher = matcher.substitute(&|text| variables.substitute(text));
+    if !matcher.matches(text) {
+        bail!("expected {what} to {matcher}, got {text:?}");
+    }
+    Ok(())
+}
+
+/// Runs `probe` for each container, keeping the answers by name.
+fn for_each(containers: &[String], mut probe: impl FnMut(&str) -> Result<String>) -> Result<BTreeMap<String, String>> {
+    containers
+        .iter()
+        .map(|name| Ok((name.clone(), probe(name).with_context(|| format!("while looking at {name}"))?)))
+        .collect()
+}
+
+fn show(seen: &BTreeMap<String, String>) -> String {
+    seen.iter().map(|(name, value)| format!("{name}: {value}")).collect::<Vec<_>>().join(", ")
+}
+
+fn expect_sameness(what: &str, expect_same: bool, seen: &BTreeMap<String, String>) -> Result<()> {
+    let distinct: std::collections::BTreeSet<&String> = seen.values().collect();
+    match (expect_same, distinct.len()) {
+        (true, 1) => Ok(()),
+        (true, _) => bail!("expected the same {what} in each, got {}", show(seen)),
+        (false, 1) => bail!("expected the {what} to differ, got the same in each: {}", show(seen)),
+        (false, _) => Ok(()),
+    }
+}
+
+/// The address on eth0 of a container's network namespace, as the kernel reports it.
+fn eth0_address(context: &StepContext, container: &str) -> Result<String> {
+    let pid = context.docker.main_pid(container)?.to_string();
+    let probe = argv(&["nsenter", "--target", &pid, "--net", "ip", "-4", "-oneline", "address", "show", "dev", "eth0"]);
+    let output = context.engine.run(&probe, QUICK)?.ok()?;
+    let text = output.stdout_text();
+    let address = text.split_whitespace().skip_while(|word| *word != "inet").nth(1);
+    let address =
+        address.and_then(|cidr| cidr.split('/').next()).with_context(|| format!("no IPv4 address on eth0: {text}"))?;
+    Ok(address.to_string())
+}
+
+/// `net:[4026532...]`: the namespace a container's main process is in.
+fn namespace_of(context: &StepContext, container: &str, kind: NamespaceKind) -> Result<String> {
+    let pid = context.docker.main_pid(container)?;
+    let link = format!("/proc/{pid}/ns/{}", kind.proc_name());
+    let output = context.engine.run(&argv(&["readlink", &link]), QUICK)?.ok()?;
+    Ok(output.stdout_text().trim().to_string())
+}
+
+fn read_on_engine(engine: &dyn Engine, path: &str) -> Result<String> {
+    Ok(engine.run(&argv(&["cat", path]), QUICK)?.ok()?.stdout_text())
+}
+
+struct HttpResponse {
+    status: Option<u16>,
+    body: String,
+    /// Why there is no status, when there is none.
+    error: String,
+}
+
+/// A GET with curl where the daemon runs: the same client on the host and in a guest.
+fn http_get(engine: &dyn Engine, url: &str) -> Result<HttpResponse> {
+    let request = argv(&[
+        "curl",
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "10",
+        "--noproxy",
+        "*",
+        "--write-out",
+        "\n%{http_code}",
+        url,
+    ]);
+    let output = engine.run(&request, QUICK)?;
+    let text = output.stdout_text();
+    // curl appends the status after the body, on a line of its own; 000 when nothing answered.
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    Ok(HttpResponse {
+        status: status.parse().ok().filter(|status| *status != 0),
+        body: body.to_string(),
+        error: output.stderr.trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_substituted() {
+        let mut variables = Variables::default();
+        variables.0.insert("shmid".into(), "32768".into());
+        assert_eq!(variables.substitute("ipcs -m -i ${shmid}"), "ipcs -m -i 32768");
+        assert_eq!(variables.substitute("${unknown} stays"), "${unknown} stays");
+    }
+
+    #[test]
+    fn sameness_is_reported_both_ways() {
+        let seen: BTreeMap<String, String> = [("a".into(), "x".into()), ("b".into(), "y".into())].into();
+        assert_eq!(
+            expect_sameness("hostname", true, &seen).unwrap_err().to_string(),
+            "expected the same hostname in each, got a: x, b: y"
+        );
+        assert!(expect_sameness("hostname", false, &seen).is_ok());
+    }
+}
