@@ -58,8 +58,25 @@ pub fn last_lines(text: &str, count: usize) -> String {
 }
 
 /// Runs `argv` with no stdin, in its own process group (so a Ctrl-C on the terminal reaches
-/// only the harness, which then stops the command itself), killed after `timeout`.
+/// only the harness, which then stops the command itself), killed after `timeout` or as
+/// soon as the run is interrupted.
 pub fn run(argv: &[String], timeout: Duration) -> Result<Output> {
+    run_with(argv, timeout, Interruptible::Yes)
+}
+
+/// Like `run`, but an interrupted run does not stop it: for the cleanup that must still
+/// happen after Ctrl-C (removing containers, stopping the daemon, deleting the bridge).
+pub fn run_even_if_interrupted(argv: &[String], timeout: Duration) -> Result<Output> {
+    run_with(argv, timeout, Interruptible::No)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Interruptible {
+    Yes,
+    No,
+}
+
+fn run_with(argv: &[String], timeout: Duration, interruptible: Interruptible) -> Result<Output> {
     let (program, arguments) = argv.split_first().context("an empty command")?;
     let started = Instant::now();
     let mut child = Command::new(program)
@@ -72,7 +89,7 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Output> {
         .with_context(|| format!("cannot run {program}: is it installed? (cargo xtask doctor)"))?;
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
-    let status = wait_with_deadline(&mut child, started + timeout);
+    let status = wait_with_deadline(&mut child, started + timeout, interruptible);
     let (stdout, stderr) = (join(stdout), String::from_utf8_lossy(&join(stderr)).into_owned());
     let status = match status {
         Ok(status) => status,
@@ -92,12 +109,16 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Output> {
     })
 }
 
-fn wait_with_deadline(child: &mut Child, deadline: Instant) -> Result<std::process::ExitStatus> {
+fn wait_with_deadline(
+    child: &mut Child,
+    deadline: Instant,
+    interruptible: Interruptible,
+) -> Result<std::process::ExitStatus> {
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        let problem = if interrupt::interrupted() {
+        let problem = if interruptible == Interruptible::Yes && interrupt::interrupted() {
             Some("interrupted".to_string())
         } else if Instant::now() >= deadline {
             Some("timed out".to_string())

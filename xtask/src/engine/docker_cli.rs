@@ -23,6 +23,13 @@ impl DockerCli<'_> {
         self.engine.run(&argv, timeout)
     }
 
+    /// Runs `docker <arguments>` for cleanup: a Ctrl-C does not stop it, its deadline does.
+    pub fn cleanup(&self, arguments: &[String], timeout: Duration) -> Result<Output> {
+        let mut argv = self.engine.docker_argv();
+        argv.extend_from_slice(arguments);
+        self.engine.run_cleanup(&argv, timeout)
+    }
+
     /// Runs `docker <arguments>` and fails unless it exits 0.
     pub fn ok(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
         self.call(&crate::command::argv(arguments), timeout)?.ok()

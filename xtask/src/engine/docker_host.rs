@@ -61,6 +61,10 @@ impl Engine for DockerHostEngine {
         command::run(argv, timeout)
     }
 
+    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output> {
+        command::run_even_if_interrupted(argv, timeout)
+    }
+
     fn docker_argv(&self) -> Vec<String> {
         argv(&["docker", "--host", &self.docker_host])
     }
@@ -100,7 +104,7 @@ fn daemon_answers(docker_host: &str) -> bool {
 fn remove_labelled_containers(docker: &[String], label: &str) -> Result<()> {
     let mut list = docker.to_vec();
     list.extend(argv(&["ps", "--all", "--quiet", "--filter", &format!("label={label}")]));
-    let ids = command::run(&list, Duration::from_secs(30))?.ok()?.stdout_text();
+    let ids = command::run_even_if_interrupted(&list, Duration::from_secs(30))?.ok()?.stdout_text();
     let ids: Vec<&str> = ids.split_whitespace().collect();
     if ids.is_empty() {
         return Ok(());
@@ -108,7 +112,7 @@ fn remove_labelled_containers(docker: &[String], label: &str) -> Result<()> {
     let mut remove = docker.to_vec();
     remove.extend(argv(&["rm", "--force", "--volumes"]));
     remove.extend(ids.iter().map(|id| id.to_string()));
-    command::run(&remove, Duration::from_secs(60))?.ok().map(drop)
+    command::run_even_if_interrupted(&remove, Duration::from_secs(60))?.ok().map(drop)
 }
 
 /// A dockerd of our own: its socket, data root and exec root in a temp dir, its own bridge,
@@ -246,7 +250,7 @@ impl Bridge {
         }
         self.deleted = true;
         let delete = argv(&["ip", "link", "delete", &self.name]);
-        match command::run(&delete, Duration::from_secs(10)).and_then(Output::ok) {
+        match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
             Ok(_) => None,
             Err(error) => Some(format!("cannot delete bridge {}: {error:#}", self.name)),
         }

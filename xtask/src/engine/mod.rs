@@ -17,8 +17,11 @@ pub trait Engine: Send + Sync {
     /// `docker` or `vm`, for reports.
     fn name(&self) -> &'static str;
 
-    /// Runs a command where the Docker daemon runs, with a deadline.
+    /// Runs a command where the Docker daemon runs, with a deadline; Ctrl-C stops it.
     fn run(&self, argv: &[String], timeout: Duration) -> Result<Output>;
+
+    /// Runs a cleanup command (save logs, remove containers): only its deadline stops it.
+    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output>;
 
     /// The docker CLI's argv prefix that reaches this engine's daemon.
     fn docker_argv(&self) -> Vec<String>;

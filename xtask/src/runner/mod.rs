@@ -147,7 +147,7 @@ fn save_logs(docker: &DockerCli, scenario: &Scenario, logs_dir: &Path) -> Result
 fn remove_pod(docker: &DockerCli, scenario: &Scenario) -> Result<()> {
     let mut arguments = vec!["rm".to_string(), "--force".to_string(), "--volumes".to_string()];
     arguments.extend(pod::names_for_removal(scenario));
-    let output = docker.call(&arguments, Duration::from_secs(60))?;
+    let output = docker.cleanup(&arguments, Duration::from_secs(60))?;
     // `No such container` is the normal answer when the pod is already gone.
     if !output.success() && !output.stderr.lines().all(|line| line.contains("No such container")) {
         anyhow::bail!("`docker rm` failed: {}", output.stderr.trim());

@@ -131,6 +131,21 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 );
             }
         }
+        Step::CpuIdle(idle) => {
+            let pid = context.docker.main_pid(&idle.container)?;
+            let before = cpu_milliseconds(context.engine, pid)?;
+            std::thread::sleep(Duration::from_millis(idle.over_ms));
+            interrupt::check()?;
+            let used = cpu_milliseconds(context.engine, pid)?.saturating_sub(before);
+            if used > idle.max_cpu_ms {
+                bail!(
+                    "expected {} to use at most {} ms of CPU over {} ms of waiting, it used {used} ms",
+                    idle.container,
+                    idle.max_cpu_ms,
+                    idle.over_ms
+                );
+            }
+        }
         Step::Http(http) => {
             let url = format!("http://127.0.0.1:{}{}", http.port, http.path);
             let response = http_get(context.engine, &url)?;
@@ -316,6 +331,18 @@ fn namespace_of(context: &StepContext, container: &str, kind: NamespaceKind) -> 
     let link = format!("/proc/{pid}/ns/{}", kind.proc_name());
     let output = context.engine.run(&argv(&["readlink", &link]), QUICK)?.ok()?;
     Ok(output.stdout_text().trim().to_string())
+}
+
+/// User plus system CPU time of a process, from /proc/PID/stat (USER_HZ is 100 on Linux: 10 ms ticks).
+fn cpu_milliseconds(engine: &dyn Engine, pid: u32) -> Result<u64> {
+    let stat = read_on_engine(engine, &format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rfind(')').map(|index| &stat[index + 1..]).context("unreadable /proc/PID/stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    let ticks = |index: usize| {
+        fields.get(index).and_then(|field| field.parse::<u64>().ok()).context("unreadable /proc/PID/stat")
+    };
+    Ok((ticks(11)? + ticks(12)?) * 10)
 }
 
 fn read_on_engine(engine: &dyn Engine, path: &str) -> Result<String> {

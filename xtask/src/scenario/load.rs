@@ -188,6 +188,11 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
             }
             check_step(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), published)?;
         }
+        Step::CpuIdle(idle) => {
+            if idle.over_ms == 0 {
+                bail!("{field}.over_ms: must be above 0");
+            }
+        }
         Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) => {}
     }
     Ok(())

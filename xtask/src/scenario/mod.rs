@@ -119,6 +119,8 @@ pub enum Step {
     Pid1(Pid1),
     /// No process in the container's PID namespace is a zombie.
     NoZombies(ContainerRef),
+    /// The container's main process uses (almost) no CPU while it waits.
+    CpuIdle(CpuIdle),
     /// An HTTP GET to a port published on 127.0.0.1, from where the Docker daemon runs.
     Http(Http),
     /// Sends a signal to a container's main process.
@@ -189,6 +191,18 @@ pub struct Pid1 {
 #[serde(deny_unknown_fields)]
 pub struct ContainerRef {
     pub container: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuIdle {
+    pub container: String,
+    /// How long to watch.
+    #[serde(default = "default_idle_window_ms")]
+    pub over_ms: u64,
+    /// The most CPU time (user + system) the process may use meanwhile; the kernel counts in 10 ms ticks.
+    #[serde(default = "default_idle_cpu_ms")]
+    pub max_cpu_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,6 +302,14 @@ fn default_every_ms() -> u64 {
     200
 }
 
+fn default_idle_window_ms() -> u64 {
+    1000
+}
+
+fn default_idle_cpu_ms() -> u64 {
+    10
+}
+
 impl Step {
     /// The step's kind, as written in the file.
     pub fn kind(&self) -> &'static str {
@@ -298,6 +320,7 @@ impl Step {
             Step::SameNamespace(_) => "same-namespace",
             Step::Pid1(_) => "pid-1",
             Step::NoZombies(_) => "no-zombies",
+            Step::CpuIdle(_) => "cpu-idle",
             Step::Http(_) => "http",
             Step::Signal(_) => "signal",
             Step::Stop(_) => "stop",
@@ -331,6 +354,7 @@ impl Step {
             Step::WaitExit(step) => one(&step.container),
             Step::Running(step) => many(&step.containers),
             Step::Process(step) => one(&step.container),
+            Step::CpuIdle(step) => one(&step.container),
             Step::Logs(step) => one(&step.container),
             Step::Eventually(step) => step.step.container_names(),
             Step::Http(_) | Step::Image(_) => Vec::new(),

@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value, json};
 
 use super::{
-    Container, ContainerRef, Containers, Eventually, Exec, Http, Image, Logs, Matcher, NamespaceKind, Pid1, Pod,
-    Process, RestartPolicy, Running, SameHostname, SameNamespace, Scenario, SignalStep, Step, Stop, WaitExit, parse,
+    Container, ContainerRef, Containers, CpuIdle, Eventually, Exec, Http, Image, Logs, Matcher, NamespaceKind, Pid1,
+    Pod, Process, RestartPolicy, Running, SameHostname, SameNamespace, Scenario, SignalStep, Step, Stop, WaitExit,
+    parse,
 };
 
 /// One place where a document breaks the schema.
@@ -435,7 +436,8 @@ const EVERY_KIND: &str = r#"{
     { "logs": { "container": "app", "matches": { "contains": "${hostname}" } } },
     { "eventually": { "within_ms": 5000, "every_ms": 100, "step": { "running": { "containers": ["sidecar"], "expect": true } } } },
     { "stop": { "container": "app", "grace_seconds": 5, "within_ms": 2000, "exit_code": 0, "logs": { "contains": "exiting" } } },
-    { "wait-exit": { "container": "sidecar", "within_ms": 10000, "exit_code": 0, "logs": { "not": { "regex": "(?i)panic" } } } }
+    { "wait-exit": { "container": "sidecar", "within_ms": 10000, "exit_code": 0, "logs": { "not": { "regex": "(?i)panic" } } } },
+    { "cpu-idle": { "container": "pause", "over_ms": 500, "max_cpu_ms": 20 } }
   ]
 }"#;
 
@@ -862,6 +864,7 @@ fn schema_properties_match_rust_fields_and_variants() {
         ("SameNamespace", names_serde_expects::<SameNamespace>(object_probe)),
         ("Pid1", names_serde_expects::<Pid1>(object_probe)),
         ("ContainerRef", names_serde_expects::<ContainerRef>(object_probe)),
+        ("CpuIdle", names_serde_expects::<CpuIdle>(object_probe)),
         ("Http", names_serde_expects::<Http>(object_probe)),
         ("SignalStep", names_serde_expects::<SignalStep>(object_probe)),
         ("Stop", names_serde_expects::<Stop>(object_probe)),
@@ -907,6 +910,7 @@ fn schema_defaults_match_rust_defaults() {
             { "same-namespace": { "kind": "net", "containers": ["pause", "app"] } },
             { "http": { "port": 8080 } },
             { "stop": { "container": "app" } },
+            { "cpu-idle": { "container": "app" } },
             { "eventually": { "within_ms": 1000, "step": { "no-zombies": { "container": "app" } } } }
         ]
     });
@@ -920,6 +924,11 @@ fn schema_defaults_match_rust_defaults() {
         ("/$defs/Container/properties/env/default", json!(app.env)),
     ];
     for step in &scenario.steps {
+        if let Step::CpuIdle(idle) = step {
+            rust_defaults.push(("/$defs/CpuIdle/properties/over_ms/default", json!(idle.over_ms)));
+            rust_defaults.push(("/$defs/CpuIdle/properties/max_cpu_ms/default", json!(idle.max_cpu_ms)));
+            continue;
+        }
         rust_defaults.push(match step {
             Step::Exec(exec) => ("/$defs/Exec/properties/exit_code/default", json!(exec.exit_code)),
             Step::SameHostname(same) => ("/$defs/SameHostname/properties/expect/default", json!(same.expect)),
