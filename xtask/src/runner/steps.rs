@@ -123,11 +123,13 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 .map(|line| line.trim().to_string())
                 .collect();
             if !zombies.is_empty() {
+                let shown: Vec<&str> = zombies.iter().take(5).map(String::as_str).collect();
+                let more = if zombies.len() > shown.len() { "\n..." } else { "" };
                 bail!(
-                    "expected no zombie in the PID namespace of {}, found {}:\n{}",
+                    "expected no zombie in the PID namespace of {}, found {} (pidns, stat, pid, command):\n{}{more}",
                     target.container,
                     zombies.len(),
-                    zombies.join("\n")
+                    shown.join("\n")
                 );
             }
         }

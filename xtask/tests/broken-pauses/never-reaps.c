@@ -1,0 +1,21 @@
+/* A pause that breaks one promise: it never reaps, so exited children stay zombies.
+   SIGCHLD is blocked (not ignored: an ignored SIGCHLD would make the kernel reap for it). */
+#include <signal.h>
+#include <unistd.h>
+
+static void on_term(int signal_number) {
+    (void)signal_number;
+    const char message[] = "Shutting down, got signal: Terminated\n";
+    write(2, message, sizeof message - 1);
+    _exit(0);
+}
+
+int main(void) {
+    sigset_t child;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &child, 0);
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
+    for (;;) pause();
+}
