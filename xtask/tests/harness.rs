@@ -38,6 +38,7 @@ fn main() -> std::process::ExitCode {
             Trial::test(format!("broken_pause::{fixture}"), move || broken_pause_fails(fixture, scenario, phrase))
         })
         .collect();
+    trials.push(Trial::test("cleanup::after_a_passing_run", passing_run_cleans_up));
     trials.push(Trial::test("cleanup::after_ctrl_c", interrupted_run_cleans_up));
     trials.push(Trial::test("cleanup::after_the_run_deadline", timed_out_run_cleans_up));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
@@ -76,6 +77,18 @@ fn broken_pause_fails(fixture: &str, scenario: &str, phrase: &str) -> Result<(),
     }
     if !run.output.contains(phrase) {
         return Err(format!("expected the failure to say {phrase:?}, the output was:\n{}", run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// A run that passes (non-root holds for any pause that sleeps) exits 0 and leaves nothing either.
+fn passing_run_cleans_up() -> Result<(), Failed> {
+    let work = tempfile::tempdir()?;
+    let binary = compile_fixture("exits-1-on-sigterm", work.path())?;
+    let pause_bin = binary.to_string_lossy().into_owned();
+    let run = run_xtask(&["test", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
+    if run.status.code() != Some(0) {
+        return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
     }
     nothing_left(run.pid)
 }
