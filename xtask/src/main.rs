@@ -4,9 +4,11 @@
 use std::process::ExitCode;
 
 mod bench;
+mod clean;
 mod command;
 mod doctor;
 mod engine;
+mod guest_agent;
 // Nothing calls the image builder yet: the docker engine will, to `docker import` each tar.
 #[allow(dead_code)]
 mod images;
@@ -22,7 +24,8 @@ const USAGE: &str = "\
 Usage: cargo xtask <command> [options]
 
 Commands:
-  test     run the scenarios (the pause/nginx/ghost pod) against pause, on Docker
+  test     run the scenarios (the pause/nginx/ghost pod) against pause, in a throwaway VM with Docker
+  clean    remove what a killed run left behind (guests, daemons, temp dirs, bridges)
   doctor   say which prerequisites of `test` are missing and how to install them
   bench    measure pause (and peers given with --vs): size, idle memory, reaping, SIGTERM latency
   help     print this message
@@ -46,6 +49,9 @@ fn main() -> ExitCode {
         },
         "bench" => bench::run(options),
         "doctor" => doctor::run(options),
+        "clean" => clean::run(options),
+        // Not listed: the guest runs it (vm/guest-init.sh), a user has no reason to.
+        "guest-agent" => guest_agent::run(options),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -12,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::engine::docker_host::DockerHostEngine;
+use crate::engine::vm::VmEngine;
+use crate::engine::vm::VmOptions;
 use crate::engine::{DockerCli, Engine};
 use crate::progress::Progress;
 use crate::report::{self, RunFacts};
@@ -25,8 +27,11 @@ Usage: cargo xtask test [options] [-- ] [libtest options] [FILTER]
 Runs the scenarios under scenarios/ against pause, one trial per scenario.
 
 Options:
-  --engine docker       where the pod runs: a Docker daemon on this host (DOCKER_HOST when it
-                        answers, else a private dockerd). The default.
+  --engine vm|docker    where the pod runs. vm (the default): a throwaway QEMU guest with Docker,
+                        booted from this host's kernel and root. docker: a Docker daemon on this
+                        host (DOCKER_HOST when it answers, else a private dockerd).
+  --kernel PATH         the guest's kernel (default: the newest /boot/vmlinuz-* with its /lib/modules)
+  --require-kvm         fail rather than fall back to TCG when KVM does not work
   --pause-bin PATH      test this pause binary instead of building the workspace's
   --scenarios DIR       run the scenarios of DIR (default: the workspace's scenarios/)
   --run-timeout SECS    stop the whole run after this long (default 1800)
@@ -38,13 +43,15 @@ Exit codes: 0 every scenario passed; 101 a scenario failed; 2 the harness could 
 (bad arguments, a scenario that does not load, a missing prerequisite, a daemon that would not
 start, an incomplete cleanup: the message says which); 130 interrupted by Ctrl-C or SIGTERM,
 or the run's deadline passed.
-Artifacts of each run: target/podlab/<run>/ (dockerd.log, each container's logs, report.json, junit.xml).";
+Artifacts of each run: target/podlab/<run>/ (console.log and qemu.log for the vm engine, dockerd.log,
+each container's logs, report.json, junit.xml).";
 
 pub const EXIT_SCENARIO_FAILED: u8 = 101;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 struct Options {
     engine: String,
+    vm: VmOptions,
     pause_bin: Option<PathBuf>,
     scenarios_dir: PathBuf,
     run_timeout: Duration,
@@ -54,24 +61,14 @@ struct Options {
 /// Shared by the trials: set up on first use, torn down after the last.
 struct Lab {
     options_engine: String,
+    vm_options: VmOptions,
     pause_binary: Option<PathBuf>,
     run_id: String,
     run_dir: PathBuf,
     progress: Progress,
-    engine: Option<Box<dyn EngineWithLabel>>,
+    engine: Option<Box<dyn Engine>>,
     harness_error: Option<String>,
     reports: Vec<ScenarioReport>,
-}
-
-/// An engine plus the label its containers carry.
-trait EngineWithLabel: Engine {
-    fn label(&self) -> String;
-}
-
-impl EngineWithLabel for DockerHostEngine {
-    fn label(&self) -> String {
-        self.run_label().to_string()
-    }
 }
 
 pub fn run(arguments: &[String]) -> Result<u8> {
@@ -94,6 +91,7 @@ pub fn run(arguments: &[String]) -> Result<u8> {
     let run_dir = pause_build::workspace_root().join("target/podlab").join(&run_id);
     let lab = Arc::new(Mutex::new(Lab {
         options_engine: options.engine.clone(),
+        vm_options: options.vm,
         pause_binary: options.pause_bin.clone(),
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
@@ -108,23 +106,27 @@ pub fn run(arguments: &[String]) -> Result<u8> {
     let conclusion = libtest_mimic::run(&libtest_arguments, trials);
 
     let mut lab = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let Some(mut engine) = lab.engine.take() else {
-        // Nothing was set up: --list, or every trial was filtered out.
-        return Ok(if conclusion.has_failed() { EXIT_SCENARIO_FAILED } else { 0 });
-    };
-    let engine_name = engine.name();
-    lab.progress.say("removing containers and stopping the daemon");
-    let cleanup = engine.shut_down();
-    drop(engine);
-    let facts = RunFacts {
-        run_id: &lab.run_id,
-        engine: engine_name,
-        pause_binary: lab.pause_binary.as_deref().unwrap_or(Path::new("")),
-        duration: run_started.elapsed(),
-        harness_error: lab.harness_error.clone(),
-    };
-    report::write_all(&run_dir, &facts, &lab.reports)?;
-    print_summary(&lab.reports, run_started.elapsed(), &run_dir);
+    let mut cleanup = Ok(());
+    let mut engine_details = lab.options_engine.clone();
+    if let Some(mut engine) = lab.engine.take() {
+        engine_details = engine.details();
+        let shutdown_started = Instant::now();
+        cleanup = engine.shut_down();
+        drop(engine);
+        lab.progress.done(&format!("{} engine shut down", lab.options_engine), shutdown_started);
+    }
+    // Reports exist once set-up began, even if it failed: they say why.
+    if run_dir.is_dir() {
+        let facts = RunFacts {
+            run_id: &lab.run_id,
+            engine: &engine_details,
+            pause_binary: lab.pause_binary.as_deref().unwrap_or(Path::new("")),
+            duration: run_started.elapsed(),
+            harness_error: lab.harness_error.clone(),
+        };
+        report::write_all(&run_dir, &facts, &lab.reports)?;
+        print_summary(&lab.reports, run_started.elapsed(), &run_dir);
+    }
     if let Err(error) = cleanup {
         eprintln!("error: {error:#}");
         return Ok(EXIT_HARNESS_ERROR);
@@ -142,7 +144,8 @@ pub fn run(arguments: &[String]) -> Result<u8> {
 
 fn parse(arguments: &[String]) -> Result<Option<Options>> {
     let mut options = Options {
-        engine: "docker".to_string(),
+        engine: "vm".to_string(),
+        vm: VmOptions { kernel: None, require_kvm: false },
         pause_bin: None,
         scenarios_dir: pause_build::workspace_root().join("scenarios"),
         run_timeout: Duration::from_secs(1800),
@@ -160,6 +163,8 @@ fn parse(arguments: &[String]) -> Result<Option<Options>> {
         match name {
             "--help" | "-h" => return Ok(None),
             "--engine" => options.engine = value()?,
+            "--kernel" => options.vm.kernel = Some(PathBuf::from(value()?)),
+            "--require-kvm" => options.vm.require_kvm = true,
             "--pause-bin" => {
                 let path = PathBuf::from(value()?);
                 if !path.is_file() {
@@ -176,9 +181,8 @@ fn parse(arguments: &[String]) -> Result<Option<Options>> {
         }
     }
     match options.engine.as_str() {
-        "docker" => {}
-        "vm" => bail!("--engine vm is not built yet: use --engine docker"),
-        other => bail!("unknown engine `{other}`: use --engine docker"),
+        "docker" | "vm" => {}
+        other => bail!("unknown engine `{other}`: use --engine vm or --engine docker"),
     }
     Ok(Some(options))
 }
@@ -192,7 +196,7 @@ fn trial(scenario: Scenario, lab: Arc<Mutex<Lab>>) -> Trial {
         let engine = lab.engine.as_deref().expect("set_up made the engine");
         let logs_dir = lab.run_dir.join(name.trim_start_matches("scenarios/"));
         lab.progress.say(&format!("{name}: {}", scenario.description));
-        let report = runner::run_scenario(engine, &engine.label(), &scenario, &name, &logs_dir);
+        let report = runner::run_scenario(engine, engine.run_label(), &scenario, &name, &logs_dir);
         lab.progress.say(&format!(
             "{name}: {} in {:.1} s",
             if report.passed() { "passed" } else { "FAILED" },
@@ -243,9 +247,12 @@ fn start_engine_and_images(lab: &mut Lab) -> Result<()> {
     let cache_dir = pause_build::workspace_root().join("target/podlab/cache");
     let image_tars = images::build_all(&pause_binary, &cache_dir)?;
     lab.progress.done("image tars ready", images_started);
-    let engine = DockerHostEngine::start(&lab.run_dir, &lab.run_id, &lab.progress)?;
+    let engine: Box<dyn Engine> = match lab.options_engine.as_str() {
+        "vm" => Box::new(VmEngine::start(&lab.vm_options, &lab.run_dir, &lab.run_id, &lab.progress)?),
+        _ => Box::new(DockerHostEngine::start(&lab.run_dir, &lab.run_id, &lab.progress)?),
+    };
     let import_started = Instant::now();
-    let docker = DockerCli { engine: &engine };
+    let docker = DockerCli { engine: engine.as_ref() };
     for image in &image_tars {
         let mut arguments = vec!["import".to_string()];
         for change in &image.changes {
@@ -253,13 +260,19 @@ fn start_engine_and_images(lab: &mut Lab) -> Result<()> {
         }
         arguments.push(image.tar.display().to_string());
         arguments.push(image.name.to_string());
-        docker
+        let output = docker
             .call(&arguments, Duration::from_secs(300))?
             .ok()
             .with_context(|| format!("cannot import image {}", image.name))?;
+        let megabytes = std::fs::metadata(&image.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
+        lab.progress.say(&format!(
+            "imported {} ({megabytes} MB) in {:.1} s",
+            image.name,
+            output.duration.as_secs_f64()
+        ));
     }
     lab.progress.done(&format!("{} images imported", image_tars.len()), import_started);
-    lab.engine = Some(Box::new(engine));
+    lab.engine = Some(engine);
     Ok(())
 }
 
@@ -330,7 +343,7 @@ mod tests {
     #[test]
     fn bad_options_are_named() {
         let error = |list: &[&str]| parse(&arguments(list)).err().map(|error| error.to_string()).unwrap_or_default();
-        assert_eq!(error(&["--engine", "podman"]), "unknown engine `podman`: use --engine docker");
+        assert_eq!(error(&["--engine", "podman"]), "unknown engine `podman`: use --engine vm or --engine docker");
         assert_eq!(error(&["--pause-bin", "/no/such/pause"]), "--pause-bin /no/such/pause: no such file");
         assert_eq!(error(&["--engine"]), "--engine needs a value");
     }

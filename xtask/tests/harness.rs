@@ -1,11 +1,13 @@
 //! The harness from the outside: `cargo xtask test` run as a user runs it, on the real
-//! Docker daemon, against pauses that each break one promise, and interrupted midway.
-//! After every run, nothing it made may be left: no daemon, bridge, temp dir or mount.
+//! Docker daemon and in the real QEMU guest, against pauses that each break one promise,
+//! and interrupted midway (Ctrl-C, SIGTERM, its deadline, SIGKILL then `cargo xtask clean`).
+//! After every run, nothing it made may be left: no guest, daemon, bridge, temp dir or mount.
 //!
-//! Needs root, dockerd, gcc with a static libc, and the images' host programs; where any
-//! is missing every trial is ignored and the reason printed.
+//! Needs root, dockerd, gcc with a static libc, and the images' host programs (and QEMU and
+//! a kernel for the vm trials); where any is missing those trials are ignored, the reason printed.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -32,6 +34,10 @@ fn main() -> std::process::ExitCode {
     if let Some(reason) = &missing {
         eprintln!("note: the harness trials are ignored: {reason}");
     }
+    let vm_missing = missing.clone().or_else(missing_vm_prerequisite);
+    if let (None, Some(reason)) = (&missing, &vm_missing) {
+        eprintln!("note: the vm trials are ignored: {reason}");
+    }
     let mut trials: Vec<Trial> = BROKEN_PAUSES
         .iter()
         .map(|&(fixture, scenario, phrase)| {
@@ -42,7 +48,14 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cleanup::after_ctrl_c", interrupted_run_cleans_up));
     trials.push(Trial::test("cleanup::after_the_run_deadline", timed_out_run_cleans_up));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
-    let trials = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
+    let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
+    let vm_trials = [
+        Trial::test("vm::ctrl_c_leaves_no_guest", || vm_signal_leaves_nothing(2)),
+        Trial::test("vm::sigterm_leaves_no_guest", || vm_signal_leaves_nothing(15)),
+        Trial::test("vm::sigkill_then_clean_leaves_nothing", vm_sigkill_then_clean),
+        Trial::test("vm::a_dead_guest_ends_the_wait_at_once", vm_dead_guest_is_reported),
+    ];
+    trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
     libtest_mimic::run(&arguments, trials).exit_code()
 }
 
@@ -60,6 +73,16 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
+fn missing_vm_prerequisite() -> Option<String> {
+    let found = Command::new("sh").args(["-c", "command -v qemu-system-x86_64 && ls /boot/vmlinuz-*"]).output();
+    if !found.is_ok_and(|output| output.status.success()) {
+        return Some(
+            "no qemu-system-x86_64 or no /boot/vmlinuz-* (apt-get install qemu-system-x86 linux-image-amd64)".into(),
+        );
+    }
+    None
+}
+
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
         status.lines().find(|line| line.starts_with("Uid:"))?.split_whitespace().nth(2)?.parse::<u32>().ok()
@@ -71,7 +94,7 @@ fn broken_pause_fails(fixture: &str, scenario: &str, phrase: &str) -> Result<(),
     let work = tempfile::tempdir()?;
     let binary = compile_fixture(fixture, work.path())?;
     let pause_bin = binary.to_string_lossy().into_owned();
-    let run = run_xtask(&["test", "--pause-bin", &pause_bin, scenario, "--exact"], None)?;
+    let run = run_xtask(&["test", "--engine", "docker", "--pause-bin", &pause_bin, scenario, "--exact"], None)?;
     if run.status.code() != Some(101) {
         return Err(format!("expected exit code 101 (a scenario failed), got {:?}\n{}", run.status, run.output).into());
     }
@@ -86,7 +109,8 @@ fn passing_run_cleans_up() -> Result<(), Failed> {
     let work = tempfile::tempdir()?;
     let binary = compile_fixture("exits-1-on-sigterm", work.path())?;
     let pause_bin = binary.to_string_lossy().into_owned();
-    let run = run_xtask(&["test", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
+    let run =
+        run_xtask(&["test", "--engine", "docker", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
     if run.status.code() != Some(0) {
         return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
     }
@@ -95,7 +119,7 @@ fn passing_run_cleans_up() -> Result<(), Failed> {
 
 /// Ctrl-C (SIGINT) while scenarios run: exit 130, and everything is removed.
 fn interrupted_run_cleans_up() -> Result<(), Failed> {
-    let run = run_xtask(&["test"], Some("scenarios/reaping: "))?;
+    let run = run_xtask(&["test", "--engine", "docker"], Some(("scenarios/reaping: ", 2)))?;
     if run.status.code() != Some(130) {
         return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
     }
@@ -104,13 +128,77 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
 
 /// The run's own deadline works like Ctrl-C.
 fn timed_out_run_cleans_up() -> Result<(), Failed> {
-    let run = run_xtask(&["test", "--run-timeout", "3"], None)?;
+    let run = run_xtask(&["test", "--engine", "docker", "--run-timeout", "3"], None)?;
     if run.status.code() != Some(130) || !run.output.contains("the run's deadline (3 s) passed") {
         return Err(
             format!("expected exit code 130 and the deadline named, got {:?}\n{}", run.status, run.output).into()
         );
     }
     nothing_left(run.pid)
+}
+
+/// Ctrl-C (2) or SIGTERM (15) once the guest runs: exit 130, and no QEMU or temp dir is left.
+fn vm_signal_leaves_nothing(signal: i32) -> Result<(), Failed> {
+    let run = run_xtask(&["test", "scenarios/version", "--exact"], Some(("guest booted", signal)))?;
+    if run.status.code() != Some(130) {
+        return Err(
+            format!("expected exit code 130 after signal {signal}, got {:?}\n{}", run.status, run.output).into()
+        );
+    }
+    nothing_left(run.pid)
+}
+
+/// SIGKILL leaves the harness no chance to clean up: QEMU still dies with it (it is told to by
+/// the kernel), and `cargo xtask clean` removes the temp dir that stays.
+fn vm_sigkill_then_clean() -> Result<(), Failed> {
+    let run = run_xtask(&["test", "scenarios/version", "--exact"], Some(("guest booted", 9)))?;
+    if run.status.signal() != Some(9) {
+        return Err(format!("expected xtask killed by SIGKILL, got {:?}", run.status).into());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !guest_processes().is_empty() {
+        if Instant::now() > deadline {
+            return Err(format!("QEMU outlived its killed harness by 10 s: {:?}", guest_processes()).into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let clean = Command::new(XTASK).arg("clean").output()?;
+    let said = String::from_utf8_lossy(&clean.stdout).into_owned();
+    if !clean.status.success() || !said.contains("temp dir") {
+        return Err(format!("expected cargo xtask clean to remove the temp dir, it said:\n{said}").into());
+    }
+    nothing_left(run.pid)
+}
+
+/// When QEMU dies under a running scenario, the run says so at once, with the console's
+/// last lines and the QEMU command line, and does not wait for any deadline.
+fn vm_dead_guest_is_reported() -> Result<(), Failed> {
+    let started = Instant::now();
+    let run = run_xtask_killing_qemu(&["test", "scenarios/reaping", "--exact"], "scenarios/reaping: ")?;
+    if !matches!(run.status.code(), Some(101) | Some(2)) {
+        return Err(format!("expected a failed run, got {:?}\n{}", run.status, run.output).into());
+    }
+    for expected in ["QEMU exited", "the console's last lines", "QEMU command line: qemu-system-x86_64"] {
+        if !run.output.contains(expected) {
+            return Err(format!("expected the failure to say {expected:?}; the output:\n{}", run.output).into());
+        }
+    }
+    if started.elapsed() > Duration::from_secs(150) {
+        return Err(format!("the run took {:?} after QEMU died", started.elapsed()).into());
+    }
+    nothing_left(run.pid)
+}
+
+fn guest_processes() -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let command_line = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let command_line = String::from_utf8_lossy(&command_line).replace('\0', " ");
+        if command_line.starts_with("qemu-system") && command_line.contains("podlab-vm-") {
+            found.push(command_line);
+        }
+    }
+    found
 }
 
 /// A scenario that does not load stops the run with exit code 2, naming file, line and field.
@@ -149,8 +237,23 @@ struct Run {
     output: String,
 }
 
-/// Runs the xtask binary; with `interrupt_after`, sends SIGINT once that text appears on stderr.
-fn run_xtask(arguments: &[&str], interrupt_after: Option<&str>) -> Result<Run, Failed> {
+/// Runs the xtask binary; with `signal_after`, sends that signal once that text appears in its output.
+fn run_xtask(arguments: &[&str], signal_after: Option<(&str, i32)>) -> Result<Run, Failed> {
+    run_xtask_with(arguments, signal_after.map(|(trigger, signal)| (trigger, Action::Signal(signal))))
+}
+
+/// Runs the xtask binary and kills its QEMU (not xtask) once `trigger` appears.
+fn run_xtask_killing_qemu(arguments: &[&str], trigger: &str) -> Result<Run, Failed> {
+    run_xtask_with(arguments, Some((trigger, Action::KillQemu)))
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Signal(i32),
+    KillQemu,
+}
+
+fn run_xtask_with(arguments: &[&str], trigger: Option<(&str, Action)>) -> Result<Run, Failed> {
     let mut child = Command::new(XTASK)
         .args(arguments)
         .stdin(Stdio::null())
@@ -168,10 +271,15 @@ fn run_xtask(arguments: &[&str], interrupt_after: Option<&str>) -> Result<Run, F
     let mut interrupted = false;
     let status = loop {
         while let Ok(line) = lines.recv_timeout(Duration::from_millis(50)) {
-            if let Some(trigger) = interrupt_after {
-                if !interrupted && line.contains(trigger) {
+            if let Some((text, action)) = trigger {
+                if !interrupted && line.contains(text) {
                     interrupted = true;
-                    nix_kill(pid, 2);
+                    match action {
+                        Action::Signal(signal) => nix_kill(pid, signal),
+                        Action::KillQemu => {
+                            let _ = Command::new("pkill").args(["-KILL", "-f", "^qemu-system.*podlab-vm-"]).status();
+                        }
+                    }
                 }
             }
             output.push_str(&line);
@@ -189,8 +297,8 @@ fn run_xtask(arguments: &[&str], interrupt_after: Option<&str>) -> Result<Run, F
         let _ = reader.join();
     }
     output.extend(lines.try_iter().map(|line| line + "\n"));
-    if interrupt_after.is_some() && !interrupted {
-        return Err(format!("never saw {interrupt_after:?} to interrupt on; the output:\n{output}").into());
+    if let (Some((text, _)), false) = (trigger, interrupted) {
+        return Err(format!("never saw {text:?} to act on; the output:\n{output}").into());
     }
     Ok(Run { pid, status, output })
 }
@@ -217,8 +325,8 @@ fn nix_kill(pid: u32, signal: i32) {
     let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
 }
 
-/// What a run of xtask with this pid would leave: its bridge, its daemon's temp dir,
-/// mounts under it, or processes (dockerd, containerd, shims) still using it.
+/// What a run of xtask with this pid would leave: its bridge, its daemon's or guest's temp
+/// dir, mounts under it, or processes (QEMU, dockerd, containerd, shims) still using it.
 fn nothing_left(xtask_pid: u32) -> Result<(), Failed> {
     let bridge = format!("podlab{}", xtask_pid % 10_000);
     let mut leftovers = Vec::new();
@@ -227,11 +335,12 @@ fn nothing_left(xtask_pid: u32) -> Result<(), Failed> {
     }
     let temp_dirs: Vec<String> = std::fs::read_dir(std::env::temp_dir())?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.starts_with("podlab-docker-"))
+        .filter(|name| name.starts_with("podlab-docker-") || name.starts_with("podlab-vm-"))
         .collect();
     leftovers.extend(temp_dirs.iter().map(|name| format!("temp dir {name}")));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
     leftovers.extend(mounts.lines().filter(|line| line.contains("podlab-docker-")).map(|line| format!("mount {line}")));
+    leftovers.extend(guest_processes().into_iter().map(|command_line| format!("guest {command_line}")));
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let command_line = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let command_line = String::from_utf8_lossy(&command_line).replace('\0', " ");

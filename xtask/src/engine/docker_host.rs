@@ -46,15 +46,14 @@ impl DockerHostEngine {
             shut_down: false,
         })
     }
-
-    pub fn run_label(&self) -> &str {
-        &self.run_label
-    }
 }
 
 impl Engine for DockerHostEngine {
-    fn name(&self) -> &'static str {
-        "docker"
+    fn details(&self) -> String {
+        match &self.private_daemon {
+            Some(_) => "docker (a private dockerd on the host)".to_string(),
+            None => format!("docker (DOCKER_HOST={})", self.docker_host),
+        }
     }
 
     fn run(&self, argv: &[String], timeout: Duration) -> Result<Output> {
@@ -67,6 +66,10 @@ impl Engine for DockerHostEngine {
 
     fn docker_argv(&self) -> Vec<String> {
         argv(&["docker", "--host", &self.docker_host])
+    }
+
+    fn run_label(&self) -> &str {
+        &self.run_label
     }
 
     fn shut_down(&mut self) -> Result<()> {

@@ -10,12 +10,13 @@ use crate::command::Output;
 
 pub mod docker_cli;
 pub mod docker_host;
+pub mod vm;
 
 pub use docker_cli::DockerCli;
 
 pub trait Engine: Send + Sync {
-    /// `docker` or `vm`, for reports.
-    fn name(&self) -> &'static str;
+    /// What reports say of the engine: which daemon, which acceleration, which kernel.
+    fn details(&self) -> String;
 
     /// Runs a command where the Docker daemon runs, with a deadline; Ctrl-C stops it.
     fn run(&self, argv: &[String], timeout: Duration) -> Result<Output>;
@@ -25,6 +26,9 @@ pub trait Engine: Send + Sync {
 
     /// The docker CLI's argv prefix that reaches this engine's daemon.
     fn docker_argv(&self) -> Vec<String>;
+
+    /// `podlab.run=<run id>`: the label on every container this run creates.
+    fn run_label(&self) -> &str;
 
     /// Stops the daemon and removes everything the engine made. Also runs on drop;
     /// calling it first reports errors instead of swallowing them.

@@ -17,6 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use self::rootfs::Rootfs;
+pub use self::rootfs::program_interpreter;
 
 /// One image, ready for `docker import`.
 pub struct ImageTar {

@@ -1,0 +1,375 @@
+//! The `vm` engine: a throwaway QEMU guest with Docker, booted in seconds without a disk
+//! image. The host's kernel (and its /lib/modules), an initramfs made on the fly, the host's
+//! root read-only over virtio-9p with a tmpfs overlay, tmpfs for /var/lib/docker, dockerd from
+//! the host's own binaries, no network card. The harness runs commands in the guest through an
+//! agent (this same binary, `xtask guest-agent`) on a virtio-serial port.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::Engine;
+use crate::command::{Output, argv, last_lines};
+use crate::interrupt;
+use crate::progress::Progress;
+
+mod initramfs;
+pub mod kernel;
+pub mod protocol;
+pub mod qemu;
+
+use protocol::{Answer, GuestMessage, Request};
+use qemu::Acceleration;
+
+/// Boot, to dockerd answering; generous, since TCG on a busy host is slow (about 7 s here).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Extra time the host waits for an answer beyond the command's own deadline in the guest.
+const ANSWER_MARGIN: Duration = Duration::from_secs(30);
+const GUEST_MEMORY_MB: u32 = 2048;
+
+/// What the user asked of the VM.
+pub struct VmOptions {
+    pub kernel: Option<PathBuf>,
+    pub require_kvm: bool,
+}
+
+pub struct VmEngine {
+    qemu: Mutex<Child>,
+    qemu_command_line: String,
+    channel: Mutex<Channel>,
+    console_log: PathBuf,
+    run_dir: PathBuf,
+    scratch: Option<tempfile::TempDir>,
+    acceleration: Acceleration,
+    kernel_release: String,
+    run_label: String,
+    shut_down: bool,
+}
+
+struct Channel {
+    writer: UnixStream,
+    messages: Receiver<GuestMessage>,
+    next_id: u64,
+}
+
+impl VmEngine {
+    pub fn start(options: &VmOptions, run_dir: &Path, run_id: &str, progress: &Progress) -> Result<Self> {
+        let workspace = crate::pause_build::workspace_root();
+        // The guest's /tmp is its own tmpfs: files the guest must read from the host live elsewhere.
+        for path in [workspace.to_path_buf(), std::env::current_exe()?] {
+            if path.starts_with("/tmp") || path.starts_with("/run") {
+                bail!(
+                    "{} is under /tmp or /run, which the guest does not see: move the checkout elsewhere",
+                    path.display()
+                );
+            }
+        }
+        let phase = Instant::now();
+        let kernel = kernel::find(options.kernel.as_deref())?;
+        let scratch = tempfile::Builder::new().prefix("podlab-vm-").tempdir().context("cannot make a temp dir")?;
+        let initramfs_path = scratch.path().join("initramfs.cpio");
+        initramfs::build(&kernel, &workspace.join("vm/init"), &initramfs_path)?;
+        progress.done(
+            &format!("initramfs for {} ({} KB)", kernel.release, std::fs::metadata(&initramfs_path)?.len() / 1024),
+            phase,
+        );
+
+        let phase = Instant::now();
+        let cache_dir = workspace.join("target/podlab/cache");
+        let boot_image = match kernel::uncompressed(&kernel, &cache_dir)? {
+            Some(vmlinux) => vmlinux,
+            None => {
+                progress.say("the kernel cannot be unpacked for a PVH boot: booting the bzImage (slower under TCG)");
+                kernel.image.clone()
+            }
+        };
+        progress.done("kernel ready", phase);
+        let phase = Instant::now();
+        let acceleration = match qemu::kvm_works_cached(&boot_image, &initramfs_path, scratch.path(), &cache_dir)? {
+            Ok(()) => Acceleration::Kvm,
+            Err(reason) if options.require_kvm => bail!("--require-kvm: KVM cannot be used here: {reason}"),
+            Err(reason) => {
+                progress.say(&format!("KVM is not usable ({reason}): the guest runs under TCG, much slower"));
+                Acceleration::Tcg
+            }
+        };
+        progress.done(&format!("acceleration: {}", acceleration.name()), phase);
+
+        let pause = crate::pause_build::build_release()?;
+        let phase = Instant::now();
+        let console_log = run_dir.join("console.log");
+        let agent_socket = scratch.path().join("agent.sock");
+        let kernel_arguments = vec![
+            "console=ttyS0".to_string(),
+            "quiet".to_string(),
+            "panic=-1".to_string(),
+            "rdinit=/init".to_string(),
+            format!("podlab.stage2={}", workspace.join("vm/guest-init.sh").display()),
+            format!("podlab.agent={}", std::env::current_exe()?.display()),
+            format!("podlab.pause={}", pause.display()),
+        ];
+        let guest = qemu::Guest {
+            kernel: &boot_image,
+            initramfs: &initramfs_path,
+            kernel_arguments,
+            console_log: &console_log,
+            agent_socket: Some(&agent_socket),
+            memory_mb: GUEST_MEMORY_MB,
+            cpus: std::thread::available_parallelism().map_or(2, |cpus| cpus.get() as u32).min(4),
+        };
+        let arguments = qemu::arguments(&guest, acceleration);
+        let qemu_command_line = format!("{} {}", qemu::QEMU, arguments.join(" "));
+        let qemu_log = std::fs::File::create(run_dir.join("qemu.log"))?;
+        let mut command = Command::new(qemu::QEMU);
+        command.args(&arguments).stdin(Stdio::null()).stdout(qemu_log.try_clone()?).stderr(qemu_log).process_group(0);
+        // SAFETY: prctl is async-signal-safe. QEMU dies with the harness, even by SIGKILL.
+        unsafe {
+            command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}: install it with apt-get install qemu-system-x86", qemu::QEMU))?;
+        let mut qemu =
+            QemuGuard { child: Some(child), console_log: console_log.clone(), command_line: qemu_command_line.clone() };
+
+        let writer = qemu.connect(&agent_socket, phase + BOOT_TIMEOUT)?;
+        let reader = writer.try_clone()?;
+        let (sender, messages) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                match serde_json::from_str::<GuestMessage>(&line) {
+                    Ok(message) => {
+                        if sender.send(message).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("warning: the guest agent said something unreadable: {line}"),
+                }
+            }
+        });
+        let channel = Channel { writer, messages, next_id: 1 };
+        match qemu.receive(&channel.messages, phase + BOOT_TIMEOUT, "the guest to boot and dockerd to answer")? {
+            GuestMessage::Ready { agent_started_ms, dockerd_ready_ms } => progress.done(
+                &format!(
+                    "guest booted under {}: agent up at {:.1} s, dockerd ready at {:.1} s of guest uptime",
+                    acceleration.name(),
+                    agent_started_ms as f64 / 1e3,
+                    dockerd_ready_ms as f64 / 1e3
+                ),
+                phase,
+            ),
+            GuestMessage::DockerdFailed { log_tail } => {
+                bail!("dockerd did not start in the guest; the end of its log:\n{log_tail}")
+            }
+            GuestMessage::Answer(_) => bail!("the guest agent answered before it was asked"),
+        }
+        Ok(VmEngine {
+            qemu: Mutex::new(qemu.child.take().expect("the guard holds QEMU")),
+            qemu_command_line,
+            channel: Mutex::new(channel),
+            console_log,
+            run_dir: run_dir.to_path_buf(),
+            scratch: Some(scratch),
+            acceleration,
+            kernel_release: kernel.release.clone(),
+            run_label: format!("podlab.run={run_id}"),
+            shut_down: false,
+        })
+    }
+
+    fn request(&self, argv: &[String], timeout: Duration, interruptible: bool) -> Result<Output> {
+        // A dead guest is reported as such, not as a broken pipe.
+        self.check_qemu_alive()?;
+        let started = Instant::now();
+        let mut channel = self.channel.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = channel.next_id;
+        channel.next_id += 1;
+        let mut line =
+            serde_json::to_vec(&Request { id, argv: argv.to_vec(), timeout_ms: timeout.as_millis() as u64 })?;
+        line.push(b'\n');
+        if let Err(error) = channel.writer.write_all(&line) {
+            self.check_qemu_alive()?;
+            return Err(error).context("cannot write to the guest agent");
+        }
+        let deadline = started + timeout + ANSWER_MARGIN;
+        loop {
+            if interruptible {
+                interrupt::check()?;
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                bail!("the guest agent did not answer `{}` within {:?}", argv.join(" "), timeout + ANSWER_MARGIN);
+            }
+            match channel.messages.recv_timeout(remaining.min(Duration::from_millis(50))) {
+                Ok(GuestMessage::Answer(answer)) if answer.id == id => return output_of(argv, answer),
+                // An answer to a request we stopped waiting for (Ctrl-C): no longer wanted.
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => self.check_qemu_alive()?,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.check_qemu_alive()?;
+                    bail!("the guest agent closed its port");
+                }
+            }
+        }
+    }
+
+    fn check_qemu_alive(&self) -> Result<()> {
+        let mut qemu = self.qemu.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(status) = qemu.try_wait()? {
+            bail!("{}", qemu_died_message(status, &self.console_log, &self.qemu_command_line));
+        }
+        Ok(())
+    }
+
+    fn save_dockerd_log(&self) -> Result<()> {
+        let output = self.request(&argv(&["cat", "/run/podlab/dockerd.log"]), Duration::from_secs(20), false)?.ok()?;
+        std::fs::write(self.run_dir.join("dockerd.log"), &output.stdout)?;
+        Ok(())
+    }
+}
+
+fn output_of(argv: &[String], answer: Answer) -> Result<Output> {
+    if let Some(error) = answer.error {
+        bail!("in the guest, `{}`: {error}", argv.join(" "));
+    }
+    Ok(Output {
+        argv: argv.to_vec(),
+        stdout: answer.stdout,
+        stderr: answer.stderr,
+        exit_code: answer.exit_code,
+        signal: answer.signal,
+        duration: Duration::from_millis(answer.duration_ms),
+    })
+}
+
+fn qemu_died_message(status: std::process::ExitStatus, console_log: &Path, command_line: &str) -> String {
+    let console = std::fs::read_to_string(console_log).unwrap_or_default();
+    format!(
+        "QEMU exited ({status}); the console's last lines:\n{}\nQEMU command line: {command_line}",
+        last_lines(&console, 25)
+    )
+}
+
+/// QEMU during boot: killed if boot fails, handed over to the engine if it succeeds.
+struct QemuGuard {
+    child: Option<Child>,
+    console_log: PathBuf,
+    command_line: String,
+}
+
+impl QemuGuard {
+    /// Connects to the agent's socket, which QEMU creates as it starts.
+    fn connect(&mut self, socket: &Path, deadline: Instant) -> Result<UnixStream> {
+        loop {
+            if let Ok(stream) = UnixStream::connect(socket) {
+                return Ok(stream);
+            }
+            self.fail_if_dead_or_late(deadline, "QEMU to open the agent's socket")?;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn receive(
+        &mut self,
+        messages: &Receiver<GuestMessage>,
+        deadline: Instant,
+        waiting_for: &str,
+    ) -> Result<GuestMessage> {
+        loop {
+            match messages.recv_timeout(Duration::from_millis(50)) {
+                Ok(message) => return Ok(message),
+                Err(RecvTimeoutError::Timeout) => self.fail_if_dead_or_late(deadline, waiting_for)?,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail_if_dead_or_late(Instant::now() + Duration::from_secs(2), waiting_for)?;
+                    bail!("the guest agent closed its port while the harness waited for {waiting_for}");
+                }
+            }
+        }
+    }
+
+    fn fail_if_dead_or_late(&mut self, deadline: Instant, waiting_for: &str) -> Result<()> {
+        interrupt::check()?;
+        let child = self.child.as_mut().expect("the guard holds QEMU");
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "while waiting for {waiting_for}: {}",
+                qemu_died_message(status, &self.console_log, &self.command_line)
+            );
+        }
+        if Instant::now() > deadline {
+            let console = std::fs::read_to_string(&self.console_log).unwrap_or_default();
+            bail!(
+                "waited {BOOT_TIMEOUT:?} for {waiting_for}; the console's last lines:\n{}\nQEMU command line: {}",
+                last_lines(&console, 25),
+                self.command_line
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for QemuGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_qemu(&mut child);
+        }
+    }
+}
+
+fn kill_qemu(child: &mut Child) {
+    // Never count on the guest powering itself off: the guest is throwaway, so it is killed.
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+impl Engine for VmEngine {
+    fn details(&self) -> String {
+        format!("vm ({}, kernel {})", self.acceleration.name(), self.kernel_release)
+    }
+
+    fn run(&self, argv: &[String], timeout: Duration) -> Result<Output> {
+        self.request(argv, timeout, true)
+    }
+
+    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output> {
+        self.request(argv, timeout, false)
+    }
+
+    fn docker_argv(&self) -> Vec<String> {
+        argv(&["docker", "--host", "unix:///run/docker.sock"])
+    }
+
+    fn run_label(&self) -> &str {
+        &self.run_label
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.shut_down, true) {
+            return Ok(());
+        }
+        let saved = self.save_dockerd_log();
+        let mut qemu = self.qemu.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        kill_qemu(&mut qemu);
+        drop(qemu);
+        let removed = self.scratch.take().map(tempfile::TempDir::close).transpose();
+        removed.context("cannot remove the VM's temp dir")?;
+        saved.context("cannot save dockerd's log from the guest")
+    }
+}
+
+impl Drop for VmEngine {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down() {
+            eprintln!("warning: {error:#}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! What the harness and its agent in the guest say to each other over the virtio-serial
+//! port: one JSON object a line. The guest speaks first (`Ready`), then answers each request.
+
+use serde::{Deserialize, Serialize};
+
+/// The name of the virtio-serial port, as the guest finds it under /sys/class/virtio-ports.
+pub const PORT_NAME: &str = "podlab.agent";
+
+/// A command to run in the guest.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub argv: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum GuestMessage {
+    /// dockerd answers; the times are the guest's uptime, in milliseconds.
+    Ready {
+        agent_started_ms: u64,
+        dockerd_ready_ms: u64,
+    },
+    /// dockerd did not come up: the end of its log says why.
+    DockerdFailed {
+        log_tail: String,
+    },
+    Answer(Answer),
+}
+
+/// What a command did, with stdout, stderr, exit code, signal and duration kept apart.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Answer {
+    pub id: u64,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    /// Set when the command could not run or was stopped at its deadline.
+    pub error: Option<String>,
+}
