@@ -9,15 +9,16 @@ mod command;
 mod doctor;
 mod engine;
 mod guest_agent;
-// Nothing calls the image builder yet: the docker engine will, to `docker import` each tar.
-#[allow(dead_code)]
 mod images;
 mod interrupt;
 mod pause_build;
+mod pod;
 mod progress;
 mod report;
 mod runner;
 mod scenario;
+mod setup;
+mod terminal;
 mod test;
 
 const USAGE: &str = "\
@@ -25,6 +26,7 @@ Usage: cargo xtask <command> [options]
 
 Commands:
   test     run the scenarios (the pause/nginx/ghost pod) against pause, in a throwaway VM with Docker
+  pod      create the seed pod and open a shell beside its Docker daemon (torn down on exit)
   clean    remove what a killed run left behind (guests, daemons, temp dirs, bridges)
   doctor   say which prerequisites of `test` are missing and how to install them
   bench    measure pause (and peers given with --vs): size, idle memory, reaping, SIGTERM latency
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         },
         "bench" => bench::run(options),
         "doctor" => doctor::run(options),
+        "pod" => pod::run(options),
         "clean" => clean::run(options),
         // Not listed: the guest runs it (vm/guest-init.sh), a user has no reason to.
         "guest-agent" => guest_agent::run(options),

@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use crate::engine::docker_host::DockerHostEngine;
-use crate::engine::vm::VmEngine;
+use crate::engine::Engine;
 use crate::engine::vm::VmOptions;
-use crate::engine::{DockerCli, Engine};
 use crate::progress::Progress;
 use crate::report::{self, RunFacts};
 use crate::runner::{self, ScenarioReport};
 use crate::scenario::{self, Scenario};
-use crate::{EXIT_HARNESS_ERROR, images, interrupt, pause_build};
+use crate::setup::{self, EngineChoice};
+use crate::{EXIT_HARNESS_ERROR, interrupt, pause_build};
 
 pub const HELP: &str = "\
 Usage: cargo xtask test [options] [-- ] [libtest options] [FILTER]
@@ -238,41 +237,11 @@ fn start_engine_and_images(lab: &mut Lab) -> Result<()> {
         lab.options_engine,
         lab.run_dir.display()
     ));
-    let pause_binary = match &lab.pause_binary {
-        Some(path) => path.clone(),
-        None => pause_build::build_release()?,
-    };
-    lab.pause_binary = Some(pause_binary.clone());
-    let images_started = Instant::now();
-    let cache_dir = pause_build::workspace_root().join("target/podlab/cache");
-    let image_tars = images::build_all(&pause_binary, &cache_dir)?;
-    lab.progress.done("image tars ready", images_started);
-    let engine: Box<dyn Engine> = match lab.options_engine.as_str() {
-        "vm" => Box::new(VmEngine::start(&lab.vm_options, &lab.run_dir, &lab.run_id, &lab.progress)?),
-        _ => Box::new(DockerHostEngine::start(&lab.run_dir, &lab.run_id, &lab.progress)?),
-    };
-    let import_started = Instant::now();
-    let docker = DockerCli { engine: engine.as_ref() };
-    for image in &image_tars {
-        let mut arguments = vec!["import".to_string()];
-        for change in &image.changes {
-            arguments.push(format!("--change={change}"));
-        }
-        arguments.push(image.tar.display().to_string());
-        arguments.push(image.name.to_string());
-        let output = docker
-            .call(&arguments, Duration::from_secs(300))?
-            .ok()
-            .with_context(|| format!("cannot import image {}", image.name))?;
-        let megabytes = std::fs::metadata(&image.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
-        lab.progress.say(&format!(
-            "imported {} ({megabytes} MB) in {:.1} s",
-            image.name,
-            output.duration.as_secs_f64()
-        ));
-    }
-    lab.progress.done(&format!("{} images imported", image_tars.len()), import_started);
-    lab.engine = Some(engine);
+    let choice = EngineChoice { name: lab.options_engine.clone(), vm: lab.vm_options.clone(), interactive: false };
+    let ready =
+        setup::engine_with_images(&choice, lab.pause_binary.as_deref(), &lab.run_dir, &lab.run_id, &lab.progress)?;
+    lab.pause_binary = Some(ready.pause_binary);
+    lab.engine = Some(ready.engine);
     Ok(())
 }
 

@@ -72,6 +72,19 @@ impl Engine for DockerHostEngine {
         &self.run_label
     }
 
+    /// The user's own shell on the host, with DOCKER_HOST pointing at this engine's daemon.
+    fn interactive_shell(&self) -> Result<()> {
+        let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".to_string());
+        let status = Command::new(&shell)
+            .env("DOCKER_HOST", &self.docker_host)
+            .status()
+            .with_context(|| format!("cannot start {shell}"))?;
+        if !status.success() {
+            eprintln!("the shell ended with {status}");
+        }
+        Ok(())
+    }
+
     fn shut_down(&mut self) -> Result<()> {
         if std::mem::replace(&mut self.shut_down, true) {
             return Ok(());

@@ -30,6 +30,9 @@ pub trait Engine: Send + Sync {
     /// `podlab.run=<run id>`: the label on every container this run creates.
     fn run_label(&self) -> &str;
 
+    /// An interactive shell beside the daemon, with `docker` reaching it; returns when it exits.
+    fn interactive_shell(&self) -> Result<()>;
+
     /// Stops the daemon and removes everything the engine made. Also runs on drop;
     /// calling it first reports errors instead of swallowing them.
     fn shut_down(&mut self) -> Result<()>;

@@ -11,6 +11,8 @@ use crate::engine::{DockerCli, Engine};
 use crate::scenario::Scenario;
 
 mod pod;
+
+pub use pod::create as create_pod;
 mod steps;
 pub mod tar;
 

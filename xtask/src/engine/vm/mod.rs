@@ -37,6 +37,7 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(30);
 const GUEST_MEMORY_MB: u32 = 2048;
 
 /// What the user asked of the VM.
+#[derive(Clone)]
 pub struct VmOptions {
     pub kernel: Option<PathBuf>,
     pub require_kvm: bool,
@@ -47,6 +48,7 @@ pub struct VmEngine {
     qemu_command_line: String,
     channel: Mutex<Channel>,
     console_log: PathBuf,
+    shell_socket: Option<PathBuf>,
     run_dir: PathBuf,
     scratch: Option<tempfile::TempDir>,
     acceleration: Acceleration,
@@ -62,7 +64,14 @@ struct Channel {
 }
 
 impl VmEngine {
-    pub fn start(options: &VmOptions, run_dir: &Path, run_id: &str, progress: &Progress) -> Result<Self> {
+    /// Boots the guest; with `interactive`, it gets a second serial port for `interactive_shell`.
+    pub fn start(
+        options: &VmOptions,
+        interactive: bool,
+        run_dir: &Path,
+        run_id: &str,
+        progress: &Progress,
+    ) -> Result<Self> {
         let workspace = crate::pause_build::workspace_root();
         // The guest's /tmp is its own tmpfs: files the guest must read from the host live elsewhere.
         for path in [workspace.to_path_buf(), std::env::current_exe()?] {
@@ -108,6 +117,7 @@ impl VmEngine {
         let phase = Instant::now();
         let console_log = run_dir.join("console.log");
         let agent_socket = scratch.path().join("agent.sock");
+        let shell_socket = interactive.then(|| scratch.path().join("shell.sock"));
         let kernel_arguments = vec![
             "console=ttyS0".to_string(),
             "quiet".to_string(),
@@ -123,6 +133,7 @@ impl VmEngine {
             kernel_arguments,
             console_log: &console_log,
             agent_socket: Some(&agent_socket),
+            shell_socket: shell_socket.as_deref(),
             memory_mb: GUEST_MEMORY_MB,
             cpus: std::thread::available_parallelism().map_or(2, |cpus| cpus.get() as u32).min(4),
         };
@@ -177,6 +188,7 @@ impl VmEngine {
             qemu_command_line,
             channel: Mutex::new(channel),
             console_log,
+            shell_socket,
             run_dir: run_dir.to_path_buf(),
             scratch: Some(scratch),
             acceleration,
@@ -350,6 +362,31 @@ impl Engine for VmEngine {
 
     fn run_label(&self) -> &str {
         &self.run_label
+    }
+
+    /// A shell in the guest on its second serial port (ttyS1), relayed to this terminal in raw
+    /// mode, with DOCKER_HOST set; returns when the shell exits.
+    fn interactive_shell(&self) -> Result<()> {
+        let socket = self.shell_socket.as_ref().context("the guest was booted without a shell port")?;
+        let stream = UnixStream::connect(socket).context("cannot reach the guest's shell port")?;
+        let (rows, columns) = crate::terminal::size().unwrap_or((24, 80));
+        let raw = crate::terminal::RawMode::enable();
+        let mut to_guest = stream.try_clone()?;
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut to_guest);
+        });
+        let mut from_guest = stream.try_clone()?;
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_guest, &mut std::io::stdout());
+        });
+        let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".to_string());
+        let script = format!(
+            "stty rows {rows} cols {columns} < /dev/ttyS1; export TERM={term} DOCKER_HOST=unix:///run/docker.sock; \
+             cd /root; exec setsid --ctty --wait sh -i < /dev/ttyS1 > /dev/ttyS1 2>&1"
+        );
+        let ended = self.request(&argv(&["sh", "-c", &script]), Duration::from_secs(24 * 3600), false);
+        drop(raw);
+        ended.map(drop)
     }
 
     fn shut_down(&mut self) -> Result<()> {

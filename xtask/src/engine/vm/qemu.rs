@@ -32,6 +32,8 @@ pub struct Guest<'a> {
     pub kernel_arguments: Vec<String>,
     pub console_log: &'a Path,
     pub agent_socket: Option<&'a Path>,
+    /// A second serial port (ttyS1) on a unix socket, for an interactive shell.
+    pub shell_socket: Option<&'a Path>,
     pub memory_mb: u32,
     pub cpus: u32,
 }
@@ -87,6 +89,14 @@ pub fn arguments(guest: &Guest, acceleration: Acceleration) -> Vec<String> {
             format!("virtserialport,chardev=agent,name={}", super::protocol::PORT_NAME),
         ]);
     }
+    if let Some(socket) = guest.shell_socket {
+        arguments.extend([
+            "-chardev".to_string(),
+            format!("socket,id=shell,path={},server=on,wait=off", socket.display()),
+            "-serial".to_string(),
+            "chardev:shell".to_string(),
+        ]);
+    }
     arguments
 }
 
@@ -105,6 +115,7 @@ pub fn kvm_works(kernel: &Path, initramfs: &Path, scratch: &Path) -> Result<(), 
         kernel_arguments: vec!["console=ttyS0".into(), "panic=-1".into(), "quiet".into(), "podlab.probe".into()],
         console_log: &console_log,
         agent_socket: None,
+        shell_socket: None,
         memory_mb: 256,
         cpus: 1,
     };
