@@ -26,10 +26,14 @@ Options:
   --orphans N          size of the orphan storm (default 10000)
   --storms N           orphan storms per binary; the median is shown (default 5)
   --runs N             SIGTERM-to-exit runs per binary (default 201)
+  --vm-boots N         also boot the vm engine's guest N times and print each boot phase
+  --no-pause           skip the pause table (with --vm-boots: measure boots only)
 
 Needs root, or unprivileged user namespaces, to create PID namespaces.";
 
 struct Options {
+    vm_boots: usize,
+    measure_pause: bool,
     pause_bin: Option<PathBuf>,
     peers: Vec<Subject>,
     sizes: Sizes,
@@ -74,10 +78,20 @@ pub fn run(arguments: &[String]) -> Result<()> {
         println!("{HELP}");
         return Ok(());
     };
+    if options.measure_pause {
+        measure_pauses(&options)?;
+    }
+    if options.vm_boots > 0 {
+        measure_vm_boots(options.vm_boots)?;
+    }
+    Ok(())
+}
+
+fn measure_pauses(options: &Options) -> Result<()> {
     pid1::pid_namespaces_available("/bin/true")
         .map_err(|reason| anyhow!("{reason}\nrun the bench as root, or enable unprivileged user namespaces"))?;
-    let ours = match options.pause_bin {
-        Some(path) => path,
+    let ours = match &options.pause_bin {
+        Some(path) => path.clone(),
         None => pause_build::build_release()?,
     };
     let ours = Subject { program: ours, arguments: Vec::new() };
@@ -96,8 +110,13 @@ pub fn run(arguments: &[String]) -> Result<()> {
 }
 
 fn parse(arguments: &[String]) -> Result<Option<Options>> {
-    let mut options =
-        Options { pause_bin: None, peers: Vec::new(), sizes: Sizes { orphans: 10_000, storms: 5, runs: 201 } };
+    let mut options = Options {
+        vm_boots: 0,
+        measure_pause: true,
+        pause_bin: None,
+        peers: Vec::new(),
+        sizes: Sizes { orphans: 10_000, storms: 5, runs: 201 },
+    };
     let mut arguments = arguments.iter();
     while let Some(argument) = arguments.next() {
         let mut value = || arguments.next().ok_or_else(|| anyhow!("{argument} needs a value (see --help)"));
@@ -111,6 +130,8 @@ fn parse(arguments: &[String]) -> Result<Option<Options>> {
             }
             "--orphans" => options.sizes.orphans = value()?.parse().context("--orphans takes a whole number")?,
             "--storms" => options.sizes.storms = value()?.parse().context("--storms takes a whole number")?,
+            "--vm-boots" => options.vm_boots = value()?.parse().context("--vm-boots takes a whole number")?,
+            "--no-pause" => options.measure_pause = false,
             "--runs" => options.sizes.runs = value()?.parse().context("--runs takes a whole number")?,
             unknown => bail!("unknown option `{unknown}` (see cargo xtask bench --help)"),
         }
@@ -157,6 +178,55 @@ fn launch_as_pid_1(subject: &Subject, family: Family) -> Result<pid1::Running> {
     let running = launch(&settings).map_err(|error| anyhow!(error))?;
     running.wait_until_sleeping().map_err(|error| anyhow!(error))?;
     Ok(running)
+}
+
+/// Boots the vm engine's guest `boots` times and prints, per boot, the host's time from
+/// starting QEMU to dockerd answering and the guest's uptime at each phase.
+fn measure_vm_boots(boots: usize) -> Result<()> {
+    let workspace = pause_build::workspace_root();
+    let options = crate::engine::vm::VmOptions { kernel: None, require_kvm: false };
+    let progress = crate::progress::Progress::new();
+    let mut rows = Vec::new();
+    let mut acceleration = String::new();
+    for boot in 1..=boots {
+        let run_dir = workspace.join("target/podlab").join(format!("bench-boot-{}-{boot}", std::process::id()));
+        std::fs::create_dir_all(&run_dir)?;
+        let mut engine = crate::engine::vm::VmEngine::start(&options, false, &run_dir, "bench", &progress)?;
+        acceleration = crate::engine::Engine::details(&engine);
+        let phases = engine.console_phases();
+        let uptime_of = |name: &str| {
+            phases.iter().find(|(phase, _)| phase == name).map_or("-".to_string(), |(_, at)| format!("{at:.2}"))
+        };
+        let times = engine.boot_times;
+        rows.push(vec![
+            boot.to_string(),
+            format!("{:.2}", times.start_to_ready.as_secs_f64()),
+            uptime_of("stage 1"),
+            uptime_of("root mounted"),
+            uptime_of("stage 2"),
+            format!("{:.2}", times.agent_up_ms as f64 / 1e3),
+            format!("{:.2}", times.dockerd_ready_ms as f64 / 1e3),
+        ]);
+        crate::engine::Engine::shut_down(&mut engine)?;
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    let headers: Vec<String> = [
+        "boot",
+        "QEMU start to dockerd ready, host (s)",
+        "stage 1 (s)",
+        "root mounted (s)",
+        "stage 2 (s)",
+        "agent up (s)",
+        "dockerd ready (s)",
+    ]
+    .iter()
+    .map(|header| header.to_string())
+    .collect();
+    println!(
+        "\nguest boots, {acceleration}; phase columns are the guest's uptime\n{}",
+        markdown_table(&headers, &rows)
+    );
+    Ok(())
 }
 
 /// VmRSS once start-up is over and the program sleeps.

@@ -52,9 +52,35 @@ pub struct VmEngine {
     run_dir: PathBuf,
     scratch: Option<tempfile::TempDir>,
     acceleration: Acceleration,
+    pub boot_times: BootTimes,
     kernel_release: String,
     run_label: String,
     shut_down: bool,
+}
+
+/// How long the guest took to get ready.
+#[derive(Clone, Copy, Debug)]
+pub struct BootTimes {
+    /// From starting QEMU to dockerd answering, as the host sees it.
+    pub start_to_ready: Duration,
+    /// Guest uptime when the agent started, and when dockerd answered.
+    pub agent_up_ms: u64,
+    pub dockerd_ready_ms: u64,
+}
+
+impl VmEngine {
+    /// Guest uptime (seconds) at each `podlab: <phase> at <uptime> s` line of the console.
+    pub fn console_phases(&self) -> Vec<(String, f64)> {
+        let console = std::fs::read_to_string(&self.console_log).unwrap_or_default();
+        console
+            .lines()
+            .filter_map(|line| {
+                let rest = &line[line.find("podlab: ")? + "podlab: ".len()..];
+                let (phase, uptime) = rest.rsplit_once(" at ")?;
+                Some((phase.to_string(), uptime.trim_end_matches(" s").parse().ok()?))
+            })
+            .collect()
+    }
 }
 
 struct Channel {
@@ -168,21 +194,25 @@ impl VmEngine {
             }
         });
         let channel = Channel { writer, messages, next_id: 1 };
-        match qemu.receive(&channel.messages, phase + BOOT_TIMEOUT, "the guest to boot and dockerd to answer")? {
-            GuestMessage::Ready { agent_started_ms, dockerd_ready_ms } => progress.done(
-                &format!(
-                    "guest booted under {}: agent up at {:.1} s, dockerd ready at {:.1} s of guest uptime",
-                    acceleration.name(),
-                    agent_started_ms as f64 / 1e3,
-                    dockerd_ready_ms as f64 / 1e3
-                ),
-                phase,
-            ),
-            GuestMessage::DockerdFailed { log_tail } => {
-                bail!("dockerd did not start in the guest; the end of its log:\n{log_tail}")
-            }
-            GuestMessage::Answer(_) => bail!("the guest agent answered before it was asked"),
-        }
+        let boot_times =
+            match qemu.receive(&channel.messages, phase + BOOT_TIMEOUT, "the guest to boot and dockerd to answer")? {
+                GuestMessage::Ready { agent_started_ms, dockerd_ready_ms } => {
+                    progress.done(
+                        &format!(
+                            "guest booted under {}: agent up at {:.1} s, dockerd ready at {:.1} s of guest uptime",
+                            acceleration.name(),
+                            agent_started_ms as f64 / 1e3,
+                            dockerd_ready_ms as f64 / 1e3
+                        ),
+                        phase,
+                    );
+                    BootTimes { start_to_ready: phase.elapsed(), agent_up_ms: agent_started_ms, dockerd_ready_ms }
+                }
+                GuestMessage::DockerdFailed { log_tail } => {
+                    bail!("dockerd did not start in the guest; the end of its log:\n{log_tail}")
+                }
+                GuestMessage::Answer(_) => bail!("the guest agent answered before it was asked"),
+            };
         Ok(VmEngine {
             qemu: Mutex::new(qemu.child.take().expect("the guard holds QEMU")),
             qemu_command_line,
@@ -192,6 +222,7 @@ impl VmEngine {
             run_dir: run_dir.to_path_buf(),
             scratch: Some(scratch),
             acceleration,
+            boot_times,
             kernel_release: kernel.release.clone(),
             run_label: format!("podlab.run={run_id}"),
             shut_down: false,
