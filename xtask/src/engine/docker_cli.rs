@@ -51,6 +51,26 @@ impl DockerCli<'_> {
         Ok(pid)
     }
 
+    /// The main pids of several containers in one call: each docker CLI start is costly under emulation.
+    pub fn main_pids(&self, containers: &[String]) -> Result<std::collections::BTreeMap<String, u32>> {
+        let mut arguments = vec!["inspect".to_string(), "--format".to_string(), "{{.State.Pid}}".to_string()];
+        arguments.extend(containers.iter().cloned());
+        let output = self.call(&arguments, QUICK)?.ok()?.stdout_text();
+        let pids: Vec<&str> = output.lines().collect();
+        if pids.len() != containers.len() {
+            anyhow::bail!("docker inspect gave {} pids for {} containers: {output}", pids.len(), containers.len());
+        }
+        containers
+            .iter()
+            .zip(pids)
+            .map(|(container, pid)| match pid.trim().parse::<u32>() {
+                Ok(0) => anyhow::bail!("container {container} is not running"),
+                Ok(pid) => Ok((container.clone(), pid)),
+                Err(_) => anyhow::bail!("docker inspect gave `{pid}` as the pid of {container}"),
+            })
+            .collect()
+    }
+
     /// Everything the container wrote: stdout, then stderr.
     pub fn logs(&self, container: &str) -> Result<String> {
         let output = self.ok(&["logs", container], QUICK)?;

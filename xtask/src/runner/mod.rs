@@ -88,8 +88,6 @@ pub fn run_scenario(
         duration: Duration::ZERO,
         logs_dir: logs_dir.to_path_buf(),
     };
-    // Leftovers of an earlier scenario with the same names would make `docker run` fail.
-    let _ = remove_pod(&docker, scenario);
     let pod_created = pod::create(&docker, scenario, run_label);
     if let Err(error) = &pod_created {
         report.pod_error = Some(format!("{error:#}"));

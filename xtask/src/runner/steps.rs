@@ -75,7 +75,8 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             if expected.is_empty() {
                 bail!("the infra container {} has no IP address on Docker's bridge", context.infra);
             }
-            let seen = for_each(&same.containers, |name| eth0_address(context, name))?;
+            let pids = context.docker.main_pids(&same.containers)?;
+            let seen = for_each(&same.containers, |name| eth0_address(context, pids[name]))?;
             if seen.values().any(|address| *address != expected) {
                 bail!(
                     "expected every container's eth0 at {expected} (the infra container's address), got {}",
@@ -84,8 +85,9 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::SameHostname(same) => {
+            let pids = context.docker.main_pids(&same.containers)?;
             let seen = for_each(&same.containers, |name| {
-                let pid = context.docker.main_pid(name)?.to_string();
+                let pid = pids[name].to_string();
                 let output =
                     context.engine.run(&argv(&["nsenter", "--target", &pid, "--uts", "hostname"]), QUICK)?.ok()?;
                 Ok(output.stdout_text().trim().to_string())
@@ -93,7 +95,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             expect_sameness("hostname", same.expect, &seen)?;
         }
         Step::SameNamespace(same) => {
-            let seen = for_each(&same.containers, |name| namespace_of(context, name, same.kind))?;
+            let seen = namespaces_of(context, &same.containers, same.kind)?;
             expect_sameness(&format!("{} namespace", same.kind.proc_name()), same.expect, &seen)?;
         }
         Step::Pid1(pid1) => {
@@ -316,8 +318,8 @@ fn expect_sameness(what: &str, expect_same: bool, seen: &BTreeMap<String, String
 }
 
 /// The address on eth0 of a container's network namespace, as the kernel reports it.
-fn eth0_address(context: &StepContext, container: &str) -> Result<String> {
-    let pid = context.docker.main_pid(container)?.to_string();
+fn eth0_address(context: &StepContext, pid: u32) -> Result<String> {
+    let pid = pid.to_string();
     let probe = argv(&["nsenter", "--target", &pid, "--net", "ip", "-4", "-oneline", "address", "show", "dev", "eth0"]);
     let output = context.engine.run(&probe, QUICK)?.ok()?;
     let text = output.stdout_text();
@@ -329,10 +331,25 @@ fn eth0_address(context: &StepContext, container: &str) -> Result<String> {
 
 /// `net:[4026532...]`: the namespace a container's main process is in.
 fn namespace_of(context: &StepContext, container: &str, kind: NamespaceKind) -> Result<String> {
-    let pid = context.docker.main_pid(container)?;
-    let link = format!("/proc/{pid}/ns/{}", kind.proc_name());
-    let output = context.engine.run(&argv(&["readlink", &link]), QUICK)?.ok()?;
-    Ok(output.stdout_text().trim().to_string())
+    let mut seen = namespaces_of(context, &[container.to_string()], kind)?;
+    seen.remove(container).context("readlink gave nothing")
+}
+
+/// The namespaces of several containers' main processes, in two calls whatever their number.
+fn namespaces_of(
+    context: &StepContext,
+    containers: &[String],
+    kind: NamespaceKind,
+) -> Result<BTreeMap<String, String>> {
+    let pids = context.docker.main_pids(containers)?;
+    let mut readlink = vec!["readlink".to_string()];
+    readlink.extend(containers.iter().map(|name| format!("/proc/{}/ns/{}", pids[name], kind.proc_name())));
+    let output = context.engine.run(&readlink, QUICK)?.ok()?.stdout_text();
+    let links: Vec<&str> = output.lines().collect();
+    if links.len() != containers.len() {
+        bail!("readlink gave {} namespaces for {} containers: {output}", links.len(), containers.len());
+    }
+    Ok(containers.iter().cloned().zip(links.into_iter().map(str::to_string)).collect())
 }
 
 /// User plus system CPU time of a process, from /proc/PID/stat (USER_HZ is 100 on Linux: 10 ms ticks).
