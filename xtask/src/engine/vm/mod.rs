@@ -99,14 +99,14 @@ impl VmEngine {
         progress: &Progress,
     ) -> Result<Self> {
         let workspace = crate::pause_build::workspace_root();
-        // The guest's /tmp is its own tmpfs: files the guest must read from the host live elsewhere.
-        for path in [workspace.to_path_buf(), std::env::current_exe()?] {
-            if path.starts_with("/tmp") || path.starts_with("/run") {
-                bail!(
-                    "{} is under /tmp or /run, which the guest does not see: move the checkout elsewhere",
-                    path.display()
-                );
-            }
+        // The guest sees the host's root, and the workspace again on its own share (so a checkout
+        // under /tmp, which is a tmpfs in the guest, works): the agent must live in one of them.
+        let agent = std::env::current_exe()?;
+        if !agent.starts_with(workspace) && (agent.starts_with("/tmp") || agent.starts_with("/run")) {
+            bail!(
+                "{} is under /tmp or /run and outside the workspace, so the guest cannot run it: build into the workspace's target/",
+                agent.display()
+            );
         }
         let phase = Instant::now();
         let kernel = kernel::find(options.kernel.as_deref())?;
@@ -150,7 +150,8 @@ impl VmEngine {
             "panic=-1".to_string(),
             "rdinit=/init".to_string(),
             format!("podlab.stage2={}", workspace.join("vm/guest-init.sh").display()),
-            format!("podlab.agent={}", std::env::current_exe()?.display()),
+            format!("podlab.agent={}", agent.display()),
+            format!("podlab.workspace={}", workspace.display()),
             format!("podlab.pause={}", pause.display()),
         ];
         let guest = qemu::Guest {
@@ -159,6 +160,7 @@ impl VmEngine {
             kernel_arguments,
             console_log: &console_log,
             agent_socket: Some(&agent_socket),
+            workspace: Some(workspace),
             shell_socket: shell_socket.as_deref(),
             memory_mb: GUEST_MEMORY_MB,
             cpus: std::thread::available_parallelism().map_or(2, |cpus| cpus.get() as u32).min(4),

@@ -32,6 +32,9 @@ pub struct Guest<'a> {
     pub kernel_arguments: Vec<String>,
     pub console_log: &'a Path,
     pub agent_socket: Option<&'a Path>,
+    /// A directory shared read-only a second time (mount tag `workspace`), mounted at its own
+    /// path in the guest: the workspace, which may live under the guest's tmpfs /tmp.
+    pub workspace: Option<&'a Path>,
     /// A second serial port (ttyS1) on a unix socket, for an interactive shell.
     pub shell_socket: Option<&'a Path>,
     pub memory_mb: u32,
@@ -89,6 +92,14 @@ pub fn arguments(guest: &Guest, acceleration: Acceleration) -> Vec<String> {
             format!("virtserialport,chardev=agent,name={}", super::protocol::PORT_NAME),
         ]);
     }
+    if let Some(workspace) = guest.workspace {
+        arguments.extend([
+            "-fsdev".to_string(),
+            format!("local,id=workspace,path={},security_model=none,readonly=on,multidevs=remap", workspace.display()),
+            "-device".to_string(),
+            "virtio-9p-pci,fsdev=workspace,mount_tag=workspace".to_string(),
+        ]);
+    }
     if let Some(socket) = guest.shell_socket {
         arguments.extend([
             "-chardev".to_string(),
@@ -115,6 +126,7 @@ pub fn kvm_works(kernel: &Path, initramfs: &Path, scratch: &Path) -> Result<(), 
         kernel_arguments: vec!["console=ttyS0".into(), "panic=-1".into(), "quiet".into(), "podlab.probe".into()],
         console_log: &console_log,
         agent_socket: None,
+        workspace: None,
         shell_socket: None,
         memory_mb: 256,
         cpus: 1,
