@@ -6,9 +6,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-/// The workspace root: xtask's manifest lives one level below it.
+/// The workspace root: `PODLAB_WORKSPACE` when set (an xtask built elsewhere, as the flake's
+/// NixOS test builds it, runs against a copy of the sources), else one level above xtask's manifest.
 pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives inside the workspace")
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| match std::env::var_os("PODLAB_WORKSPACE") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives inside the workspace").to_path_buf(),
+    })
 }
 
 /// Runs `cargo build --release -p pause` and returns the binary's path.

@@ -317,6 +317,34 @@ mod tests {
         assert_eq!(error(&["--engine"]), "--engine needs a value");
     }
 
+    /// `nix flake check` cannot run here (no binary cache), so this keeps its NixOS test honest:
+    /// the `xtask test` command it runs must parse with today's options, on today's scenarios.
+    #[test]
+    fn the_flake_runs_options_and_scenarios_that_exist() {
+        let workspace = pause_build::workspace_root();
+        let flake = std::fs::read_to_string(workspace.join("flake.nix")).unwrap();
+        assert!(flake.contains("import ./vm/nixos-test.nix"), "flake.nix no longer runs vm/nixos-test.nix");
+        let nixos_test = std::fs::read_to_string(workspace.join("vm/nixos-test.nix")).unwrap();
+        let command_start = nixos_test.find("xtask test ").expect("vm/nixos-test.nix runs no `xtask test`");
+        let command: String = nixos_test[command_start..].lines().take_while(|line| !line.contains("2>&1")).collect();
+        let command = command.replace('"', " ").replace('+', " ");
+        // The flake's pause is a store path; any existing file stands in for it here.
+        let stand_in = std::env::current_exe().unwrap().display().to_string();
+        let words: Vec<String> = command
+            .split_whitespace()
+            .skip(2)
+            .map(|word| if word.starts_with("${pause}") { stand_in.clone() } else { word.to_string() })
+            .collect();
+        let options = parse(&words).unwrap().expect("the flake's command asks for --help");
+        assert_eq!(options.engine, "docker");
+        assert_eq!(
+            options.pause_bin.as_deref(),
+            Some(Path::new(&stand_in)).map(|path| path.canonicalize().unwrap()).as_deref()
+        );
+        assert!(options.libtest.is_empty(), "the flake passes test-runner arguments: {:?}", options.libtest);
+        assert!(!scenario::load_all(&options.scenarios_dir).unwrap().is_empty());
+    }
+
     #[test]
     fn trial_names_follow_the_path() {
         assert_eq!(trial_name(Path::new("/work/main/scenarios/seed-pod.json")), "scenarios/seed-pod");

@@ -48,15 +48,14 @@ pub fn add_app_base(rootfs: &mut Rootfs) -> Result<()> {
     rootfs.add_file("/etc/nsswitch.conf", NSSWITCH, 0o644)?;
     rootfs.add_directory("/tmp", 0o1777)?;
 
-    let busybox = BUSYBOX.require()?;
-    require_applets(busybox)?;
+    require_applets(&BUSYBOX.require()?)?;
     // Copied as a program: Debian's busybox-static needs no library, but a dynamic busybox brings its own.
-    rootfs.add_host_program(busybox)?;
+    BUSYBOX.add_to(rootfs)?;
     for applet in BUSYBOX_APPLETS {
         rootfs.add_symlink(Path::new("/bin").join(applet), "busybox")?;
     }
-    rootfs.add_host_program(IPCMK.require()?)?;
-    rootfs.add_host_program(IPCS.require()?)?;
+    IPCMK.add_to(rootfs)?;
+    IPCS.add_to(rootfs)?;
     Ok(())
 }
 

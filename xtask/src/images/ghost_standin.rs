@@ -21,7 +21,7 @@ const SERVER_SCRIPT: &str = include_str!("ghost_standin_server.js");
 
 pub fn recipe() -> Result<Recipe> {
     let mut rootfs = Rootfs::new();
-    rootfs.add_host_program(NODE.require()?)?;
+    NODE.add_to(&mut rootfs)?;
     add_app_base(&mut rootfs)?;
     rootfs.add_file("/app/server.js", SERVER_SCRIPT, 0o644)?;
     Ok(Recipe {

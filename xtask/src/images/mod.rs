@@ -68,13 +68,32 @@ struct HostProgram {
 }
 
 impl HostProgram {
-    /// The program's path, or an error that says which package to install.
-    fn require(&self) -> Result<&'static Path> {
+    /// The program's path: where Debian puts it, else the first on PATH (NixOS has no
+    /// /usr/sbin/nginx); or an error that says which package to install.
+    fn require(&self) -> Result<PathBuf> {
         let path = Path::new(self.path);
-        if !path.is_file() {
-            bail!("{} not found at {}: install it with apt-get install {}", self.name, self.path, self.package);
+        if path.is_file() {
+            return Ok(path.to_path_buf());
         }
-        Ok(path)
+        let search = std::env::var_os("PATH").unwrap_or_default();
+        if let Some(found) = std::env::split_paths(&search)
+            .map(|directory| directory.join(self.name))
+            .find(|candidate| candidate.is_file())
+        {
+            return Ok(found);
+        }
+        bail!("{} not found at {} nor on PATH: install it with apt-get install {}", self.name, self.path, self.package)
+    }
+
+    /// Copies the program (and its libraries) into `rootfs`; when it was found elsewhere than
+    /// its Debian path, that path becomes a symlink to it, so entrypoints stay the same.
+    fn add_to(&self, rootfs: &mut Rootfs) -> Result<PathBuf> {
+        let found = self.require()?;
+        rootfs.add_host_program(&found)?;
+        if found != Path::new(self.path) {
+            rootfs.add_symlink(self.path, &found)?;
+        }
+        Ok(found)
     }
 }
 
@@ -182,9 +201,13 @@ mod tests {
 
     #[test]
     fn a_missing_host_program_names_its_package() {
-        let absent = HostProgram { name: "nginx", path: "/nonexistent/podlab/nginx", package: "nginx-light" };
+        let absent =
+            HostProgram { name: "podlab-no-such-nginx", path: "/nonexistent/podlab/nginx", package: "nginx-light" };
         let error = absent.require().unwrap_err().to_string();
-        assert_eq!(error, "nginx not found at /nonexistent/podlab/nginx: install it with apt-get install nginx-light");
+        assert_eq!(
+            error,
+            "podlab-no-such-nginx not found at /nonexistent/podlab/nginx nor on PATH: install it with apt-get install nginx-light"
+        );
     }
 
     /// Runs `argv` inside an extracted image with `chroot`, in fresh mount, PID, IPC, network and UTS

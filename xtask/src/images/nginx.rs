@@ -19,7 +19,7 @@ const DEFAULT_CONFIGURATION: &str = include_str!("nginx.conf");
 
 pub fn recipe() -> Result<Recipe> {
     let mut rootfs = Rootfs::new();
-    rootfs.add_host_program(NGINX.require()?)?;
+    NGINX.add_to(&mut rootfs)?;
     add_app_base(&mut rootfs)?;
     rootfs.add_file("/etc/nginx/nginx.conf", DEFAULT_CONFIGURATION, 0o644)?;
     // Debian's nginx is built with its temporary files under /var/lib/nginx, its default logs under
