@@ -327,7 +327,7 @@ mod tests {
         let nixos_test = std::fs::read_to_string(workspace.join("vm/nixos-test.nix")).unwrap();
         let command_start = nixos_test.find("xtask test ").expect("vm/nixos-test.nix runs no `xtask test`");
         let command: String = nixos_test[command_start..].lines().take_while(|line| !line.contains("2>&1")).collect();
-        let command = command.replace('"', " ").replace('+', " ");
+        let command = command.replace(['"', '+'], " ");
         // The flake's pause is a store path; any existing file stands in for it here.
         let stand_in = std::env::current_exe().unwrap().display().to_string();
         let words: Vec<String> = command
