@@ -352,10 +352,7 @@ fn markdown_table(headers: &[String], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn arguments(list: &[&str]) -> Vec<String> {
-        list.iter().map(|argument| argument.to_string()).collect()
-    }
+    use crate::command::argv as arguments;
 
     #[test]
     fn vs_takes_a_program_and_its_arguments() {

@@ -35,7 +35,9 @@ pub fn run(arguments: &[String]) -> Result<()> {
         if owner_is_alive(&temp_dir, &live_runs) {
             continue;
         }
-        unmount_under(&temp_dir);
+        for problem in crate::engine::docker_host::unmount_everything_under(&temp_dir) {
+            eprintln!("warning: {problem}");
+        }
         match std::fs::remove_dir_all(&temp_dir) {
             Ok(()) => removed.push(format!("temp dir {}", temp_dir.display())),
             Err(error) => eprintln!("warning: cannot remove {}: {error}", temp_dir.display()),
@@ -131,20 +133,6 @@ fn owner_is_alive(temp_dir: &Path, live_runs: &[u32]) -> bool {
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
-}
-
-fn unmount_under(path: &Path) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mount_points: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(4))
-        .map(PathBuf::from)
-        .filter(|mount_point| mount_point.starts_with(path))
-        .collect();
-    mount_points.sort_by_key(|mount_point| std::cmp::Reverse(mount_point.components().count()));
-    for mount_point in mount_points {
-        let _ = nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH);
-    }
 }
 
 fn bridges() -> Vec<String> {

@@ -294,10 +294,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn arguments(list: &[&str]) -> Vec<String> {
-        list.iter().map(|argument| argument.to_string()).collect()
-    }
+    use crate::command::argv as arguments;
 
     #[test]
     fn our_options_are_taken_and_the_rest_goes_to_libtest() {

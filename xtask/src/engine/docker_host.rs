@@ -288,8 +288,8 @@ fn kill_processes_mentioning(path: &Path) -> Vec<String> {
     problems
 }
 
-/// Unmounts (lazily) every mount point under `path`, deepest first.
-fn unmount_everything_under(path: &Path) -> Vec<String> {
+/// Unmounts (lazily) every mount point under `path`, deepest first; returns what failed.
+pub fn unmount_everything_under(path: &Path) -> Vec<String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut mount_points: Vec<PathBuf> = mountinfo
         .lines()
