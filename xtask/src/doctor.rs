@@ -18,6 +18,8 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("ps", "procps", "no-zombies lists the processes of a PID namespace"),
     ("curl", "curl", "http steps ask the pod's published port"),
     ("tar", "tar", "images are built as root filesystem tars"),
+    ("qemu-system-x86_64", "qemu-system-x86", "the vm engine (the default) boots its guest with it"),
+    ("xz", "xz-utils", "the vm engine unpacks the guest's kernel once, for a faster boot"),
 ];
 
 pub fn run(arguments: &[String]) -> Result<()> {
@@ -30,6 +32,13 @@ pub fn run(arguments: &[String]) -> Result<()> {
         println!("{} {program:<11} {why}", if found { "ok     " } else { "MISSING" });
         if !found {
             missing_packages.push(package.to_string());
+        }
+    }
+    match crate::engine::vm::kernel::find(None) {
+        Ok(kernel) => println!("ok      kernel      {} for the vm engine's guest", kernel.image.display()),
+        Err(_) => {
+            println!("MISSING kernel      no /boot/vmlinuz-* with its /lib/modules for the vm engine's guest");
+            missing_packages.push("linux-image-amd64".to_string());
         }
     }
     for (what, package) in images::missing_prerequisites() {
