@@ -68,21 +68,6 @@ pub struct BootTimes {
     pub dockerd_ready_ms: u64,
 }
 
-impl VmEngine {
-    /// Guest uptime (seconds) at each `podlab: <phase> at <uptime> s` line of the console.
-    pub fn console_phases(&self) -> Vec<(String, f64)> {
-        let console = std::fs::read_to_string(&self.console_log).unwrap_or_default();
-        console
-            .lines()
-            .filter_map(|line| {
-                let rest = &line[line.find("podlab: ")? + "podlab: ".len()..];
-                let (phase, uptime) = rest.rsplit_once(" at ")?;
-                Some((phase.to_string(), uptime.trim_end_matches(" s").parse().ok()?))
-            })
-            .collect()
-    }
-}
-
 struct Channel {
     writer: UnixStream,
     messages: Receiver<GuestMessage>,
@@ -273,6 +258,19 @@ impl VmEngine {
             bail!("{}", qemu_died_message(status, &self.console_log, &self.qemu_command_line));
         }
         Ok(())
+    }
+
+    /// Guest uptime (seconds) at each `podlab: <phase> at <uptime> s` line of the console.
+    pub fn console_phases(&self) -> Vec<(String, f64)> {
+        let console = std::fs::read_to_string(&self.console_log).unwrap_or_default();
+        console
+            .lines()
+            .filter_map(|line| {
+                let rest = &line[line.find("podlab: ")? + "podlab: ".len()..];
+                let (phase, uptime) = rest.rsplit_once(" at ")?;
+                Some((phase.to_string(), uptime.trim_end_matches(" s").parse().ok()?))
+            })
+            .collect()
     }
 
     fn save_dockerd_log(&self) -> Result<()> {
