@@ -164,16 +164,19 @@ mod tests {
         }]
     }
 
-    #[test]
-    fn junit_has_a_case_per_step_with_durations_and_escapes() {
-        let facts = RunFacts {
+    fn sample_facts() -> RunFacts<'static> {
+        RunFacts {
             run_id: "run",
             engine: "docker",
             pause_binary: Path::new("/pause"),
             duration: Duration::from_secs(4),
             harness_error: None,
-        };
-        let xml = to_junit(&facts, &sample());
+        }
+    }
+
+    #[test]
+    fn junit_has_a_case_per_step_with_durations_and_escapes() {
+        let xml = to_junit(&sample_facts(), &sample());
         assert!(xml.contains("<testsuites name=\"podlab docker\" tests=\"4\" failures=\"1\" time=\"4.000\">"));
         assert!(xml.contains("name=\"01 exec nginx: echo &lt;1&gt;\" time=\"1.500\""));
         assert!(xml.contains("<failure message=\"expected &quot;a&quot;\">expected &quot;a&quot;\ngot b</failure>"));
@@ -182,14 +185,7 @@ mod tests {
 
     #[test]
     fn json_says_what_failed() {
-        let facts = RunFacts {
-            run_id: "run",
-            engine: "docker",
-            pause_binary: Path::new("/pause"),
-            duration: Duration::from_secs(4),
-            harness_error: None,
-        };
-        let json = to_json(&facts, &sample());
+        let json = to_json(&sample_facts(), &sample());
         assert_eq!(json["passed"], false);
         assert_eq!(json["scenarios"][0]["steps"][1]["outcome"], "failed");
         assert_eq!(json["scenarios"][0]["steps"][2]["outcome"], "not-run");
