@@ -276,6 +276,18 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_step_or_a_step_with_two_keys_says_what_to_write() {
+        let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
+        let empty = error_of(&MINIMAL.replace(steps, "[ {} ]"));
+        assert!(empty.contains("steps[0]: an empty step: give one of exec, same-ip,"), "{empty}");
+        let two = error_of(&MINIMAL.replace(
+            steps,
+            r#"[ { "same-ip": { "containers": ["pause", "app"] }, "running": { "containers": ["app"], "expect": true } } ]"#,
+        ));
+        assert!(two.contains("a step has one key, this one also has `running`: make it a step of its own"), "{two}");
+    }
+
+    #[test]
     fn an_unknown_container_is_named() {
         let text = MINIMAL.replace(r#"["pause", "app"]"#, r#"["pause", "nginx"]"#);
         assert_eq!(

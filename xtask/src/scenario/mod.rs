@@ -102,9 +102,8 @@ pub enum RestartPolicy {
     OnFailure,
 }
 
-/// One step. Each is an object with a single key, the step's kind.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+/// One step. Each is an object with a single key, the step's kind (see `STEP_KINDS`).
+#[derive(Debug)]
 pub enum Step {
     /// Runs a command in a container; checks its exit code and output.
     Exec(Exec),
@@ -115,7 +114,6 @@ pub enum Step {
     /// Every container's /proc/PID/ns/KIND is the same namespace (or, with `expect: false`, not).
     SameNamespace(SameNamespace),
     /// `ps` inside each container shows PID 1 running this command.
-    #[serde(rename = "pid-1")]
     Pid1(Pid1),
     /// No process in the container's PID namespace is a zombie.
     NoZombies(ContainerRef),
@@ -308,6 +306,78 @@ fn default_idle_window_ms() -> u64 {
 
 fn default_idle_cpu_ms() -> u64 {
     10
+}
+
+/// Every step kind, as written in a file.
+pub const STEP_KINDS: &[&str] = &[
+    "exec",
+    "same-ip",
+    "same-hostname",
+    "same-namespace",
+    "pid-1",
+    "no-zombies",
+    "cpu-idle",
+    "http",
+    "signal",
+    "stop",
+    "wait-exit",
+    "running",
+    "restart",
+    "process",
+    "image",
+    "logs",
+    "eventually",
+];
+
+/// By hand rather than derived, so that `{}` and a step with two keys get messages that say
+/// what to write instead of serde's "expected value" (the same reason as for matchers).
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(StepVisitor)
+    }
+}
+
+struct StepVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StepVisitor {
+    type Value = Step;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a step: an object with one key, the step's kind")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
+        use serde::de::Error;
+        let Some(kind) = map.next_key::<String>()? else {
+            return Err(A::Error::custom(format!("an empty step: give one of {}", STEP_KINDS.join(", "))));
+        };
+        let step = match kind.as_str() {
+            "exec" => Step::Exec(map.next_value()?),
+            "same-ip" => Step::SameIp(map.next_value()?),
+            "same-hostname" => Step::SameHostname(map.next_value()?),
+            "same-namespace" => Step::SameNamespace(map.next_value()?),
+            "pid-1" => Step::Pid1(map.next_value()?),
+            "no-zombies" => Step::NoZombies(map.next_value()?),
+            "cpu-idle" => Step::CpuIdle(map.next_value()?),
+            "http" => Step::Http(map.next_value()?),
+            "signal" => Step::Signal(map.next_value()?),
+            "stop" => Step::Stop(map.next_value()?),
+            "wait-exit" => Step::WaitExit(map.next_value()?),
+            "running" => Step::Running(map.next_value()?),
+            "restart" => Step::Restart(map.next_value()?),
+            "process" => Step::Process(map.next_value()?),
+            "image" => Step::Image(map.next_value()?),
+            "logs" => Step::Logs(map.next_value()?),
+            "eventually" => Step::Eventually(map.next_value()?),
+            unknown => return Err(A::Error::unknown_variant(unknown, STEP_KINDS)),
+        };
+        if let Some(second) = map.next_key::<String>()? {
+            return Err(A::Error::custom(format!(
+                "a step has one key, this one also has `{second}`: make it a step of its own"
+            )));
+        }
+        Ok(step)
+    }
 }
 
 impl Step {

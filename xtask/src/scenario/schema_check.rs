@@ -607,19 +607,19 @@ const INVALID_CASES: &[InvalidCase] = &[
     InvalidCase {
         what: "a step with two keys",
         schema_path: "/steps/5",
-        loader_says: "steps[5]: expected value",
+        loader_says: "steps[5]: a step has one key, this one also has `restart`",
         break_it: |scenario| scenario["steps"][5]["restart"] = json!({ "container": "app" }),
     },
     InvalidCase {
         what: "an empty step",
         schema_path: "/steps/5",
-        loader_says: "steps[5]: expected value",
+        loader_says: "steps[5]: an empty step: give one of exec, same-ip,",
         break_it: |scenario| scenario["steps"][5] = json!({}),
     },
     InvalidCase {
         what: "a step written as a plain string",
         schema_path: "/steps/9",
-        loader_says: "steps[9].restart: invalid type: unit variant, expected newtype variant",
+        loader_says: "steps[9]: invalid type: string \"restart\", expected a step: an object with one key",
         break_it: |scenario| scenario["steps"][9] = json!("restart"),
     },
     InvalidCase {
