@@ -273,9 +273,13 @@ impl VmEngine {
             .collect()
     }
 
-    fn save_dockerd_log(&self) -> Result<()> {
-        let output = self.request(&argv(&["cat", "/run/podlab/dockerd.log"]), Duration::from_secs(20), false)?.ok()?;
-        std::fs::write(self.run_dir.join("dockerd.log"), &output.stdout)?;
+    /// Copies the guest's daemon logs (stage 2 writes them under /run/podlab) into the run's artifacts.
+    fn save_daemon_logs(&self) -> Result<()> {
+        for log in ["dockerd.log", "containerd.log"] {
+            let path = format!("/run/podlab/{log}");
+            let output = self.request(&argv(&["cat", &path]), Duration::from_secs(20), false)?.ok()?;
+            std::fs::write(self.run_dir.join(log), &output.stdout)?;
+        }
         Ok(())
     }
 }
@@ -424,13 +428,13 @@ impl Engine for VmEngine {
         if std::mem::replace(&mut self.shut_down, true) {
             return Ok(());
         }
-        let saved = self.save_dockerd_log();
+        let saved = self.save_daemon_logs();
         let mut qemu = self.qemu.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         kill_qemu(&mut qemu);
         drop(qemu);
         let removed = self.scratch.take().map(tempfile::TempDir::close).transpose();
         removed.context("cannot remove the VM's temp dir")?;
-        saved.context("cannot save dockerd's log from the guest")
+        saved.context("cannot save the daemons' logs from the guest")
     }
 }
 
