@@ -43,12 +43,8 @@ impl DockerCli<'_> {
 
     /// The host PID (as the daemon's side sees it) of a container's main process.
     pub fn main_pid(&self, container: &str) -> Result<u32> {
-        let pid = self.inspect(container, "{{.State.Pid}}")?;
-        let pid: u32 = pid.parse().with_context(|| format!("docker inspect gave `{pid}` as the pid of {container}"))?;
-        if pid == 0 {
-            anyhow::bail!("container {container} is not running");
-        }
-        Ok(pid)
+        let mut pids = self.main_pids(&[container.to_string()])?;
+        pids.remove(container).context("docker inspect gave no pid")
     }
 
     /// The main pids of several containers in one call: each docker CLI start is costly under emulation.
