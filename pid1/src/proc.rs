@@ -69,6 +69,20 @@ pub fn context_switches(pid: Pid) -> Option<u64> {
     Some(status_number(pid, "voluntary_ctxt_switches")? + status_number(pid, "nonvoluntary_ctxt_switches")?)
 }
 
+/// Every process this process can see, with its command line (NUL separators as spaces).
+pub fn command_lines() -> Vec<(Pid, String)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let command_line = std::fs::read(entry.path().join("cmdline")).ok()?;
+            Some((Pid::from_raw(pid), String::from_utf8_lossy(&command_line).replace('\0', " ")))
+        })
+        .collect()
+}
+
 /// Polls `condition` every few milliseconds until it holds or `timeout` passes.
 pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -105,6 +119,14 @@ mod tests {
         }
         std::hint::black_box(sum);
         assert!(cpu_time(me).unwrap() > Duration::ZERO);
+    }
+
+    #[test]
+    fn lists_this_process_command_line() {
+        let me = Pid::this();
+        let listed = command_lines().into_iter().find(|(pid, _)| *pid == me).map(|(_, line)| line);
+        let program = std::env::args().next().unwrap();
+        assert!(listed.is_some_and(|line| line.starts_with(&program)));
     }
 
     #[test]

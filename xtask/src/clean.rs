@@ -67,15 +67,9 @@ struct Process {
 }
 
 fn processes() -> Vec<Process> {
-    std::fs::read_dir("/proc")
+    pid1::proc::command_lines()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let command_line = std::fs::read(entry.path().join("cmdline")).ok()?;
-            Some(Process { pid, command_line: String::from_utf8_lossy(&command_line).replace('\0', " ") })
-        })
+        .map(|(pid, command_line)| Process { pid: pid.as_raw(), command_line })
         .collect()
 }
 

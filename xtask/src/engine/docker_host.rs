@@ -277,12 +277,10 @@ impl Bridge {
 fn kill_processes_mentioning(path: &Path) -> Vec<String> {
     let needle = path.to_string_lossy().into_owned();
     let mut problems = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else { continue };
-        let command_line = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&command_line).contains(&needle) {
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if command_line.contains(&needle) {
             problems.push(format!("process {pid} outlived dockerd: killed it"));
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = kill(pid, Signal::SIGKILL);
         }
     }
     problems
