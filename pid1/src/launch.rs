@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -188,16 +188,14 @@ pub fn launch(launch: &Launch) -> Result<Running, String> {
         unsafe { child_setup_and_exec(&child_setup, program.as_ptr(), argv.as_ptr(), envp.as_ptr()) }
     }
     let pid = Pid::from_raw(pid as libc::pid_t);
-    // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if pidfd < 0 {
-        let error = std::io::Error::last_os_error();
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        return Err(format!("pidfd_open failed (Linux 5.3 or later is needed): {error}"));
-    }
-    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let pidfd = match crate::pidfd::open(pid) {
+        Ok(pidfd) => pidfd,
+        Err(error) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(format!("pidfd_open failed (Linux 5.3 or later is needed): {error}"));
+        }
+    };
 
     // Only the child keeps these ends; holding them here would hide EOF.
     drop((
@@ -423,13 +421,10 @@ impl Running {
 
     /// Waits for the program to end (killing it after `timeout`) and collects its output.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> Result<Ended, String> {
-        // A pidfd becomes readable the moment the process exits: no polling interval
-        // blurs the timing, and the wait still has a deadline.
-        let mut poll_fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
-        let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        match poll(&mut poll_fds, millis) {
-            Ok(0) => return Err(format!("the program did not exit within {timeout:?}")),
-            Ok(_) => {}
+        // No polling interval blurs the timing, and the wait still has a deadline.
+        match crate::pidfd::exited_within(&self.pidfd, timeout) {
+            Ok(false) => return Err(format!("the program did not exit within {timeout:?}")),
+            Ok(true) => {}
             Err(error) => return Err(format!("poll on the pidfd failed: {error}")),
         }
         let status = waitpid(self.pid, None).map_err(|error| format!("waitpid failed: {error}"))?;

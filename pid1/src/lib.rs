@@ -6,6 +6,7 @@
 //! (a storm of orphans, a sleeping child) so that reaping can be watched from outside.
 
 mod launch;
+pub mod pidfd;
 pub mod proc;
 
 pub use launch::{Ended, Family, Launch, Running, STEP_TIMEOUT, Stderr, launch, pid_namespaces_available};

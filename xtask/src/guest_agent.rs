@@ -39,6 +39,9 @@ pub fn run(arguments: &[String]) -> Result<()> {
         }
     };
     send(&mut writer, &greeting)?;
+    // Each request runs in its own thread, so the harness can overlap them (image imports,
+    // the app containers of a pod); answers go back whole, one line each, in any order.
+    let writer = std::sync::Arc::new(std::sync::Mutex::new(writer));
     for line in BufReader::new(port).lines() {
         let line = line.context("cannot read from the host")?;
         if line.trim().is_empty() {
@@ -46,7 +49,14 @@ pub fn run(arguments: &[String]) -> Result<()> {
         }
         let request: Request =
             serde_json::from_str(&line).with_context(|| format!("a request that is not JSON: {line}"))?;
-        send(&mut writer, &GuestMessage::Answer(answer(request)))?;
+        let writer = std::sync::Arc::clone(&writer);
+        std::thread::spawn(move || {
+            let answer = GuestMessage::Answer(answer(request));
+            let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(error) = send(&mut writer, &answer) {
+                eprintln!("guest agent: {error:#}");
+            }
+        });
     }
     Ok(())
 }

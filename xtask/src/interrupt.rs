@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM: remembered, not obeyed at once, so that every wait can stop early
+//! Ctrl-C, SIGTERM and SIGHUP (a closed terminal): remembered, not obeyed at once, so that every wait can stop early
 //! and the cleanup (containers, daemon, bridge, temp dirs) still runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +13,10 @@ extern "C" fn remember(_signal: i32) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// From now on SIGINT and SIGTERM set a flag instead of killing the harness.
+/// From now on SIGINT, SIGTERM and SIGHUP set a flag instead of killing the harness.
 pub fn install() -> Result<()> {
     let action = SigAction::new(SigHandler::Handler(remember), SaFlags::SA_RESTART, SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { sigaction(signal, &action) }.with_context(|| format!("cannot handle {signal}"))?;
     }
@@ -35,7 +35,7 @@ pub fn interrupted() -> bool {
 /// Fails with a clear message once the run was interrupted.
 pub fn check() -> Result<()> {
     if interrupted() {
-        anyhow::bail!("interrupted (Ctrl-C or SIGTERM): cleaning up");
+        anyhow::bail!("interrupted (Ctrl-C, SIGTERM or SIGHUP): cleaning up");
     }
     Ok(())
 }

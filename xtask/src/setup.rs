@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::engine::docker_host::DockerHostEngine;
 use crate::engine::vm::{VmEngine, VmOptions};
@@ -48,20 +48,29 @@ pub fn engine_with_images(
     };
     let import_started = Instant::now();
     let docker = DockerCli { engine: engine.as_ref() };
-    for image in &image_tars {
-        let mut arguments = vec!["import".to_string()];
-        for change in &image.changes {
-            arguments.push(format!("--change={change}"));
-        }
-        arguments.push(image.tar.display().to_string());
-        arguments.push(image.name.to_string());
-        let output = docker
-            .call(&arguments, Duration::from_secs(300))?
-            .ok()
-            .with_context(|| format!("cannot import image {}", image.name))?;
-        let megabytes = std::fs::metadata(&image.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
-        progress.say(&format!("imported {} ({megabytes} MB) in {:.1} s", image.name, output.duration.as_secs_f64()));
-    }
+    // All at once: the small images' fixed costs (a CLI start, a layer commit) overlap the
+    // big one's copy (under TCG: 10.2 to 12.6 s one after another, 8.2 s together).
+    let imported: Vec<Result<()>> = std::thread::scope(|scope| {
+        let imports: Vec<_> = image_tars.iter().map(|image| scope.spawn(|| import(&docker, image, progress))).collect();
+        imports.into_iter().map(|import| import.join().unwrap_or_else(|_| bail!("an import thread panicked"))).collect()
+    });
+    imported.into_iter().collect::<Result<Vec<()>>>()?;
     progress.done(&format!("{} images imported", image_tars.len()), import_started);
     Ok(Ready { engine, pause_binary })
+}
+
+fn import(docker: &DockerCli, image: &images::ImageTar, progress: &Progress) -> Result<()> {
+    let mut arguments = vec!["import".to_string()];
+    for change in &image.changes {
+        arguments.push(format!("--change={change}"));
+    }
+    arguments.push(image.tar.display().to_string());
+    arguments.push(image.name.to_string());
+    let output = docker
+        .call(&arguments, Duration::from_secs(300))?
+        .ok()
+        .with_context(|| format!("cannot import image {}", image.name))?;
+    let megabytes = std::fs::metadata(&image.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
+    progress.say(&format!("imported {} ({megabytes} MB) in {:.1} s", image.name, output.duration.as_secs_f64()));
+    Ok(())
 }

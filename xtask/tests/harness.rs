@@ -6,7 +6,7 @@
 //! Needs root, dockerd, gcc with a static libc, and the images' host programs (and QEMU and
 //! a kernel for the vm trials); where any is missing those trials are ignored, the reason printed.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -54,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::sigterm_leaves_no_guest", || vm_signal_leaves_nothing(15)),
         Trial::test("vm::sigkill_then_clean_leaves_nothing", vm_sigkill_then_clean),
         Trial::test("vm::a_dead_guest_ends_the_wait_at_once", vm_dead_guest_is_reported),
+        Trial::test("vm::pod_shell_runs_piped_commands_then_tears_down", vm_pod_shell),
     ];
     trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
     libtest_mimic::run(&arguments, trials).exit_code()
@@ -189,6 +190,22 @@ fn vm_dead_guest_is_reported() -> Result<(), Failed> {
     nothing_left(run.pid)
 }
 
+/// `cargo xtask pod` with a script on stdin: the guest's shell runs it (nothing typed before
+/// its prompt is lost), `/pause` is PID 1 of the nginx container, and the end of the input
+/// ends the shell and the whole pod: exit 0, nothing left.
+fn vm_pod_shell() -> Result<(), Failed> {
+    let script = "docker exec nginx ps -o pid,args; echo \"exec said $?\"\n";
+    let run = run_xtask_with(&["pod"], Some(script), None)?;
+    if run.status.code() != Some(0) {
+        return Err(format!("expected exit code 0 once the input ended, got {:?}\n{}", run.status, run.output).into());
+    }
+    let pause_is_pid_1 = run.output.lines().any(|line| line.split_whitespace().eq(["1", "/pause"]));
+    if !pause_is_pid_1 || !run.output.contains("exec said 0") || !run.output.contains("tearing down") {
+        return Err(format!("expected `1 /pause`, `exec said 0` and the tear-down; the output:\n{}", run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
 fn guest_processes() -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -239,12 +256,12 @@ struct Run {
 
 /// Runs the xtask binary; with `signal_after`, sends that signal once that text appears in its output.
 fn run_xtask(arguments: &[&str], signal_after: Option<(&str, i32)>) -> Result<Run, Failed> {
-    run_xtask_with(arguments, signal_after.map(|(trigger, signal)| (trigger, Action::Signal(signal))))
+    run_xtask_with(arguments, None, signal_after.map(|(trigger, signal)| (trigger, Action::Signal(signal))))
 }
 
 /// Runs the xtask binary and kills its QEMU (not xtask) once `trigger` appears.
 fn run_xtask_killing_qemu(arguments: &[&str], trigger: &str) -> Result<Run, Failed> {
-    run_xtask_with(arguments, Some((trigger, Action::KillQemu)))
+    run_xtask_with(arguments, None, Some((trigger, Action::KillQemu)))
 }
 
 #[derive(Clone, Copy)]
@@ -253,14 +270,19 @@ enum Action {
     KillQemu,
 }
 
-fn run_xtask_with(arguments: &[&str], trigger: Option<(&str, Action)>) -> Result<Run, Failed> {
+/// `input`, when given, is written to xtask's stdin, which is then closed.
+fn run_xtask_with(arguments: &[&str], input: Option<&str>, trigger: Option<(&str, Action)>) -> Result<Run, Failed> {
     let mut child = Command::new(XTASK)
         .args(arguments)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
     let pid = child.id();
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_string();
+        std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    }
     let (lines_sender, lines) = mpsc::channel::<String>();
     let readers = [
         spawn_line_reader(child.stdout.take(), lines_sender.clone()),

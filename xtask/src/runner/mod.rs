@@ -129,17 +129,25 @@ pub fn run_scenario(
     report
 }
 
-/// `docker logs` of every container into `logs_dir/<container>.log`.
+/// `docker logs` of every container into `logs_dir/<container>.log`, all at once.
 fn save_logs(docker: &DockerCli, scenario: &Scenario, logs_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(logs_dir)?;
-    for name in pod::names_for_removal(scenario) {
-        let Ok(output) = docker.call(&["logs".to_string(), "--timestamps".to_string(), name.clone()], QUICK) else {
-            continue;
-        };
-        if output.success() {
-            let text = format!("--- stdout ---\n{}--- stderr ---\n{}", output.stdout_text(), output.stderr);
-            std::fs::write(logs_dir.join(format!("{name}.log")), text)?;
-        }
+    let names = pod::names_for_removal(scenario);
+    let saved: Vec<Result<()>> = std::thread::scope(|scope| {
+        let saves: Vec<_> = names.iter().map(|name| scope.spawn(move || save_log(docker, name, logs_dir))).collect();
+        saves.into_iter().map(|save| save.join().unwrap_or_else(|_| anyhow::bail!("a log save panicked"))).collect()
+    });
+    saved.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(())
+}
+
+fn save_log(docker: &DockerCli, name: &str, logs_dir: &Path) -> Result<()> {
+    let arguments = ["logs".to_string(), "--timestamps".to_string(), name.to_string()];
+    // A container that never started has no logs: nothing to save.
+    let Ok(output) = docker.call(&arguments, QUICK) else { return Ok(()) };
+    if output.success() {
+        let text = format!("--- stdout ---\n{}--- stderr ---\n{}", output.stdout_text(), output.stderr);
+        std::fs::write(logs_dir.join(format!("{name}.log")), text)?;
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ pub fn create(docker: &DockerCli, scenario: &Scenario, run_label: &str) -> Resul
         infra.push(format!("--publish=127.0.0.1:{mapping}"));
     }
     start(docker, &pod.infra, infra)?;
+    let mut apps = Vec::new();
     for container in &pod.containers {
         let mut app = common_arguments(scenario, container, run_label)?;
         let infra_name = &pod.infra.name;
@@ -48,8 +49,16 @@ pub fn create(docker: &DockerCli, scenario: &Scenario, run_label: &str) -> Resul
                 app.push(format!("--publish=127.0.0.1:{mapping}"));
             }
         }
-        start(docker, container, app)?;
+        apps.push((container, app));
     }
+    // The app containers only need the infra container, not each other: started side by
+    // side, their starts (about 1.3 s each under TCG) overlap on the guest's two CPUs.
+    let started: Vec<Result<()>> = std::thread::scope(|scope| {
+        let starts: Vec<_> =
+            apps.into_iter().map(|(container, app)| scope.spawn(move || start(docker, container, app))).collect();
+        starts.into_iter().map(|start| start.join().unwrap_or_else(|_| bail!("a container start panicked"))).collect()
+    });
+    started.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(())
 }
 

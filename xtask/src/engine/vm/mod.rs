@@ -4,13 +4,15 @@
 //! the host's own binaries, no network card. The harness runs commands in the guest through an
 //! agent (this same binary, `xtask guest-agent`) on a virtio-serial port.
 
-use std::io::{BufRead, BufReader, Write};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -46,7 +48,7 @@ pub struct VmOptions {
 pub struct VmEngine {
     qemu: Mutex<Child>,
     qemu_command_line: String,
-    channel: Mutex<Channel>,
+    channel: Channel,
     console_log: PathBuf,
     shell_socket: Option<PathBuf>,
     run_dir: PathBuf,
@@ -68,10 +70,12 @@ pub struct BootTimes {
     pub dockerd_ready_ms: u64,
 }
 
+/// The agent's port. Requests may overlap (the agent runs each in its own thread): every
+/// request waits for the answer with its id, which the reader thread hands to it.
 struct Channel {
-    writer: UnixStream,
-    messages: Receiver<GuestMessage>,
-    next_id: u64,
+    writer: Mutex<UnixStream>,
+    next_id: AtomicU64,
+    waiting: Arc<Mutex<HashMap<u64, mpsc::Sender<Answer>>>>,
 }
 
 impl VmEngine {
@@ -175,21 +179,31 @@ impl VmEngine {
         let writer = qemu.connect(&agent_socket, phase + BOOT_TIMEOUT)?;
         let reader = writer.try_clone()?;
         let (sender, messages) = mpsc::channel();
+        let waiting: Arc<Mutex<HashMap<u64, mpsc::Sender<Answer>>>> = Arc::default();
+        let answers_to = Arc::clone(&waiting);
         std::thread::spawn(move || {
             for line in BufReader::new(reader).lines().map_while(Result::ok) {
                 match serde_json::from_str::<GuestMessage>(&line) {
-                    Ok(message) => {
-                        if sender.send(message).is_err() {
-                            break;
+                    Ok(GuestMessage::Answer(answer)) => {
+                        // Nobody waits for an answer to a request given up on (Ctrl-C).
+                        let waiter =
+                            answers_to.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&answer.id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(answer);
                         }
+                    }
+                    Ok(message) => {
+                        let _ = sender.send(message);
                     }
                     Err(_) => eprintln!("warning: the guest agent said something unreadable: {line}"),
                 }
             }
+            // The port closed: every waiting request sees its sender dropped.
+            answers_to.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
         });
-        let channel = Channel { writer, messages, next_id: 1 };
+        let channel = Channel { writer: Mutex::new(writer), next_id: AtomicU64::new(1), waiting };
         let boot_times =
-            match qemu.receive(&channel.messages, phase + BOOT_TIMEOUT, "the guest to boot and dockerd to answer")? {
+            match qemu.receive(&messages, phase + BOOT_TIMEOUT, "the guest to boot and dockerd to answer")? {
                 GuestMessage::Ready { agent_started_ms, dockerd_ready_ms } => {
                     progress.done(
                         &format!(
@@ -210,7 +224,7 @@ impl VmEngine {
         Ok(VmEngine {
             qemu: Mutex::new(qemu.child.take().expect("the guard holds QEMU")),
             qemu_command_line,
-            channel: Mutex::new(channel),
+            channel,
             console_log,
             shell_socket,
             run_dir: run_dir.to_path_buf(),
@@ -227,13 +241,17 @@ impl VmEngine {
         // A dead guest is reported as such, not as a broken pipe.
         self.check_qemu_alive()?;
         let started = Instant::now();
-        let mut channel = self.channel.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let id = channel.next_id;
-        channel.next_id += 1;
+        let id = self.channel.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer_sender, answer) = mpsc::channel();
+        let waiting = &self.channel.waiting;
+        waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id, answer_sender);
+        // However this wait ends, its entry goes: a late answer is then dropped.
+        let _forget = Forget { waiting, id };
         let mut line =
             serde_json::to_vec(&Request { id, argv: argv.to_vec(), timeout_ms: timeout.as_millis() as u64 })?;
         line.push(b'\n');
-        if let Err(error) = channel.writer.write_all(&line) {
+        let written = self.channel.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).write_all(&line);
+        if let Err(error) = written {
             self.check_qemu_alive()?;
             return Err(error).context("cannot write to the guest agent");
         }
@@ -246,10 +264,8 @@ impl VmEngine {
             if remaining.is_zero() {
                 bail!("the guest agent did not answer `{}` within {:?}", argv.join(" "), timeout + ANSWER_MARGIN);
             }
-            match channel.messages.recv_timeout(remaining.min(Duration::from_millis(50))) {
-                Ok(GuestMessage::Answer(answer)) if answer.id == id => return output_of(argv, answer),
-                // An answer to a request we stopped waiting for (Ctrl-C): no longer wanted.
-                Ok(_) => {}
+            match answer.recv_timeout(remaining.min(Duration::from_millis(50))) {
+                Ok(answer) => return output_of(argv, answer),
                 Err(RecvTimeoutError::Timeout) => self.check_qemu_alive()?,
                 Err(RecvTimeoutError::Disconnected) => {
                     self.check_qemu_alive()?;
@@ -288,6 +304,18 @@ impl VmEngine {
             std::fs::write(self.run_dir.join(log), &output.stdout)?;
         }
         Ok(())
+    }
+}
+
+/// Takes a request's entry out of the waiting table when its wait ends.
+struct Forget<'table> {
+    waiting: &'table Mutex<HashMap<u64, mpsc::Sender<Answer>>>,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&self.id);
     }
 }
 
@@ -413,20 +441,39 @@ impl Engine for VmEngine {
         let stream = UnixStream::connect(socket).context("cannot reach the guest's shell port")?;
         let (rows, columns) = crate::terminal::size().unwrap_or((24, 80));
         let raw = crate::terminal::RawMode::enable();
-        let mut to_guest = stream.try_clone()?;
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut std::io::stdin(), &mut to_guest);
-        });
+        // The guest's tty drops what arrives before the shell opens it, so keys (or a piped
+        // script) are held back until the shell has said something: its first prompt.
+        let (shell_spoke, wait_for_shell) = mpsc::channel::<()>();
         let mut from_guest = stream.try_clone()?;
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from_guest, &mut std::io::stdout());
+            let mut buffer = [0u8; 4096];
+            let mut stdout = std::io::stdout();
+            while let Ok(count @ 1..) = from_guest.read(&mut buffer) {
+                let _ = shell_spoke.send(());
+                if stdout.write_all(&buffer[..count]).and_then(|()| stdout.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut to_guest = stream.try_clone()?;
+        std::thread::spawn(move || {
+            if wait_for_shell.recv().is_err() {
+                return;
+            }
+            if std::io::copy(&mut std::io::stdin(), &mut to_guest).is_ok() {
+                // End of input (a piped script ran out): Ctrl-D, so the shell exits as a
+                // terminal's would. On a terminal in raw mode, Ctrl-D is an ordinary key.
+                let _ = to_guest.write_all(b"\x04");
+            }
         });
         let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".to_string());
         let script = format!(
             "stty rows {rows} cols {columns} < /dev/ttyS1; export TERM={term} DOCKER_HOST=unix:///run/docker.sock; \
              cd /root; exec setsid --ctty --wait sh -i < /dev/ttyS1 > /dev/ttyS1 2>&1"
         );
-        let ended = self.request(&argv(&["sh", "-c", &script]), Duration::from_secs(24 * 3600), false);
+        // Interruptible: SIGTERM or SIGHUP ends the session (a Ctrl-C typed in raw mode is a
+        // key for the guest, not a signal for the harness).
+        let ended = self.request(&argv(&["sh", "-c", &script]), Duration::from_secs(24 * 3600), true);
         drop(raw);
         ended.map(drop)
     }
