@@ -5,15 +5,15 @@
 //! runs each command it is sent, with its deadline, and answers with what it did.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::command;
-use crate::engine::vm::protocol::{Answer, GuestMessage, PORT_NAME, Request};
+use crate::engine::docker_api;
+use crate::engine::vm::protocol::{Answer, GuestMessage, Job, PORT_NAME, Request};
 
 const DOCKER_SOCKET: &str = "/run/docker.sock";
 const DOCKERD_LOG: &str = "/run/podlab/dockerd.log";
@@ -63,26 +63,39 @@ pub fn run(arguments: &[String]) -> Result<()> {
 
 fn answer(request: Request) -> Answer {
     let started = Instant::now();
-    match command::run(&request.argv, Duration::from_millis(request.timeout_ms)) {
-        Ok(output) => Answer {
+    let timeout = Duration::from_millis(request.timeout_ms);
+    let done = match &request.job {
+        Job::Run(argv) => command::run(argv, timeout).map(|output| Answer {
             id: request.id,
             stdout: output.stdout,
             stderr: output.stderr,
             exit_code: output.exit_code,
             signal: output.signal,
             duration_ms: output.duration.as_millis() as u64,
+            http_status: None,
             error: None,
-        },
-        Err(error) => Answer {
+        }),
+        Job::DockerGet(path) => docker_api::get(Path::new(DOCKER_SOCKET), path, timeout).map(|response| Answer {
             id: request.id,
-            stdout: Vec::new(),
+            stdout: response.body,
             stderr: String::new(),
             exit_code: None,
             signal: None,
             duration_ms: started.elapsed().as_millis() as u64,
-            error: Some(format!("{error:#}")),
-        },
-    }
+            http_status: Some(response.status),
+            error: None,
+        }),
+    };
+    done.unwrap_or_else(|error| Answer {
+        id: request.id,
+        stdout: Vec::new(),
+        stderr: String::new(),
+        exit_code: None,
+        signal: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        http_status: None,
+        error: Some(format!("{error:#}")),
+    })
 }
 
 fn send(writer: &mut File, message: &GuestMessage) -> Result<()> {
@@ -121,12 +134,8 @@ fn wait_for_dockerd() -> Result<()> {
 }
 
 fn ping(socket: &str) -> Result<bool> {
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response.starts_with("HTTP/1.") && response.ends_with("OK"))
+    let response = docker_api::get(Path::new(socket), "/_ping", Duration::from_secs(2))?;
+    Ok(response.status == 200 && response.body == b"OK")
 }
 
 fn uptime_ms() -> u64 {

@@ -68,6 +68,11 @@ impl Engine for DockerHostEngine {
         argv(&["docker", "--host", &self.docker_host])
     }
 
+    fn docker_get(&self, path: &str, timeout: Duration) -> Result<Option<super::docker_api::Response>> {
+        let Some(socket) = self.docker_host.strip_prefix("unix://") else { return Ok(None) };
+        super::docker_api::get(Path::new(socket), path, timeout).map(Some)
+    }
+
     fn run_label(&self) -> &str {
         &self.run_label
     }

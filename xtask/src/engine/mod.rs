@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::command::Output;
 
+pub mod docker_api;
 pub mod docker_cli;
 pub mod docker_host;
 pub mod vm;
@@ -26,6 +27,10 @@ pub trait Engine: Send + Sync {
 
     /// The docker CLI's argv prefix that reaches this engine's daemon.
     fn docker_argv(&self) -> Vec<String>;
+
+    /// `GET path` on the daemon's API, where the engine reaches its socket; None means ask
+    /// the docker CLI instead (a DOCKER_HOST that is not a unix socket).
+    fn docker_get(&self, path: &str, timeout: Duration) -> Result<Option<docker_api::Response>>;
 
     /// `podlab.run=<run id>`: the label on every container this run creates.
     fn run_label(&self) -> &str;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::engine::docker_cli::QUICK;
 use crate::engine::{DockerCli, Engine};
 use crate::scenario::Scenario;
 
@@ -142,13 +141,10 @@ fn save_logs(docker: &DockerCli, scenario: &Scenario, logs_dir: &Path) -> Result
 }
 
 fn save_log(docker: &DockerCli, name: &str, logs_dir: &Path) -> Result<()> {
-    let arguments = ["logs".to_string(), "--timestamps".to_string(), name.to_string()];
     // A container that never started has no logs: nothing to save.
-    let Ok(output) = docker.call(&arguments, QUICK) else { return Ok(()) };
-    if output.success() {
-        let text = format!("--- stdout ---\n{}--- stderr ---\n{}", output.stdout_text(), output.stderr);
-        std::fs::write(logs_dir.join(format!("{name}.log")), text)?;
-    }
+    let Ok((stdout, stderr)) = docker.logs_apart(name, true) else { return Ok(()) };
+    let text = format!("--- stdout ---\n{}--- stderr ---\n{stderr}", String::from_utf8_lossy(&stdout));
+    std::fs::write(logs_dir.join(format!("{name}.log")), text)?;
     Ok(())
 }
 

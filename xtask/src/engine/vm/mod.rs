@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::Engine;
+use super::{Engine, docker_api};
 use crate::command::{Output, argv, last_lines};
 use crate::interrupt;
 use crate::progress::Progress;
@@ -29,7 +29,7 @@ pub mod kernel;
 pub mod protocol;
 pub mod qemu;
 
-use protocol::{Answer, GuestMessage, Request};
+use protocol::{Answer, GuestMessage, Job, Request};
 use qemu::Acceleration;
 
 /// Boot, to dockerd answering; generous, since TCG on a busy host is slow (about 7 s here).
@@ -238,6 +238,12 @@ impl VmEngine {
     }
 
     fn request(&self, argv: &[String], timeout: Duration, interruptible: bool) -> Result<Output> {
+        let answer = self.ask(Job::Run(argv.to_vec()), timeout, interruptible)?;
+        output_of(argv, answer)
+    }
+
+    /// Sends a job to the agent and waits for its answer (other jobs may be in flight).
+    fn ask(&self, job: Job, timeout: Duration, interruptible: bool) -> Result<Answer> {
         // A dead guest is reported as such, not as a broken pipe.
         self.check_qemu_alive()?;
         let started = Instant::now();
@@ -247,8 +253,7 @@ impl VmEngine {
         waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id, answer_sender);
         // However this wait ends, its entry goes: a late answer is then dropped.
         let _forget = Forget { waiting, id };
-        let mut line =
-            serde_json::to_vec(&Request { id, argv: argv.to_vec(), timeout_ms: timeout.as_millis() as u64 })?;
+        let mut line = serde_json::to_vec(&Request { id, job: job.clone(), timeout_ms: timeout.as_millis() as u64 })?;
         line.push(b'\n');
         let written = self.channel.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).write_all(&line);
         if let Err(error) = written {
@@ -262,10 +267,10 @@ impl VmEngine {
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                bail!("the guest agent did not answer `{}` within {:?}", argv.join(" "), timeout + ANSWER_MARGIN);
+                bail!("the guest agent did not answer `{}` within {:?}", job.describe(), timeout + ANSWER_MARGIN);
             }
             match answer.recv_timeout(remaining.min(Duration::from_millis(50))) {
-                Ok(answer) => return output_of(argv, answer),
+                Ok(answer) => return Ok(answer),
                 Err(RecvTimeoutError::Timeout) => self.check_qemu_alive()?,
                 Err(RecvTimeoutError::Disconnected) => {
                     self.check_qemu_alive()?;
@@ -428,6 +433,15 @@ impl Engine for VmEngine {
 
     fn docker_argv(&self) -> Vec<String> {
         argv(&["docker", "--host", "unix:///run/docker.sock"])
+    }
+
+    fn docker_get(&self, path: &str, timeout: Duration) -> Result<Option<docker_api::Response>> {
+        let answer = self.ask(Job::DockerGet(path.to_string()), timeout, true)?;
+        if let Some(error) = answer.error {
+            bail!("in the guest, GET {path} on dockerd's API: {error}");
+        }
+        let status = answer.http_status.context("the guest agent gave no HTTP status")?;
+        Ok(Some(docker_api::Response { status, body: answer.stdout }))
     }
 
     fn run_label(&self) -> &str {

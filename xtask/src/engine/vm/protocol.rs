@@ -6,12 +6,31 @@ use serde::{Deserialize, Serialize};
 /// The name of the virtio-serial port, as the guest finds it under /sys/class/virtio-ports.
 pub const PORT_NAME: &str = "podlab.agent";
 
-/// A command to run in the guest.
+/// Something to do in the guest, with its deadline.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     pub id: u64,
-    pub argv: Vec<String>,
+    pub job: Job,
     pub timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Job {
+    /// Run a command: the answer carries its stdout, stderr, exit code or signal.
+    Run(Vec<String>),
+    /// `GET path` on dockerd's API socket: the answer carries the status in `http_status`
+    /// and the body in `stdout`.
+    DockerGet(String),
+}
+
+impl Job {
+    /// For messages: the command line, or the request line.
+    pub fn describe(&self) -> String {
+        match self {
+            Job::Run(argv) => argv.join(" "),
+            Job::DockerGet(path) => format!("GET {path} (dockerd's API)"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,6 +56,8 @@ pub struct Answer {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub duration_ms: u64,
+    /// The status of a `DockerGet`.
+    pub http_status: Option<u16>,
     /// Set when the command could not run or was stopped at its deadline.
     pub error: Option<String>,
 }
