@@ -75,16 +75,20 @@ fn answer(request: Request) -> Answer {
             http_status: None,
             error: None,
         }),
-        Job::DockerGet(path) => docker_api::get(Path::new(DOCKER_SOCKET), path, timeout).map(|response| Answer {
-            id: request.id,
-            stdout: response.body,
-            stderr: String::new(),
-            exit_code: None,
-            signal: None,
-            duration_ms: started.elapsed().as_millis() as u64,
-            http_status: Some(response.status),
-            error: None,
-        }),
+        Job::Docker { method, path, body } => {
+            docker_api::request(Path::new(DOCKER_SOCKET), method, path, body.as_deref(), timeout, false).map(
+                |response| Answer {
+                    id: request.id,
+                    stdout: response.body,
+                    stderr: String::new(),
+                    exit_code: None,
+                    signal: None,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    http_status: Some(response.status),
+                    error: None,
+                },
+            )
+        }
     };
     done.unwrap_or_else(|error| Answer {
         id: request.id,

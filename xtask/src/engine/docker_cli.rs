@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
@@ -51,7 +52,13 @@ impl DockerCli<'_> {
 
     /// `GET /containers/NAME/json`; None when the engine has only the CLI.
     fn inspected(&self, name: &str) -> Result<Option<serde_json::Value>> {
-        let Some(response) = self.engine.docker_get(&format!("/containers/{}/json", path_segment(name)?), QUICK)?
+        let Some(response) = self.engine.docker_request(
+            "GET",
+            &format!("/containers/{}/json", path_segment(name)?),
+            None,
+            QUICK,
+            true,
+        )?
         else {
             return Ok(None);
         };
@@ -109,7 +116,7 @@ impl DockerCli<'_> {
     /// The container's stdout and stderr, apart; with `timestamps`, each line stamped.
     pub fn logs_apart(&self, container: &str, timestamps: bool) -> Result<(Vec<u8>, String)> {
         let path = format!("/containers/{}/logs?stdout=1&stderr=1&timestamps={timestamps}", path_segment(container)?);
-        if let Some(response) = self.engine.docker_get(&path, QUICK)? {
+        if let Some(response) = self.engine.docker_request("GET", &path, None, QUICK, true)? {
             if response.status != 200 {
                 bail!("cannot read the logs of {container}: {}", api_error(&response));
             }
@@ -124,6 +131,91 @@ impl DockerCli<'_> {
         arguments.push(container);
         let output = self.ok(&arguments, QUICK)?;
         Ok((output.stdout, output.stderr))
+    }
+}
+
+impl DockerCli<'_> {
+    /// `docker exec CONTAINER ARGV...`: through the API (create the exec, start it attached,
+    /// read its exit code) where the engine reaches it. A refusal by the daemon (no such
+    /// container, not running) comes back as the CLI's would: exit code 1 and the message.
+    pub fn exec(&self, container: &str, argv: &[String], timeout: Duration) -> Result<Output> {
+        let mut cli_argv = vec!["exec".to_string(), container.to_string()];
+        cli_argv.extend(argv.iter().cloned());
+        let started = Instant::now();
+        let refused = |message: String| Output {
+            argv: cli_argv.clone(),
+            stdout: Vec::new(),
+            stderr: format!("Error response from daemon: {message}\n"),
+            exit_code: Some(1),
+            signal: None,
+            duration: started.elapsed(),
+        };
+        let create = serde_json::json!({ "AttachStdout": true, "AttachStderr": true, "Cmd": argv }).to_string();
+        let path = format!("/containers/{}/exec", path_segment(container)?);
+        let Some(created) = self.engine.docker_request("POST", &path, Some(&create), QUICK, true)? else {
+            return self.call(&cli_argv, timeout);
+        };
+        if created.status != 201 {
+            return Ok(refused(api_error(&created)));
+        }
+        let created: serde_json::Value = serde_json::from_slice(&created.body).context("dockerd's exec answer")?;
+        let id = created.get("Id").and_then(|id| id.as_str()).context("dockerd gave the exec no id")?;
+        let start = r#"{"Detach":false,"Tty":false}"#;
+        let path = format!("/exec/{}/start", path_segment(id)?);
+        let streams =
+            self.engine.docker_request("POST", &path, Some(start), timeout, true)?.context("the API went away")?;
+        if streams.status != 200 {
+            return Ok(refused(api_error(&streams)));
+        }
+        let (stdout, stderr) = docker_api::split_log_stream(&streams.body).context("the exec's output")?;
+        let path = format!("/exec/{}/json", path_segment(id)?);
+        let ended = self.engine.docker_request("GET", &path, None, QUICK, true)?.context("the API went away")?;
+        let ended: serde_json::Value = serde_json::from_slice(&ended.body).context("dockerd's exec inspect answer")?;
+        let exit_code = ended.get("ExitCode").and_then(|code| code.as_i64()).context("the exec has no exit code")?;
+        Ok(Output {
+            argv: cli_argv,
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            exit_code: Some(exit_code as i32),
+            signal: None,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// `docker rm --force --volumes NAMES...` for cleanup (only the deadline stops it): the
+    /// containers side by side through the API where the engine reaches it. A container
+    /// that is already gone is not an error.
+    pub fn remove(&self, names: &[String], timeout: Duration) -> Result<()> {
+        let removed: Vec<Result<Option<()>>> = std::thread::scope(|scope| {
+            let removals: Vec<_> = names
+                .iter()
+                .map(|name| {
+                    scope.spawn(move || {
+                        let path = format!("/containers/{}?force=1&v=1", path_segment(name)?);
+                        let Some(response) = self.engine.docker_request("DELETE", &path, None, timeout, false)? else {
+                            return Ok(None);
+                        };
+                        match response.status {
+                            204 | 404 => Ok(Some(())),
+                            _ => bail!("cannot remove container {name}: {}", api_error(&response)),
+                        }
+                    })
+                })
+                .collect();
+            removals.into_iter().map(|removal| removal.join().unwrap_or_else(|_| bail!("a removal panicked"))).collect()
+        });
+        let removed = removed.into_iter().collect::<Result<Vec<Option<()>>>>()?;
+        if removed.iter().all(Option::is_some) {
+            return Ok(());
+        }
+        let mut arguments = vec!["rm".to_string(), "--force".to_string(), "--volumes".to_string()];
+        arguments.extend(names.iter().cloned());
+        let output = self.cleanup(&arguments, timeout)?;
+        // `No such container` is the normal answer when the pod is already gone.
+        if !output.success() && !output.stderr.lines().all(|line| line.contains("No such container")) {
+            bail!("`docker rm` failed: {}", output.stderr.trim());
+        }
+        Ok(())
     }
 }
 

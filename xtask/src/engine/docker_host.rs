@@ -68,9 +68,16 @@ impl Engine for DockerHostEngine {
         argv(&["docker", "--host", &self.docker_host])
     }
 
-    fn docker_get(&self, path: &str, timeout: Duration) -> Result<Option<super::docker_api::Response>> {
+    fn docker_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Result<Option<super::docker_api::Response>> {
         let Some(socket) = self.docker_host.strip_prefix("unix://") else { return Ok(None) };
-        super::docker_api::get(Path::new(socket), path, timeout).map(Some)
+        super::docker_api::request(Path::new(socket), method, path, body, timeout, interruptible).map(Some)
     }
 
     fn run_label(&self) -> &str {

@@ -28,9 +28,17 @@ pub trait Engine: Send + Sync {
     /// The docker CLI's argv prefix that reaches this engine's daemon.
     fn docker_argv(&self) -> Vec<String>;
 
-    /// `GET path` on the daemon's API, where the engine reaches its socket; None means ask
-    /// the docker CLI instead (a DOCKER_HOST that is not a unix socket).
-    fn docker_get(&self, path: &str, timeout: Duration) -> Result<Option<docker_api::Response>>;
+    /// A request to the daemon's API, where the engine reaches its socket; None means use
+    /// the docker CLI instead (a DOCKER_HOST that is not a unix socket). Without
+    /// `interruptible` (cleanup), only the deadline ends the wait.
+    fn docker_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Result<Option<docker_api::Response>>;
 
     /// `podlab.run=<run id>`: the label on every container this run creates.
     fn run_label(&self) -> &str;

@@ -149,12 +149,5 @@ fn save_log(docker: &DockerCli, name: &str, logs_dir: &Path) -> Result<()> {
 }
 
 fn remove_pod(docker: &DockerCli, scenario: &Scenario) -> Result<()> {
-    let mut arguments = vec!["rm".to_string(), "--force".to_string(), "--volumes".to_string()];
-    arguments.extend(pod::names_for_removal(scenario));
-    let output = docker.cleanup(&arguments, Duration::from_secs(60))?;
-    // `No such container` is the normal answer when the pod is already gone.
-    if !output.success() && !output.stderr.lines().all(|line| line.contains("No such container")) {
-        anyhow::bail!("`docker rm` failed: {}", output.stderr.trim());
-    }
-    Ok(())
+    docker.remove(&pod::names_for_removal(scenario), Duration::from_secs(60))
 }

@@ -107,8 +107,9 @@ fn start(docker: &DockerCli, container: &Container, mut arguments: Vec<String>) 
     Ok(())
 }
 
-/// Every container of the pod, apps first: removing the infra container first would fail
-/// while others still use its namespaces.
+/// Every container of the pod, apps first. (They are removed side by side, as `docker rm`
+/// with several names does too: a forced removal of the infra container while apps still
+/// use its namespaces works.)
 pub fn names_for_removal(scenario: &Scenario) -> Vec<String> {
     let pod = &scenario.pod;
     pod.containers.iter().rev().chain(std::iter::once(&pod.infra)).map(|container| container.name.clone()).collect()

@@ -51,9 +51,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
     match step {
         Step::Exec(exec) => {
             let argv: Vec<String> = exec.argv.iter().map(|word| context.variables.substitute(word)).collect();
-            let mut arguments = vec!["exec".to_string(), exec.container.clone()];
-            arguments.extend(argv);
-            let output = context.docker.call(&arguments, EXEC_TIMEOUT)?;
+            let output = context.docker.exec(&exec.container, &argv, EXEC_TIMEOUT)?;
             if output.exit_code != Some(exec.exit_code) {
                 let took = output.duration.as_millis();
                 bail!(
@@ -101,7 +99,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::Pid1(pid1) => {
             let command = pid1.command.substitute(&|text| context.variables.substitute(text));
             let first_processes = for_each(&pid1.containers, |name| {
-                let output = context.docker.ok(&["exec", name, "ps", "-o", "pid,args"], EXEC_TIMEOUT)?;
+                let output = context.docker.exec(name, &argv(&["ps", "-o", "pid,args"]), EXEC_TIMEOUT)?.ok()?;
                 let listing = output.stdout_text();
                 let first = listing.lines().find_map(|line| line.trim().strip_prefix("1 ")).map(str::trim);
                 first.map(str::to_string).with_context(|| format!("`ps` in {name} shows no PID 1:\n{listing}"))

@@ -435,10 +435,18 @@ impl Engine for VmEngine {
         argv(&["docker", "--host", "unix:///run/docker.sock"])
     }
 
-    fn docker_get(&self, path: &str, timeout: Duration) -> Result<Option<docker_api::Response>> {
-        let answer = self.ask(Job::DockerGet(path.to_string()), timeout, true)?;
+    fn docker_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Result<Option<docker_api::Response>> {
+        let job = Job::Docker { method: method.to_string(), path: path.to_string(), body: body.map(str::to_string) };
+        let answer = self.ask(job, timeout, interruptible)?;
         if let Some(error) = answer.error {
-            bail!("in the guest, GET {path} on dockerd's API: {error}");
+            bail!("in the guest, {method} {path} on dockerd's API: {error}");
         }
         let status = answer.http_status.context("the guest agent gave no HTTP status")?;
         Ok(Some(docker_api::Response { status, body: answer.stdout }))

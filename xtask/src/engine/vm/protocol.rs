@@ -18,9 +18,9 @@ pub struct Request {
 pub enum Job {
     /// Run a command: the answer carries its stdout, stderr, exit code or signal.
     Run(Vec<String>),
-    /// `GET path` on dockerd's API socket: the answer carries the status in `http_status`
+    /// A request to dockerd's API socket: the answer carries the status in `http_status`
     /// and the body in `stdout`.
-    DockerGet(String),
+    Docker { method: String, path: String, body: Option<String> },
 }
 
 impl Job {
@@ -28,7 +28,7 @@ impl Job {
     pub fn describe(&self) -> String {
         match self {
             Job::Run(argv) => argv.join(" "),
-            Job::DockerGet(path) => format!("GET {path} (dockerd's API)"),
+            Job::Docker { method, path, .. } => format!("{method} {path} (dockerd's API)"),
         }
     }
 }
