@@ -221,7 +221,7 @@ impl DockerCli<'_> {
 
 /// A container name as one path segment of an API URL: the names scenarios use need no
 /// escaping, and anything else is refused rather than sent half-escaped.
-fn path_segment(name: &str) -> Result<&str> {
+pub fn path_segment(name: &str) -> Result<&str> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
         bail!("`{name}` is not a container name dockerd accepts");
     }
@@ -229,7 +229,7 @@ fn path_segment(name: &str) -> Result<&str> {
 }
 
 /// dockerd's error answer: `{"message": "..."}`, or the status.
-fn api_error(response: &docker_api::Response) -> String {
+pub fn api_error(response: &docker_api::Response) -> String {
     let message = serde_json::from_slice::<serde_json::Value>(&response.body)
         .ok()
         .and_then(|body| body.get("message")?.as_str().map(str::to_string));
