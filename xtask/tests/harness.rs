@@ -47,6 +47,7 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cleanup::after_a_passing_run", passing_run_cleans_up));
     trials.push(Trial::test("cleanup::after_ctrl_c", interrupted_run_cleans_up));
     trials.push(Trial::test("cleanup::after_the_run_deadline", timed_out_run_cleans_up));
+    trials.push(Trial::test("cleanup::after_a_panic", || panicking_run_cleans_up("docker")));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
     let vm_trials = [
@@ -55,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::sigkill_then_clean_leaves_nothing", vm_sigkill_then_clean),
         Trial::test("vm::a_dead_guest_ends_the_wait_at_once", vm_dead_guest_is_reported),
         Trial::test("vm::pod_shell_runs_piped_commands_then_tears_down", vm_pod_shell),
+        Trial::test("vm::a_panic_leaves_no_guest", || panicking_run_cleans_up("vm")),
     ];
     trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
     libtest_mimic::run(&arguments, trials).exit_code()
@@ -123,6 +125,29 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
     let run = run_xtask(&["test", "--engine", "docker"], Some(("scenarios/reaping: ", 2)))?;
     if run.status.code() != Some(130) {
         return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// A panic in the harness with a pod running: the trial fails (exit 101, the panic named)
+/// and everything is still removed. Run with the binary `cargo xtask` builds, whose profile
+/// unwinds (this test's own build aborts on panic, as the no_std pause needs).
+fn panicking_run_cleans_up(engine: &str) -> Result<(), Failed> {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--profile", "xtask", "--package", "xtask"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()?;
+    if !built.success() {
+        return Err("cargo build --profile xtask failed".into());
+    }
+    let target = Path::new(XTASK).parent().and_then(Path::parent).ok_or("no target dir above the test's xtask")?;
+    let xtask = target.join("xtask/xtask");
+    let arguments = ["test", "--engine", engine, "scenarios/version", "--exact"];
+    let run = run_program_with(&xtask, &arguments, &[("PODLAB_INJECT_PANIC", "1")], None, None)?;
+    if run.status.code() != Some(101) || !run.output.contains("injected panic") {
+        return Err(
+            format!("expected exit code 101 and the injected panic, got {:?}\n{}", run.status, run.output).into()
+        );
     }
     nothing_left(run.pid)
 }
@@ -272,8 +297,19 @@ enum Action {
 
 /// `input`, when given, is written to xtask's stdin, which is then closed.
 fn run_xtask_with(arguments: &[&str], input: Option<&str>, trigger: Option<(&str, Action)>) -> Result<Run, Failed> {
-    let mut child = Command::new(XTASK)
+    run_program_with(Path::new(XTASK), arguments, &[], input, trigger)
+}
+
+fn run_program_with(
+    program: &Path,
+    arguments: &[&str],
+    environment: &[(&str, &str)],
+    input: Option<&str>,
+    trigger: Option<(&str, Action)>,
+) -> Result<Run, Failed> {
+    let mut child = Command::new(program)
         .args(arguments)
+        .envs(environment.iter().copied())
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

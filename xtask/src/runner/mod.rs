@@ -88,6 +88,11 @@ pub fn run_scenario(
         logs_dir: logs_dir.to_path_buf(),
     };
     let pod_created = pod::create(&docker, scenario, run_label);
+    // Fault injection for xtask/tests/harness.rs: a panic with a live pod, to show that the
+    // engine's cleanup still removes everything.
+    if std::env::var_os("PODLAB_INJECT_PANIC").is_some() {
+        panic!("injected panic (PODLAB_INJECT_PANIC is set), with the pod of {name} running");
+    }
     if let Err(error) = &pod_created {
         report.pod_error = Some(format!("{error:#}"));
     }
