@@ -9,7 +9,8 @@ pub fn size() -> Option<(u16, u16)> {
     let output = std::process::Command::new("stty").arg("size").stdin(std::process::Stdio::inherit()).output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let mut numbers = text.split_whitespace().filter_map(|word| word.parse().ok());
-    Some((numbers.next()?, numbers.next()?))
+    // A terminal that was never given a size (a fresh pty) says `0 0`: no size at all.
+    Some((numbers.next()?, numbers.next()?)).filter(|&(rows, columns)| rows > 0 && columns > 0)
 }
 
 /// Raw mode on stdin while alive (keys, Ctrl-C included, go to the guest as bytes); the

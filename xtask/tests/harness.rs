@@ -56,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::sigkill_then_clean_leaves_nothing", vm_sigkill_then_clean),
         Trial::test("vm::a_dead_guest_ends_the_wait_at_once", vm_dead_guest_is_reported),
         Trial::test("vm::pod_shell_runs_piped_commands_then_tears_down", vm_pod_shell),
+        Trial::test("vm::pod_shell_on_a_terminal", vm_pod_on_a_terminal),
         Trial::test("vm::a_panic_leaves_no_guest", || panicking_run_cleans_up("vm")),
     ];
     trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
@@ -229,6 +230,31 @@ fn vm_pod_shell() -> Result<(), Failed> {
         return Err(format!("expected `1 /pause`, `exec said 0` and the tear-down; the output:\n{}", run.output).into());
     }
     nothing_left(run.pid)
+}
+
+/// `cargo xtask pod` on a terminal (a pty, driven with rexpect): keys go to the guest's shell
+/// in raw mode, `docker exec -ti` gets a TTY there and shows `/pause` as PID 1, and `exit`
+/// tears everything down: exit 0, nothing left.
+fn vm_pod_on_a_terminal() -> Result<(), Failed> {
+    let mut command = Command::new("sh");
+    // The shell says xtask's pid first (exec keeps it), for the leftover check.
+    command.args(["-c", &format!("echo \"xtask pid $$\"; exec {XTASK} pod")]);
+    let mut terminal = rexpect::session::spawn_command(command, Some(180_000))?;
+    let (_, pid_line) = terminal.exp_regex(r"xtask pid \d+")?;
+    let pid: u32 = pid_line.trim_start_matches("xtask pid ").parse()?;
+    terminal.exp_string("Exit the shell to tear everything down.")?;
+    terminal.exp_string("# ")?;
+    terminal.send_line("docker exec -ti nginx ps -o pid,args")?;
+    terminal.exp_regex(r"\n\s*1 /pause\s*\r?\n")?;
+    terminal.exp_string("# ")?;
+    terminal.send_line("exit")?;
+    terminal.exp_string("tearing down")?;
+    terminal.exp_eof()?;
+    let status = format!("{:?}", terminal.process().wait()?);
+    if !status.starts_with("Exited(") || !status.ends_with(", 0)") {
+        return Err(format!("expected xtask pod to exit 0 after `exit`, got {status}").into());
+    }
+    nothing_left(pid)
 }
 
 fn guest_processes() -> Vec<String> {
