@@ -114,23 +114,28 @@ pub fn arguments(guest: &Guest, acceleration: Acceleration) -> Vec<String> {
 /// Whether KVM really runs a vCPU: `/dev/kvm` existing is not enough (on some hosts it
 /// exists and its vCPUs hang, or QEMU aborts). Boots the guest with `podlab.probe`, which
 /// stage 1 answers with a console line and an exit; `Err` carries why KVM is not usable.
+/// The probe: one small vCPU that only has to reach stage 1 and print.
+fn probe_guest<'paths>(kernel: &'paths Path, initramfs: &'paths Path, console_log: &'paths Path) -> Guest<'paths> {
+    Guest {
+        kernel,
+        initramfs,
+        kernel_arguments: vec!["console=ttyS0".into(), "panic=-1".into(), "quiet".into(), "podlab.probe".into()],
+        console_log,
+        agent_socket: None,
+        workspace: None,
+        shell_socket: None,
+        memory_mb: 256,
+        cpus: 1,
+    }
+}
+
 pub fn kvm_works(kernel: &Path, initramfs: &Path, scratch: &Path) -> Result<(), String> {
     let device = Path::new("/dev/kvm");
     if std::fs::File::options().read(true).write(true).open(device).is_err() {
         return Err("/dev/kvm is missing or not accessible".to_string());
     }
     let console_log = scratch.join("kvm-probe-console.log");
-    let guest = Guest {
-        kernel,
-        initramfs,
-        kernel_arguments: vec!["console=ttyS0".into(), "panic=-1".into(), "quiet".into(), "podlab.probe".into()],
-        console_log: &console_log,
-        agent_socket: None,
-        workspace: None,
-        shell_socket: None,
-        memory_mb: 256,
-        cpus: 1,
-    };
+    let guest = probe_guest(kernel, initramfs, &console_log);
     let started = Instant::now();
     let mut child = match Command::new(QEMU)
         .args(arguments(&guest, Acceleration::Kvm))
@@ -179,7 +184,10 @@ pub fn kvm_works_cached(
     let key = {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (boot_id.trim(), qemu_version, kernel).hash(&mut hasher);
+        // The probe's flags without its paths (they change every run): other flags, another probe.
+        let placeholder = Path::new("-");
+        let flags = arguments(&probe_guest(placeholder, placeholder, placeholder), Acceleration::Kvm);
+        (boot_id.trim(), qemu_version, kernel, flags).hash(&mut hasher);
         hasher.finish()
     };
     let cache_file: PathBuf = cache_dir.join(format!("kvm-probe-{key:016x}.txt"));
