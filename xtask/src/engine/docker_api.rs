@@ -1,6 +1,6 @@
-//! dockerd's HTTP API on its unix socket, for the calls made most (inspect, logs, exec,
-//! rm): made in-process, without starting the docker CLI, which costs 0.16 to 0.3 s a call
-//! under emulation. Creating and starting containers, and images, still go through the CLI.
+//! dockerd's HTTP API on its unix socket, for the calls made most (create and start,
+//! inspect, logs, exec, rm): made in-process, without starting the docker CLI, which costs
+//! 0.16 to 0.3 s a call under emulation. Image imports still go through the CLI.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;

@@ -1,10 +1,9 @@
-//! The docker CLI, reached through an engine: every call has a deadline and returns
-//! structured output or an error that quotes the command.
-
-use std::time::Duration;
+//! Docker, reached through an engine: its API where the engine reaches the daemon's socket
+//! (`docker_api`), else the docker CLI. Every call has a deadline and returns structured
+//! output or an error that quotes the command or request.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -132,9 +131,7 @@ impl DockerCli<'_> {
         let output = self.ok(&arguments, QUICK)?;
         Ok((output.stdout, output.stderr))
     }
-}
 
-impl DockerCli<'_> {
     /// `docker exec CONTAINER ARGV...`: through the API (create the exec, start it attached,
     /// read its exit code) where the engine reaches it. A refusal by the daemon (no such
     /// container, not running) comes back as the CLI's would: exit code 1 and the message.

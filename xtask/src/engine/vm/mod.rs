@@ -470,8 +470,11 @@ impl Engine for VmEngine {
         std::thread::spawn(move || {
             let mut buffer = [0u8; 4096];
             let mut stdout = std::io::stdout();
+            let mut shell_spoke = Some(shell_spoke);
             while let Ok(count @ 1..) = from_guest.read(&mut buffer) {
-                let _ = shell_spoke.send(());
+                if let Some(spoke) = shell_spoke.take() {
+                    let _ = spoke.send(());
+                }
                 if stdout.write_all(&buffer[..count]).and_then(|()| stdout.flush()).is_err() {
                     break;
                 }
