@@ -18,6 +18,7 @@ mod report;
 mod runner;
 mod scenario;
 mod setup;
+mod side_by_side;
 mod terminal;
 mod test;
 

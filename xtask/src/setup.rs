@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::engine::docker_host::DockerHostEngine;
 use crate::engine::vm::{VmEngine, VmOptions};
 use crate::engine::{DockerCli, Engine};
 use crate::progress::Progress;
-use crate::{images, pause_build};
+use crate::{images, pause_build, side_by_side};
 
 /// Which engine, and how.
 pub struct EngineChoice {
@@ -48,13 +48,8 @@ pub fn engine_with_images(
     };
     let import_started = Instant::now();
     let docker = DockerCli { engine: engine.as_ref() };
-    // All at once: the small images' fixed costs (a CLI start, a layer commit) overlap the
-    // big one's copy (under TCG: 10.2 to 12.6 s one after another, 8.2 s together).
-    let imported: Vec<Result<()>> = std::thread::scope(|scope| {
-        let imports: Vec<_> = image_tars.iter().map(|image| scope.spawn(|| import(&docker, image, progress))).collect();
-        imports.into_iter().map(|import| import.join().unwrap_or_else(|_| bail!("an import thread panicked"))).collect()
-    });
-    imported.into_iter().collect::<Result<Vec<()>>>()?;
+    // All at once: the small images' fixed costs (a CLI start, a layer commit) overlap the big one's copy.
+    side_by_side::each(&image_tars, |image| import(&docker, image, progress))?;
     progress.done(&format!("{} images imported", image_tars.len()), import_started);
     Ok(Ready { engine, pause_binary })
 }

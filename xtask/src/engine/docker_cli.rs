@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::{Engine, docker_api};
 use crate::command::Output;
+use crate::side_by_side;
 
 /// Deadline of a docker call that should answer at once (inspect, logs, kill, rm).
 pub const QUICK: Duration = Duration::from_secs(30);
@@ -183,25 +184,16 @@ impl DockerCli<'_> {
     /// containers side by side through the API where the engine reaches it. A container
     /// that is already gone is not an error.
     pub fn remove(&self, names: &[String], timeout: Duration) -> Result<()> {
-        let removed: Vec<Result<Option<()>>> = std::thread::scope(|scope| {
-            let removals: Vec<_> = names
-                .iter()
-                .map(|name| {
-                    scope.spawn(move || {
-                        let path = format!("/containers/{}?force=1&v=1", path_segment(name)?);
-                        let Some(response) = self.engine.docker_request("DELETE", &path, None, timeout, false)? else {
-                            return Ok(None);
-                        };
-                        match response.status {
-                            204 | 404 => Ok(Some(())),
-                            _ => bail!("cannot remove container {name}: {}", api_error(&response)),
-                        }
-                    })
-                })
-                .collect();
-            removals.into_iter().map(|removal| removal.join().unwrap_or_else(|_| bail!("a removal panicked"))).collect()
-        });
-        let removed = removed.into_iter().collect::<Result<Vec<Option<()>>>>()?;
+        let removed = side_by_side::each(names, |name| {
+            let path = format!("/containers/{}?force=1&v=1", path_segment(name)?);
+            let Some(response) = self.engine.docker_request("DELETE", &path, None, timeout, false)? else {
+                return Ok(None);
+            };
+            match response.status {
+                204 | 404 => Ok(Some(())),
+                _ => bail!("cannot remove container {name}: {}", api_error(&response)),
+            }
+        })?;
         if removed.iter().all(Option::is_some) {
             return Ok(());
         }

@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::engine::{DockerCli, Engine};
 use crate::scenario::Scenario;
+use crate::side_by_side;
 
 mod pod;
 
@@ -136,12 +137,7 @@ pub fn run_scenario(
 /// `docker logs` of every container into `logs_dir/<container>.log`, all at once.
 fn save_logs(docker: &DockerCli, scenario: &Scenario, logs_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(logs_dir)?;
-    let names = pod::names_for_removal(scenario);
-    let saved: Vec<Result<()>> = std::thread::scope(|scope| {
-        let saves: Vec<_> = names.iter().map(|name| scope.spawn(move || save_log(docker, name, logs_dir))).collect();
-        saves.into_iter().map(|save| save.join().unwrap_or_else(|_| anyhow::bail!("a log save panicked"))).collect()
-    });
-    saved.into_iter().collect::<Result<Vec<()>>>()?;
+    side_by_side::each(&pod::names_for_removal(scenario), |name| save_log(docker, name, logs_dir))?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::engine::docker_cli::QUICK;
 use crate::engine::{DockerCli, Engine};
 use crate::interrupt;
 use crate::scenario::{Matcher, NamespaceKind, Step};
+use crate::side_by_side;
 
 /// Deadline of one command a step runs in a container.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -297,18 +298,10 @@ fn check_text(what: &str, matcher: Option<&Matcher>, text: &str, variables: &Var
 /// Runs `probe` for each container, all at once (each is a command in the guest, and under
 /// emulation `docker exec` alone takes most of a second), keeping the answers by name.
 fn for_each(containers: &[String], probe: impl Fn(&str) -> Result<String> + Sync) -> Result<BTreeMap<String, String>> {
-    let probe = &probe;
-    let answers: Vec<Result<(String, String)>> = std::thread::scope(|scope| {
-        let probes: Vec<_> = containers
-            .iter()
-            .map(|name| {
-                scope
-                    .spawn(move || Ok((name.clone(), probe(name).with_context(|| format!("while looking at {name}"))?)))
-            })
-            .collect();
-        probes.into_iter().map(|probe| probe.join().unwrap_or_else(|_| bail!("a probe panicked"))).collect()
-    });
-    answers.into_iter().collect()
+    let answers = side_by_side::each(containers, |name| {
+        Ok((name.clone(), probe(name).with_context(|| format!("while looking at {name}"))?))
+    })?;
+    Ok(answers.into_iter().collect())
 }
 
 fn show(seen: &BTreeMap<String, String>) -> String {
