@@ -16,8 +16,18 @@ pub fn workspace_root() -> &'static Path {
     })
 }
 
-/// Runs `cargo build --release -p pause` and returns the binary's path.
+/// Runs `cargo build --release -p pause` once per run and returns the binary's path: the
+/// pod's pause, the guest's init and each boot of the bench are the same binary.
 pub fn build_release() -> Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(binary) = BUILT.get() {
+        return Ok(binary.clone());
+    }
+    let binary = build()?;
+    Ok(BUILT.get_or_init(|| binary).clone())
+}
+
+fn build() -> Result<PathBuf> {
     let started = Instant::now();
     eprintln!("building pause (cargo build --release -p pause)...");
     // `cargo xtask` runs under cargo, which says where its own binary is.
