@@ -258,15 +258,15 @@ fn vm_pod_on_a_terminal() -> Result<(), Failed> {
 }
 
 fn guest_processes() -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let command_line = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let command_line = String::from_utf8_lossy(&command_line).replace('\0', " ");
-        if command_line.starts_with("qemu-system") && command_line.contains("podlab-vm-") {
-            found.push(command_line);
-        }
-    }
-    found
+    pid1::proc::command_lines()
+        .into_iter()
+        .map(|(_, command_line)| command_line)
+        .filter(|line| is_guest(line))
+        .collect()
+}
+
+fn is_guest(command_line: &str) -> bool {
+    command_line.starts_with("qemu-system") && command_line.contains("podlab-vm-")
 }
 
 /// A scenario that does not load stops the run with exit code 2, naming file, line and field.
@@ -424,12 +424,12 @@ fn nothing_left(xtask_pid: u32) -> Result<(), Failed> {
     leftovers.extend(temp_dirs.iter().map(|name| format!("temp dir {name}")));
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
     leftovers.extend(mounts.lines().filter(|line| line.contains("podlab-docker-")).map(|line| format!("mount {line}")));
-    leftovers.extend(guest_processes().into_iter().map(|command_line| format!("guest {command_line}")));
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let command_line = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let command_line = String::from_utf8_lossy(&command_line).replace('\0', " ");
-        if command_line.contains("podlab-docker-") {
-            leftovers.push(format!("process {}: {command_line}", entry.file_name().to_string_lossy()));
+    // One look at every process: guests, and whatever still names a private daemon's dir.
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if is_guest(&command_line) {
+            leftovers.push(format!("guest {command_line}"));
+        } else if command_line.contains("podlab-docker-") {
+            leftovers.push(format!("process {pid}: {command_line}"));
         }
     }
     if !leftovers.is_empty() {
