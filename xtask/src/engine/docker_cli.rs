@@ -133,6 +133,32 @@ impl DockerCli<'_> {
         Ok((output.stdout, output.stderr))
     }
 
+    /// `docker run --detach`: create `name` from `create` (the body of `POST /containers/create`)
+    /// and start it through the API where the engine reaches it, else `cli_arguments`
+    /// (the same container as `docker run` arguments) through the CLI.
+    pub fn run_detached(
+        &self,
+        name: &str,
+        create: &serde_json::Value,
+        cli_arguments: &[String],
+        timeout: Duration,
+    ) -> Result<()> {
+        let path = format!("/containers/create?name={}", path_segment(name)?);
+        let Some(created) = self.engine.docker_request("POST", &path, Some(&create.to_string()), timeout, true)? else {
+            self.call(cli_arguments, timeout)?.ok()?;
+            return Ok(());
+        };
+        if created.status != 201 {
+            bail!("dockerd: {}", api_error(&created));
+        }
+        let path = format!("/containers/{}/start", path_segment(name)?);
+        let started = self.engine.docker_request("POST", &path, None, timeout, true)?.context("the API went away")?;
+        if started.status != 204 {
+            bail!("dockerd: {}", api_error(&started));
+        }
+        Ok(())
+    }
+
     /// `docker exec CONTAINER ARGV...`: through the API (create the exec, start it attached,
     /// read its exit code) where the engine reaches it. A refusal by the daemon (no such
     /// container, not running) comes back as the CLI's would: exit code 1 and the message.
@@ -210,7 +236,7 @@ impl DockerCli<'_> {
 
 /// A container name as one path segment of an API URL: the names scenarios use need no
 /// escaping, and anything else is refused rather than sent half-escaped.
-pub fn path_segment(name: &str) -> Result<&str> {
+fn path_segment(name: &str) -> Result<&str> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
         bail!("`{name}` is not a container name dockerd accepts");
     }
@@ -218,7 +244,7 @@ pub fn path_segment(name: &str) -> Result<&str> {
 }
 
 /// dockerd's error answer: `{"message": "..."}`, or the status.
-pub fn api_error(response: &docker_api::Response) -> String {
+fn api_error(response: &docker_api::Response) -> String {
     let message = serde_json::from_slice::<serde_json::Value>(&response.body)
         .ok()
         .and_then(|body| body.get("message")?.as_str().map(str::to_string));

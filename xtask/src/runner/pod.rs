@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::engine::DockerCli;
-use crate::engine::docker_cli::{api_error, path_segment};
 use crate::scenario::{self, Container, NamespaceKind, RestartPolicy, Scenario};
 use crate::side_by_side;
 
@@ -112,24 +111,9 @@ impl Run {
     }
 
     fn start(&self, docker: &DockerCli) -> Result<()> {
-        let failed = || format!("cannot start container {}", self.name);
-        let path = format!("/containers/create?name={}", path_segment(&self.name)?);
-        let created =
-            docker.engine.docker_request("POST", &path, Some(&self.api_body()?.to_string()), RUN_TIMEOUT, true)?;
-        let Some(created) = created else {
-            docker.call(&self.cli_arguments(), RUN_TIMEOUT)?.ok().with_context(failed)?;
-            return Ok(());
-        };
-        if created.status != 201 {
-            return Err(anyhow::anyhow!("dockerd: {}", api_error(&created))).with_context(failed);
-        }
-        let path = format!("/containers/{}/start", path_segment(&self.name)?);
-        let started =
-            docker.engine.docker_request("POST", &path, None, RUN_TIMEOUT, true)?.context("the API went away")?;
-        if started.status != 204 {
-            return Err(anyhow::anyhow!("dockerd: {}", api_error(&started))).with_context(failed);
-        }
-        Ok(())
+        docker
+            .run_detached(&self.name, &self.api_body()?, &self.cli_arguments(), RUN_TIMEOUT)
+            .with_context(|| format!("cannot start container {}", self.name))
     }
 
     /// The body of `POST /containers/create`, as the CLI would send it for `cli_arguments`.
