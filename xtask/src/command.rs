@@ -1,8 +1,11 @@
-//! Runs a command with a deadline and keeps what it did apart: stdout, stderr, exit code,
-//! signal and duration. Every command the harness runs goes through here.
+//! Every process the harness starts, in one place: a command runs with a deadline and comes
+//! back with what it did (stdout, stderr, exit code, signal, duration); a daemon (dockerd,
+//! QEMU) is handed to a guard that stops it. `tests::only_this_module_starts_processes` keeps
+//! it so: no other module of the harness calls `std::process::Command`.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -61,36 +64,65 @@ pub fn last_lines(text: &str, count: usize) -> String {
 /// only the harness, which then stops the command itself), killed after `timeout` or as
 /// soon as the run is interrupted.
 pub fn run(argv: &[String], timeout: Duration) -> Result<Output> {
-    run_with(argv, timeout, Interruptible::Yes)
+    run_with(argv, Input::Nothing, timeout, Interruptible::Yes)
 }
 
 /// Like `run`, but an interrupted run does not stop it: for the cleanup that must still
 /// happen after Ctrl-C (removing containers, stopping the daemon, deleting the bridge).
 pub fn run_even_if_interrupted(argv: &[String], timeout: Duration) -> Result<Output> {
-    run_with(argv, timeout, Interruptible::No)
+    run_with(argv, Input::Nothing, timeout, Interruptible::No)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Interruptible {
+/// Like `run`, with `input` on the command's stdin.
+pub fn run_fed(argv: &[String], input: Input, timeout: Duration) -> Result<Output> {
+    run_with(argv, input, timeout, Interruptible::Yes)
+}
+
+/// What a command reads on stdin.
+pub enum Input {
+    Nothing,
+    Bytes(Vec<u8>),
+    /// The harness's own stdin, a terminal (`stty size` asks it).
+    Terminal,
+}
+
+/// What may end a wait before its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interruptible {
+    /// Ctrl-C, SIGTERM or SIGHUP end it (see `interrupt`).
     Yes,
+    /// Only the deadline: cleanup that must happen even after Ctrl-C.
     No,
 }
 
-fn run_with(argv: &[String], timeout: Duration, interruptible: Interruptible) -> Result<Output> {
+fn run_with(argv: &[String], input: Input, timeout: Duration, interruptible: Interruptible) -> Result<Output> {
     let (program, arguments) = argv.split_first().context("an empty command")?;
     let started = Instant::now();
+    let stdin = match input {
+        Input::Nothing => Stdio::null(),
+        Input::Bytes(_) => Stdio::piped(),
+        Input::Terminal => Stdio::inherit(),
+    };
     let mut child = Command::new(program)
         .args(arguments)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .with_context(|| format!("cannot run {program}: is it installed? (cargo xtask doctor)"))?;
+    let writer = match (input, child.stdin.take()) {
+        (Input::Bytes(bytes), Some(mut pipe)) => Some(std::thread::spawn(move || pipe.write_all(&bytes))),
+        _ => None,
+    };
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
     let status = wait_with_deadline(&mut child, started + timeout, interruptible);
     let (stdout, stderr) = (join(stdout), String::from_utf8_lossy(&join(stderr)).into_owned());
+    if let Some(writer) = writer {
+        // A command that exits without reading all its input is not an error here.
+        let _ = writer.join();
+    }
     let status = match status {
         Ok(status) => status,
         Err(error) => {
@@ -107,6 +139,93 @@ fn run_with(argv: &[String], timeout: Duration, interruptible: Interruptible) ->
         signal: status.signal(),
         duration: started.elapsed(),
     })
+}
+
+/// Runs `argv` in the harness's terminal: it reads the harness's stdin and writes to its
+/// stdout and stderr (a `cargo build` whose progress the user sees, an interactive shell),
+/// in the harness's process group, so a Ctrl-C typed there reaches it too. `environment` is
+/// added to the harness's own. Killed at `timeout`, or, if `interruptible`, when the run is
+/// interrupted (a shell the user types Ctrl-C in is not: it ends when the user ends it).
+pub fn run_in_view(
+    argv: &[String],
+    environment: &[(String, String)],
+    timeout: Duration,
+    interruptible: Interruptible,
+) -> Result<Output> {
+    let (program, arguments) = argv.split_first().context("an empty command")?;
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(arguments)
+        .envs(environment.iter().map(|(name, value)| (name, value)))
+        .spawn()
+        .with_context(|| format!("cannot run {program}: is it installed? (cargo xtask doctor)"))?;
+    let status = wait_with_deadline(&mut child, started + timeout, interruptible)
+        .with_context(|| format!("`{}` stopped early", argv.join(" ")))?;
+    Ok(Output {
+        argv: argv.to_vec(),
+        stdout: Vec::new(),
+        stderr: String::new(),
+        exit_code: status.code(),
+        signal: status.signal(),
+        duration: started.elapsed(),
+    })
+}
+
+/// A long-running program (dockerd, QEMU) that its caller owns and stops: its own process
+/// group (a Ctrl-C on the terminal must not stop it under the harness's feet: the harness
+/// stops it, in order), no stdin, stdout and stderr into `log`, and `death_signal` from the
+/// kernel should the harness die, even by SIGKILL.
+pub fn spawn_daemon(argv: &[String], log: &Path, death_signal: Signal) -> Result<Daemon> {
+    let (program, arguments) = argv.split_first().context("an empty command")?;
+    let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut command = Command::new(program);
+    command.args(arguments).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
+    // SAFETY: prctl is async-signal-safe, and this closure touches nothing else.
+    unsafe {
+        command.pre_exec(move || nix::sys::prctl::set_pdeathsig(death_signal).map_err(std::io::Error::from));
+    }
+    let child =
+        command.spawn().with_context(|| format!("cannot start {program}: is it installed? (cargo xtask doctor)"))?;
+    Ok(Daemon { child })
+}
+
+/// A daemon that `spawn_daemon` started. It is not stopped on drop: its owner decides how
+/// (SIGTERM and a grace period for dockerd, SIGKILL of the group for QEMU).
+pub struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Waits up to `timeout` for it to exit by itself; true if it did.
+    pub fn exits_within(&mut self, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        let pidfd = pid1::pidfd::open(self.pid())?;
+        loop {
+            if self.child.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Ok(false);
+            }
+            pid1::pidfd::exited_within(&pidfd, remaining)?;
+        }
+    }
+
+    /// SIGKILL to its whole process group, then reaps it.
+    pub fn kill_group(&mut self) {
+        let _ = killpg(self.pid(), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
 }
 
 fn wait_with_deadline(
@@ -130,7 +249,9 @@ fn wait_with_deadline(
         };
         if let Some(problem) = problem {
             // The whole group: docker CLI plugins or shells may have children of their own.
+            // (A command run in view shares the harness's group: it alone is killed.)
             let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.kill();
             let _ = child.wait();
             bail!("{problem}");
         }
@@ -194,5 +315,32 @@ mod tests {
     fn a_missing_program_says_what_to_do() {
         let error = run(&argv(&["/no/such/program"]), Duration::from_secs(1)).unwrap_err();
         assert!(error.to_string().contains("cargo xtask doctor"));
+    }
+
+    /// What ARCHITECTURE.md promises: every process the harness starts goes through this
+    /// module, so each has a deadline or an owner that stops it. Tests may start their own.
+    #[test]
+    fn only_this_module_starts_processes() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        let mut folders = vec![source];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|extension| extension != "rs") || path.ends_with("src/command.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+                if production.contains("process::Command") || production.contains("Command::new(") {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "these start processes without crate::command: {offenders:?}");
     }
 }

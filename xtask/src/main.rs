@@ -1,66 +1,82 @@
-//! `cargo xtask`: podlab's harness. This file only parses the command line and dispatches;
-//! each command lives in its own file with one `run` entry.
+//! `cargo xtask`: podlab's harness. This file only parses the command line (one clap
+//! definition for every command) and dispatches; each command lives in `commands/` with one
+//! `run` entry.
 
 use std::process::ExitCode;
 
-mod bench;
-mod clean;
+use clap::{Parser, Subcommand};
+
 mod command;
-mod doctor;
-mod engine;
-mod guest_agent;
+mod commands;
+mod host;
 mod images;
 mod interrupt;
+mod lab;
+mod names;
 mod pause_build;
 mod pod;
 mod progress;
 mod report;
 mod runner;
+mod runtime;
 mod scenario;
-mod setup;
 mod side_by_side;
 mod terminal;
-mod test;
-
-const USAGE: &str = "\
-Usage: cargo xtask <command> [options]
-
-Commands:
-  test     run the scenarios (the pause/nginx/ghost pod) against pause, in a throwaway VM with Docker
-  pod      create the seed pod and open a shell beside its Docker daemon (torn down on exit)
-  clean    remove what a killed run left behind (guests, daemons, temp dirs, bridges)
-  doctor   say which prerequisites of `test` are missing and how to install them
-  bench    measure pause (and peers given with --vs): size, idle memory, reaping, SIGTERM latency
-  help     print this message
-
-Run `cargo xtask <command> --help` for a command's options.";
+mod unix_http;
 
 /// Exit code when the harness itself could not do its job (bad arguments, missing
-/// prerequisite), as opposed to a measured or tested failure.
+/// prerequisite), as opposed to a measured or tested failure. clap exits with it too.
 const EXIT_HARNESS_ERROR: u8 = 2;
 
+/// podlab's harness: the regression lab for the Kubernetes pod sandbox (pause and the pod around it)
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", disable_help_subcommand = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the scenarios (the pause/nginx/ghost pod) against pause, in a throwaway VM with Docker
+    Test(commands::test::Options),
+    /// Create the seed pod and open a shell beside its runtime (torn down on exit)
+    Pod(commands::pod::Options),
+    /// Remove what a killed run left behind (guests, daemons, temp dirs, bridges)
+    Clean,
+    /// Say which prerequisites of `test` are missing and how to install them
+    Doctor,
+    /// Measure pause (and peers given with --vs): size, idle memory, reaping, SIGTERM latency
+    Bench(commands::bench::Options),
+    /// The harness's agent in the throwaway VM (the guest's init starts it)
+    #[command(hide = true)]
+    GuestAgent,
+}
+
 fn main() -> ExitCode {
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let Some((command, options)) = arguments.split_first() else {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version are "errors" that print to stdout and exit 0.
+            let _ = error.print();
+            return ExitCode::from(error.exit_code() as u8);
+        }
     };
-    let outcome = match command.as_str() {
-        "test" => match test::run(options) {
+    let outcome = match cli.command {
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Test(options)) => match commands::test::run(options) {
             Ok(code) => return ExitCode::from(code),
             Err(error) => Err(error),
         },
-        "bench" => bench::run(options),
-        "doctor" => doctor::run(options),
-        "pod" => pod::run(options),
-        "clean" => clean::run(options),
-        // Not listed: the guest runs it (vm/guest-init.sh), a user has no reason to.
-        "guest-agent" => guest_agent::run(options),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        unknown => Err(anyhow::anyhow!("unknown command `{unknown}`\n\n{USAGE}")),
+        Some(Command::Pod(options)) => commands::pod::run(options),
+        Some(Command::Clean) => commands::clean::run(),
+        Some(Command::Doctor) => commands::doctor::run(),
+        Some(Command::Bench(options)) => commands::bench::run(options),
+        Some(Command::GuestAgent) => host::vm::agent::run(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,5 +84,17 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(EXIT_HARNESS_ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks over every command and option.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -1,10 +1,14 @@
 //! Builds the workspace's pause binary (release profile: static, stripped, a few kB).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+
+use crate::command::{self, Interruptible};
+
+/// A cold build of pause takes seconds; a machine busy with other builds may take minutes.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The workspace root: `PODLAB_WORKSPACE` when set (an xtask built elsewhere, as the flake's
 /// NixOS test builds it, runs against a copy of the sources), else one level above xtask's manifest.
@@ -31,14 +35,12 @@ fn build() -> Result<PathBuf> {
     let started = Instant::now();
     eprintln!("building pause (cargo build --release -p pause)...");
     // `cargo xtask` runs under cargo, which says where its own binary is.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--package", "pause"])
-        .current_dir(workspace_root())
-        .status()
-        .with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
-    if !status.success() {
-        bail!("cargo build --release -p pause failed ({status}): see cargo's output above");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let manifest = workspace_root().join("Cargo.toml").display().to_string();
+    let build = command::argv(&[&cargo, "build", "--release", "--package", "pause", "--manifest-path", &manifest]);
+    let built = command::run_in_view(&build, &[], BUILD_TIMEOUT, Interruptible::Yes)?;
+    if !built.success() {
+        bail!("cargo build --release -p pause failed ({}): see cargo's output above", built.ending());
     }
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);

@@ -1,13 +1,17 @@
 //! The terminal of `cargo xtask pod`: its size, and raw mode while a guest shell owns it.
 
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
-/// (rows, columns), as `stty size` reports them.
+use crate::command;
+
+/// (rows, columns), as `stty size` reports them for the harness's stdin.
 pub fn size() -> Option<(u16, u16)> {
-    let output = std::process::Command::new("stty").arg("size").stdin(std::process::Stdio::inherit()).output().ok()?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stty = command::argv(&["stty", "size"]);
+    let output = command::run_fed(&stty, command::Input::Terminal, Duration::from_secs(10)).ok()?;
+    let text = output.stdout_text();
     let mut numbers = text.split_whitespace().filter_map(|word| word.parse().ok());
     // A terminal that was never given a size (a fresh pty) says `0 0`: no size at all.
     Some((numbers.next()?, numbers.next()?)).filter(|&(rows, columns)| rows > 0 && columns > 0)

@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+/// podlab's names (temp dirs, bridges, guests), as the harness itself makes them.
+#[path = "../src/names.rs"]
+#[allow(dead_code, unused_imports)]
+mod names;
+
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -47,7 +52,7 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cleanup::after_a_passing_run", passing_run_cleans_up));
     trials.push(Trial::test("cleanup::after_ctrl_c", interrupted_run_cleans_up));
     trials.push(Trial::test("cleanup::after_the_run_deadline", timed_out_run_cleans_up));
-    trials.push(Trial::test("cleanup::after_a_panic", || panicking_run_cleans_up("docker")));
+    trials.push(Trial::test("cleanup::after_a_panic", || panicking_run_cleans_up("host")));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
     let vm_trials = [
@@ -98,7 +103,7 @@ fn broken_pause_fails(fixture: &str, scenario: &str, phrase: &str) -> Result<(),
     let work = tempfile::tempdir()?;
     let binary = compile_fixture(fixture, work.path())?;
     let pause_bin = binary.to_string_lossy().into_owned();
-    let run = run_xtask(&["test", "--engine", "docker", "--pause-bin", &pause_bin, scenario, "--exact"], None)?;
+    let run = run_xtask(&["test", "--on", "host", "--pause-bin", &pause_bin, scenario, "--exact"], None)?;
     if run.status.code() != Some(101) {
         return Err(format!("expected exit code 101 (a scenario failed), got {:?}\n{}", run.status, run.output).into());
     }
@@ -114,7 +119,7 @@ fn passing_run_cleans_up() -> Result<(), Failed> {
     let binary = compile_fixture("exits-1-on-sigterm", work.path())?;
     let pause_bin = binary.to_string_lossy().into_owned();
     let run =
-        run_xtask(&["test", "--engine", "docker", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
+        run_xtask(&["test", "--on", "host", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
     if run.status.code() != Some(0) {
         return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
     }
@@ -123,7 +128,7 @@ fn passing_run_cleans_up() -> Result<(), Failed> {
 
 /// Ctrl-C (SIGINT) while scenarios run: exit 130, and everything is removed.
 fn interrupted_run_cleans_up() -> Result<(), Failed> {
-    let run = run_xtask(&["test", "--engine", "docker"], Some(("scenarios/reaping: ", 2)))?;
+    let run = run_xtask(&["test", "--on", "host"], Some(("scenarios/reaping: ", 2)))?;
     if run.status.code() != Some(130) {
         return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
     }
@@ -132,10 +137,11 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
 
 /// A panic in the harness with a pod running: the trial fails (exit 101, the panic named)
 /// and everything is still removed. Run with the binary `cargo xtask` builds, whose profile
-/// unwinds (this test's own build aborts on panic, as the no_std pause needs).
-fn panicking_run_cleans_up(engine: &str) -> Result<(), Failed> {
+/// unwinds (this test's own build aborts on panic, as the no_std pause needs), built with the
+/// `fault-injection` feature that holds the hook (the next `cargo xtask` puts its own back).
+fn panicking_run_cleans_up(on: &str) -> Result<(), Failed> {
     let built = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--profile", "xtask", "--package", "xtask"])
+        .args(["build", "--quiet", "--profile", "xtask", "--package", "xtask", "--features", "fault-injection"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()?;
     if !built.success() {
@@ -143,7 +149,7 @@ fn panicking_run_cleans_up(engine: &str) -> Result<(), Failed> {
     }
     let target = Path::new(XTASK).parent().and_then(Path::parent).ok_or("no target dir above the test's xtask")?;
     let xtask = target.join("xtask/xtask");
-    let arguments = ["test", "--engine", engine, "scenarios/version", "--exact"];
+    let arguments = ["test", "--on", on, "scenarios/version", "--exact"];
     let run = run_program_with(&xtask, &arguments, &[("PODLAB_INJECT_PANIC", "1")], None, None)?;
     if run.status.code() != Some(101) || !run.output.contains("injected panic") {
         return Err(
@@ -155,7 +161,7 @@ fn panicking_run_cleans_up(engine: &str) -> Result<(), Failed> {
 
 /// The run's own deadline works like Ctrl-C.
 fn timed_out_run_cleans_up() -> Result<(), Failed> {
-    let run = run_xtask(&["test", "--engine", "docker", "--run-timeout", "3"], None)?;
+    let run = run_xtask(&["test", "--on", "host", "--run-timeout", "3"], None)?;
     if run.status.code() != Some(130) || !run.output.contains("the run's deadline (3 s) passed") {
         return Err(
             format!("expected exit code 130 and the deadline named, got {:?}\n{}", run.status, run.output).into()
@@ -183,9 +189,9 @@ fn vm_sigkill_then_clean() -> Result<(), Failed> {
         return Err(format!("expected xtask killed by SIGKILL, got {:?}", run.status).into());
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !guest_processes().is_empty() {
+    while !guest_processes(run.pid).is_empty() {
         if Instant::now() > deadline {
-            return Err(format!("QEMU outlived its killed harness by 10 s: {:?}", guest_processes()).into());
+            return Err(format!("QEMU outlived its killed harness by 10 s: {:?}", guest_processes(run.pid)).into());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -257,16 +263,27 @@ fn vm_pod_on_a_terminal() -> Result<(), Failed> {
     nothing_left(pid)
 }
 
-fn guest_processes() -> Vec<String> {
+/// The guests of the run with this pid.
+fn guest_processes(xtask_pid: u32) -> Vec<String> {
     pid1::proc::command_lines()
         .into_iter()
         .map(|(_, command_line)| command_line)
-        .filter(|line| is_guest(line))
+        .filter(|line| names::is_guest(line) && owned_by(line, xtask_pid))
         .collect()
 }
 
-fn is_guest(command_line: &str) -> bool {
-    command_line.starts_with("qemu-system") && command_line.contains("podlab-vm-")
+/// SIGKILL to the run's QEMU, as if the guest had died.
+fn kill_guests_of(xtask_pid: u32) {
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if names::is_guest(&command_line) && owned_by(&command_line, xtask_pid) {
+            nix_kill(pid.as_raw() as u32, 9);
+        }
+    }
+}
+
+/// Whether a text names a temp dir of the run with this pid.
+fn owned_by(text: &str, xtask_pid: u32) -> bool {
+    names::temp_dir_in(text).and_then(|dir| names::temp_dir_owner(&dir)) == Some(xtask_pid)
 }
 
 /// A scenario that does not load stops the run with exit code 2, naming file, line and field.
@@ -360,9 +377,7 @@ fn run_program_with(
                     interrupted = true;
                     match action {
                         Action::Signal(signal) => nix_kill(pid, signal),
-                        Action::KillQemu => {
-                            let _ = Command::new("pkill").args(["-KILL", "-f", "^qemu-system.*podlab-vm-"]).status();
-                        }
+                        Action::KillQemu => kill_guests_of(pid),
                     }
                 }
             }
@@ -411,24 +426,25 @@ fn nix_kill(pid: u32, signal: i32) {
 
 /// What a run of xtask with this pid would leave: its bridge, its daemon's or guest's temp
 /// dir, mounts under it, or processes (QEMU, dockerd, containerd, shims) still using it.
+/// Everything a run makes carries its pid (`names`), so other runs on the machine do not count.
 fn nothing_left(xtask_pid: u32) -> Result<(), Failed> {
-    let bridge = format!("podlab{}", xtask_pid % 10_000);
+    let bridge = names::bridge(xtask_pid);
     let mut leftovers = Vec::new();
     if Path::new("/sys/class/net").join(&bridge).exists() {
         leftovers.push(format!("network bridge {bridge}"));
     }
-    let temp_dirs: Vec<String> = std::fs::read_dir(std::env::temp_dir())?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.starts_with("podlab-docker-") || name.starts_with("podlab-vm-"))
-        .collect();
-    leftovers.extend(temp_dirs.iter().map(|name| format!("temp dir {name}")));
+    for entry in std::fs::read_dir(std::env::temp_dir())? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if names::is_temp_dir_name(&name) && names::temp_dir_owner(&path) == Some(xtask_pid) {
+            leftovers.push(format!("temp dir {name}"));
+        }
+    }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
-    leftovers.extend(mounts.lines().filter(|line| line.contains("podlab-docker-")).map(|line| format!("mount {line}")));
-    // One look at every process: guests, and whatever still names a private daemon's dir.
+    leftovers.extend(mounts.lines().filter(|line| owned_by(line, xtask_pid)).map(|line| format!("mount {line}")));
+    // One look at every process: guests, and whatever still names the run's temp dirs.
     for (pid, command_line) in pid1::proc::command_lines() {
-        if is_guest(&command_line) {
-            leftovers.push(format!("guest {command_line}"));
-        } else if command_line.contains("podlab-docker-") {
+        if owned_by(&command_line, xtask_pid) {
             leftovers.push(format!("process {pid}: {command_line}"));
         }
     }

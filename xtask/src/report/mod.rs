@@ -1,73 +1,135 @@
-//! The run's reports under `target/podlab/<run>/`: `report.json` for tools and
-//! `junit.xml` for CI dashboards, one test case per step with its real duration.
+//! The run's reports under `target/podlab/<run>/`: `report.json` for tools (the report types
+//! below, serialized as they are) and `junit.xml` for CI dashboards, one test case per step
+//! with its real duration.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::json;
+use serde::Serialize;
 
-use crate::runner::{ScenarioReport, StepOutcome};
-
-/// Facts about the run as a whole.
-pub struct RunFacts<'a> {
-    pub run_id: &'a str,
-    pub engine: &'a str,
-    pub pause_binary: &'a Path,
+/// The whole run.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    /// Where the pods ran, and which runtime made them, as each describes itself.
+    pub host: String,
+    pub runtime: String,
+    pub pause_binary: PathBuf,
+    #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
     pub duration: Duration,
     /// Set when the harness itself could not run (no daemon, no images).
     pub harness_error: Option<String>,
+    pub passed: bool,
+    pub scenarios: Vec<ScenarioReport>,
 }
 
-pub fn write_all(run_dir: &Path, facts: &RunFacts, scenarios: &[ScenarioReport]) -> Result<()> {
+/// What one scenario did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub description: String,
+    pub passed: bool,
+    #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
+    pub duration: Duration,
+    /// A failure outside the steps: the pod could not be created or removed.
+    pub pod_error: Option<String>,
+    pub logs_dir: PathBuf,
+    pub steps: Vec<StepReport>,
+}
+
+/// What one step did.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    pub index: usize,
+    pub summary: String,
+    #[serde(flatten)]
+    pub outcome: StepOutcome,
+    #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
+    pub duration: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum StepOutcome {
+    Passed,
+    Failed {
+        failure: String,
+    },
+    /// An earlier step failed (or the pod could not be created).
+    NotRun,
+}
+
+fn milliseconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(duration.as_millis() as u64)
+}
+
+impl ScenarioReport {
+    /// A report of no step yet, to fill in.
+    pub fn new(name: &str, description: &str, logs_dir: &Path) -> ScenarioReport {
+        ScenarioReport {
+            name: name.to_string(),
+            description: description.to_string(),
+            passed: false,
+            duration: Duration::ZERO,
+            pod_error: None,
+            logs_dir: logs_dir.to_path_buf(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Sets `passed` from the pod and the steps, once the scenario is over.
+    pub fn conclude(&mut self, duration: Duration) {
+        self.duration = duration;
+        self.passed = self.pod_error.is_none() && self.steps.iter().all(|step| step.outcome == StepOutcome::Passed);
+    }
+
+    /// The failure message a trial prints: what was expected, what came, where the logs are.
+    pub fn failure_message(&self) -> String {
+        let mut message = String::new();
+        if let Some(error) = &self.pod_error {
+            message.push_str(&format!("pod: {error}\n"));
+        }
+        for step in &self.steps {
+            if let StepOutcome::Failed { failure } = &step.outcome {
+                message.push_str(&format!(
+                    "step {} ({}) failed:\n  {}\n",
+                    step.index,
+                    step.summary,
+                    failure.replace('\n', "\n  ")
+                ));
+            }
+        }
+        message.push_str(&format!("logs: {}", self.logs_dir.display()));
+        message
+    }
+}
+
+impl RunReport {
+    pub fn conclude(&mut self) {
+        self.passed = self.harness_error.is_none() && self.scenarios.iter().all(|scenario| scenario.passed);
+    }
+}
+
+pub fn write_all(run_dir: &Path, report: &RunReport) -> Result<()> {
     let json_path = run_dir.join("report.json");
-    let json = serde_json::to_string_pretty(&to_json(facts, scenarios))?;
+    let json = serde_json::to_string_pretty(report)?;
     std::fs::write(&json_path, json).with_context(|| format!("cannot write {}", json_path.display()))?;
     let junit_path = run_dir.join("junit.xml");
-    std::fs::write(&junit_path, to_junit(facts, scenarios))
-        .with_context(|| format!("cannot write {}", junit_path.display()))?;
+    std::fs::write(&junit_path, to_junit(report)).with_context(|| format!("cannot write {}", junit_path.display()))?;
     Ok(())
 }
 
-fn to_json(facts: &RunFacts, scenarios: &[ScenarioReport]) -> serde_json::Value {
-    json!({
-        "run_id": facts.run_id,
-        "engine": facts.engine,
-        "pause_binary": facts.pause_binary.display().to_string(),
-        "duration_ms": facts.duration.as_millis() as u64,
-        "harness_error": facts.harness_error,
-        "passed": facts.harness_error.is_none() && scenarios.iter().all(ScenarioReport::passed),
-        "scenarios": scenarios.iter().map(|scenario| json!({
-            "name": scenario.name,
-            "description": scenario.description,
-            "passed": scenario.passed(),
-            "duration_ms": scenario.duration.as_millis() as u64,
-            "pod_error": scenario.pod_error,
-            "logs_dir": scenario.logs_dir.display().to_string(),
-            "steps": scenario.steps.iter().map(|step| json!({
-                "index": step.index,
-                "summary": step.summary,
-                "outcome": match &step.outcome {
-                    StepOutcome::Passed => "passed",
-                    StepOutcome::Failed(_) => "failed",
-                    StepOutcome::NotRun => "not-run",
-                },
-                "failure": match &step.outcome { StepOutcome::Failed(reason) => Some(reason), _ => None },
-                "duration_ms": step.duration.as_millis() as u64,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn to_junit(facts: &RunFacts, scenarios: &[ScenarioReport]) -> String {
+fn to_junit(report: &RunReport) -> String {
+    let scenarios = &report.scenarios;
     let seconds = |duration: Duration| format!("{:.3}", duration.as_secs_f64());
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let failures: usize = scenarios.iter().map(failed_cases).sum();
     let tests: usize = scenarios.iter().map(|scenario| scenario.steps.len() + 1).sum();
     xml.push_str(&format!(
         "<testsuites name=\"podlab {}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{}\">\n",
-        escape(facts.engine),
-        seconds(facts.duration)
+        escape(&report.runtime),
+        seconds(report.duration)
     ));
     for scenario in scenarios {
         xml.push_str(&format!(
@@ -93,7 +155,7 @@ fn to_junit(facts: &RunFacts, scenarios: &[ScenarioReport]) -> String {
             ));
             match &step.outcome {
                 StepOutcome::Passed => {}
-                StepOutcome::Failed(reason) => xml.push_str(&format!(
+                StepOutcome::Failed { failure: reason } => xml.push_str(&format!(
                     "      <failure message=\"{}\">{}</failure>\n",
                     escape(first_line(reason)),
                     escape(reason)
@@ -113,7 +175,7 @@ fn to_junit(facts: &RunFacts, scenarios: &[ScenarioReport]) -> String {
 }
 
 fn failed_cases(scenario: &ScenarioReport) -> usize {
-    let failed_steps = scenario.steps.iter().filter(|step| matches!(step.outcome, StepOutcome::Failed(_))).count();
+    let failed_steps = scenario.steps.iter().filter(|step| matches!(step.outcome, StepOutcome::Failed { .. })).count();
     failed_steps + usize::from(scenario.pod_error.is_some())
 }
 
@@ -138,45 +200,39 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::runner::StepReport;
 
-    fn sample() -> Vec<ScenarioReport> {
+    fn sample() -> RunReport {
         let step = |index, outcome| StepReport {
             index,
             summary: format!("exec nginx: echo <{index}>"),
             outcome,
             duration: Duration::from_millis(1500),
         };
-        vec![ScenarioReport {
-            name: "scenarios/seed-pod".into(),
-            description: "seed".into(),
-            steps: vec![
-                step(0, StepOutcome::Passed),
-                step(1, StepOutcome::Failed("expected \"a\"\ngot b".into())),
-                step(2, StepOutcome::NotRun),
-            ],
-            pod_error: None,
-            duration: Duration::from_secs(3),
-            logs_dir: PathBuf::from("target/podlab/run/seed-pod"),
-        }]
-    }
-
-    fn sample_facts() -> RunFacts<'static> {
-        RunFacts {
-            run_id: "run",
-            engine: "docker",
-            pause_binary: Path::new("/pause"),
+        let mut scenario = ScenarioReport::new("scenarios/seed-pod", "seed", Path::new("target/podlab/run/seed-pod"));
+        scenario.steps = vec![
+            step(0, StepOutcome::Passed),
+            step(1, StepOutcome::Failed { failure: "expected \"a\"\ngot b".into() }),
+            step(2, StepOutcome::NotRun),
+        ];
+        scenario.conclude(Duration::from_secs(3));
+        let mut report = RunReport {
+            run_id: "run".into(),
+            host: "host (this machine)".into(),
+            runtime: "docker".into(),
+            pause_binary: PathBuf::from("/pause"),
             duration: Duration::from_secs(4),
             harness_error: None,
-        }
+            passed: true,
+            scenarios: vec![scenario],
+        };
+        report.conclude();
+        report
     }
 
     #[test]
     fn junit_has_a_case_per_step_with_durations_and_escapes() {
-        let xml = to_junit(&sample_facts(), &sample());
+        let xml = to_junit(&sample());
         assert!(xml.contains("<testsuites name=\"podlab docker\" tests=\"4\" failures=\"1\" time=\"4.000\">"));
         assert!(xml.contains("name=\"01 exec nginx: echo &lt;1&gt;\" time=\"1.500\""));
         assert!(xml.contains("<failure message=\"expected &quot;a&quot;\">expected &quot;a&quot;\ngot b</failure>"));
@@ -185,10 +241,14 @@ mod tests {
 
     #[test]
     fn json_says_what_failed() {
-        let json = to_json(&sample_facts(), &sample());
+        let json = serde_json::to_value(sample()).unwrap();
         assert_eq!(json["passed"], false);
+        assert_eq!(json["scenarios"][0]["passed"], false);
+        assert_eq!(json["scenarios"][0]["steps"][0]["outcome"], "passed");
         assert_eq!(json["scenarios"][0]["steps"][1]["outcome"], "failed");
+        assert_eq!(json["scenarios"][0]["steps"][1]["failure"], "expected \"a\"\ngot b");
         assert_eq!(json["scenarios"][0]["steps"][2]["outcome"], "not-run");
         assert_eq!(json["scenarios"][0]["steps"][0]["duration_ms"], 1500);
+        assert_eq!(json["duration_ms"], 4000);
     }
 }

@@ -5,15 +5,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use nix::sys::signal::Signal;
+
 use crate::command::argv;
-use crate::engine::docker_cli::QUICK;
-use crate::engine::{DockerCli, Engine};
+use crate::host::Host;
 use crate::interrupt;
+use crate::runtime::{self, Runtime};
 use crate::scenario::{Matcher, NamespaceKind, Step};
 use crate::side_by_side;
 
 /// Deadline of one command a step runs in a container.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline of a look at the host (nsenter, readlink, ps, cat, curl).
+const QUICK: Duration = Duration::from_secs(30);
 
 /// Values that steps saved (`save_stdout_as`), used as `${name}` by later steps.
 #[derive(Default)]
@@ -26,10 +30,16 @@ impl Variables {
 }
 
 pub struct StepContext<'a> {
-    pub engine: &'a dyn Engine,
-    pub docker: DockerCli<'a>,
+    pub runtime: &'a dyn Runtime,
     pub infra: &'a str,
     pub variables: Variables,
+}
+
+impl StepContext<'_> {
+    /// Where the runtime runs: where the steps look at processes, namespaces and ports.
+    fn host(&self) -> &dyn Host {
+        self.runtime.host()
+    }
 }
 
 /// A short description of a step, for trial output and reports.
@@ -52,7 +62,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
     match step {
         Step::Exec(exec) => {
             let argv: Vec<String> = exec.argv.iter().map(|word| context.variables.substitute(word)).collect();
-            let output = context.docker.exec(&exec.container, &argv, EXEC_TIMEOUT)?;
+            let output = context.runtime.exec(&exec.container, &argv, EXEC_TIMEOUT)?;
             if output.exit_code != Some(exec.exit_code) {
                 let took = output.duration.as_millis();
                 bail!(
@@ -70,11 +80,8 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::SameIp(same) => {
-            let expected = context.docker.inspect(context.infra, "{{.NetworkSettings.IPAddress}}")?;
-            if expected.is_empty() {
-                bail!("the infra container {} has no IP address on Docker's bridge", context.infra);
-            }
-            let pids = context.docker.main_pids(&same.containers)?;
+            let expected = context.runtime.pod_address(context.infra)?;
+            let pids = runtime::main_pids(context.runtime, &same.containers)?;
             let seen = for_each(&same.containers, |name| eth0_address(context, pids[name]))?;
             if seen.values().any(|address| *address != expected) {
                 bail!(
@@ -84,11 +91,11 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::SameHostname(same) => {
-            let pids = context.docker.main_pids(&same.containers)?;
+            let pids = runtime::main_pids(context.runtime, &same.containers)?;
             let seen = for_each(&same.containers, |name| {
                 let pid = pids[name].to_string();
                 let output =
-                    context.engine.run(&argv(&["nsenter", "--target", &pid, "--uts", "hostname"]), QUICK)?.ok()?;
+                    context.host().run(&argv(&["nsenter", "--target", &pid, "--uts", "hostname"]), QUICK)?.ok()?;
                 Ok(output.stdout_text().trim().to_string())
             })?;
             expect_sameness("hostname", same.expect, &seen)?;
@@ -100,7 +107,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::Pid1(pid1) => {
             let command = pid1.command.substitute(&|text| context.variables.substitute(text));
             let first_processes = for_each(&pid1.containers, |name| {
-                let output = context.docker.exec(name, &argv(&["ps", "-o", "pid,args"]), EXEC_TIMEOUT)?.ok()?;
+                let output = context.runtime.exec(name, &argv(&["ps", "-o", "pid,args"]), EXEC_TIMEOUT)?.ok()?;
                 let listing = output.stdout_text();
                 let first = listing.lines().find_map(|line| line.trim().strip_prefix("1 ")).map(str::trim);
                 first.map(str::to_string).with_context(|| format!("`ps` in {name} shows no PID 1:\n{listing}"))
@@ -114,7 +121,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::NoZombies(target) => {
             let namespace = namespace_of(context, &target.container, NamespaceKind::Pid)?;
             let inode = namespace.trim_start_matches("pid:[").trim_end_matches(']').to_string();
-            let listing = context.engine.run(&argv(&["ps", "-e", "-o", "pidns=,stat=,pid=,args="]), QUICK)?.ok()?;
+            let listing = context.host().run(&argv(&["ps", "-e", "-o", "pidns=,stat=,pid=,args="]), QUICK)?.ok()?;
             let zombies: Vec<String> = listing
                 .stdout_text()
                 .lines()
@@ -136,11 +143,11 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::CpuIdle(idle) => {
-            let pid = context.docker.main_pid(&idle.container)?;
-            let before = cpu_milliseconds(context.engine, pid)?;
+            let pid = runtime::main_pid(context.runtime, &idle.container)?;
+            let before = cpu_milliseconds(context.host(), pid)?;
             std::thread::sleep(Duration::from_millis(idle.over_ms));
             interrupt::check()?;
-            let used = cpu_milliseconds(context.engine, pid)?.saturating_sub(before);
+            let used = cpu_milliseconds(context.host(), pid)?.saturating_sub(before);
             if used > idle.max_cpu_ms {
                 bail!(
                     "expected {} to use at most {} ms of CPU over {} ms of waiting, it used {used} ms",
@@ -152,7 +159,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         }
         Step::Http(http) => {
             let url = format!("http://127.0.0.1:{}{}", http.port, http.path);
-            let response = http_get(context.engine, &url)?;
+            let response = http_get(context.host(), &url)?;
             if let Some(expected) = http.status {
                 if response.status != Some(expected) {
                     let actual =
@@ -163,13 +170,12 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             check_text("body", http.body.as_ref(), &response.body, &context.variables)?;
         }
         Step::Signal(signal) => {
-            context.docker.ok(&["kill", "--signal", &signal.signal, &signal.container], QUICK)?;
+            let name: Signal = signal.signal.parse().with_context(|| format!("`{}` is not a signal", signal.signal))?;
+            context.runtime.signal(&signal.container, name)?;
         }
         Step::Stop(stop) => {
             let started = Instant::now();
-            let grace = stop.grace_seconds.to_string();
-            let timeout = Duration::from_secs(u64::from(stop.grace_seconds) + 60);
-            context.docker.ok(&["stop", "--time", &grace, &stop.container], timeout)?;
+            context.runtime.stop(&stop.container, Duration::from_secs(u64::from(stop.grace_seconds)))?;
             let took = started.elapsed();
             check_ending(context, &stop.container, stop.exit_code, stop.logs.as_ref())?;
             if let Some(within) = stop.within_ms {
@@ -180,7 +186,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         }
         Step::WaitExit(wait) => {
             let deadline = Instant::now() + Duration::from_millis(wait.within_ms);
-            while context.docker.inspect(&wait.container, "{{.State.Running}}")? == "true" {
+            while state_of(context, &wait.container)?.running {
                 if Instant::now() > deadline {
                     bail!("expected {} to exit within {} ms, it is still running", wait.container, wait.within_ms);
                 }
@@ -190,18 +196,20 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             check_ending(context, &wait.container, wait.exit_code, wait.logs.as_ref())?;
         }
         Step::Running(running) => {
-            let seen = for_each(&running.containers, |name| context.docker.inspect(name, "{{.State.Running}}"))?;
+            let states = context.runtime.states(&running.containers)?;
+            let seen: BTreeMap<String, String> =
+                states.into_iter().map(|(name, state)| (name, state.running.to_string())).collect();
             let expected = running.expect.to_string();
             if seen.values().any(|state| *state != expected) {
                 bail!("expected running = {expected} for each, got {}", show(&seen));
             }
         }
         Step::Restart(target) => {
-            context.docker.ok(&["restart", "--time", "10", &target.container], Duration::from_secs(90))?;
+            context.runtime.restart(&target.container)?;
         }
         Step::Process(process) => {
-            let pid = context.docker.main_pid(&process.container)?;
-            let status = read_on_engine(context.engine, &format!("/proc/{pid}/status"))?;
+            let pid = runtime::main_pid(context.runtime, &process.container)?;
+            let status = read_on_host(context.host(), &format!("/proc/{pid}/status"))?;
             let id_of = |field: &str| -> Option<u32> {
                 let line = status.lines().find(|line| line.starts_with(field))?;
                 line.split_whitespace().nth(1)?.parse().ok()
@@ -215,7 +223,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 }
             }
             if let Some(command) = &process.command {
-                let command_line = read_on_engine(context.engine, &format!("/proc/{pid}/cmdline"))?;
+                let command_line = read_on_host(context.host(), &format!("/proc/{pid}/cmdline"))?;
                 let command_line = command_line.trim_end_matches('\0').replace('\0', " ");
                 if !command.matches(&command_line) {
                     bail!("expected the main process of {} to {command}, it is `{command_line}`", process.container);
@@ -224,16 +232,13 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         }
         Step::Image(image) => {
             if let Some(expected) = &image.user {
-                let actual =
-                    context.docker.ok(&["image", "inspect", "--format", "{{.Config.User}}", &image.name], QUICK)?;
-                let actual = actual.stdout_text().trim().to_string();
+                let actual = context.runtime.image_user(&image.name)?;
                 if actual != *expected {
                     bail!("expected image {} to run as user `{expected}`, it runs as `{actual}`", image.name);
                 }
             }
             if let Some(expected) = &image.files {
-                let saved = context.docker.ok(&["save", &image.name], Duration::from_secs(120))?;
-                let mut actual = crate::runner::tar::files_of_saved_image(&saved.stdout)?;
+                let mut actual = context.runtime.image_files(&image.name)?;
                 actual.sort();
                 let mut expected = expected.clone();
                 expected.sort();
@@ -243,7 +248,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::Logs(logs) => {
-            let text = context.docker.logs(&logs.container)?;
+            let text = context.runtime.logs(&logs.container)?.text();
             check_text("logs", Some(&logs.matches), &text, &context.variables)?;
         }
         Step::Eventually(eventually) => {
@@ -270,9 +275,10 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
 /// Exit code and logs of a container that has stopped.
 fn check_ending(context: &StepContext, container: &str, exit_code: Option<i32>, logs: Option<&Matcher>) -> Result<()> {
     if let Some(expected) = exit_code {
-        let actual = context.docker.inspect(container, "{{.State.ExitCode}}")?;
-        if actual != expected.to_string() {
-            let logs = context.docker.logs(container).unwrap_or_default();
+        let actual = state_of(context, container)?.exit_code;
+        if actual != Some(i64::from(expected)) {
+            let actual = actual.map_or("nothing (it is still running)".to_string(), |code| code.to_string());
+            let logs = context.runtime.logs(container).map(|logs| logs.text()).unwrap_or_default();
             bail!(
                 "expected {container} to exit with code {expected}, it exited with {actual}; its logs:\n{}",
                 crate::command::last_lines(&logs, 10)
@@ -280,7 +286,7 @@ fn check_ending(context: &StepContext, container: &str, exit_code: Option<i32>, 
         }
     }
     if logs.is_some() {
-        let text = context.docker.logs(container)?;
+        let text = context.runtime.logs(container)?.text();
         check_text("logs", logs, &text, &context.variables)?;
     }
     Ok(())
@@ -322,7 +328,7 @@ fn expect_sameness(what: &str, expect_same: bool, seen: &BTreeMap<String, String
 fn eth0_address(context: &StepContext, pid: u32) -> Result<String> {
     let pid = pid.to_string();
     let probe = argv(&["nsenter", "--target", &pid, "--net", "ip", "-4", "-oneline", "address", "show", "dev", "eth0"]);
-    let output = context.engine.run(&probe, QUICK)?.ok()?;
+    let output = context.host().run(&probe, QUICK)?.ok()?;
     let text = output.stdout_text();
     let address = text.split_whitespace().skip_while(|word| *word != "inet").nth(1);
     let address =
@@ -342,10 +348,10 @@ fn namespaces_of(
     containers: &[String],
     kind: NamespaceKind,
 ) -> Result<BTreeMap<String, String>> {
-    let pids = context.docker.main_pids(containers)?;
+    let pids = runtime::main_pids(context.runtime, containers)?;
     let mut readlink = vec!["readlink".to_string()];
     readlink.extend(containers.iter().map(|name| format!("/proc/{}/ns/{}", pids[name], kind.proc_name())));
-    let output = context.engine.run(&readlink, QUICK)?.ok()?.stdout_text();
+    let output = context.host().run(&readlink, QUICK)?.ok()?.stdout_text();
     let links: Vec<&str> = output.lines().collect();
     if links.len() != containers.len() {
         bail!("readlink gave {} namespaces for {} containers: {output}", links.len(), containers.len());
@@ -354,8 +360,8 @@ fn namespaces_of(
 }
 
 /// User plus system CPU time of a process, from /proc/PID/stat (USER_HZ is 100 on Linux: 10 ms ticks).
-fn cpu_milliseconds(engine: &dyn Engine, pid: u32) -> Result<u64> {
-    let stat = read_on_engine(engine, &format!("/proc/{pid}/stat"))?;
+fn cpu_milliseconds(host: &dyn Host, pid: u32) -> Result<u64> {
+    let stat = read_on_host(host, &format!("/proc/{pid}/stat"))?;
     let after_name = stat.rfind(')').map(|index| &stat[index + 1..]).context("unreadable /proc/PID/stat")?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
@@ -365,8 +371,13 @@ fn cpu_milliseconds(engine: &dyn Engine, pid: u32) -> Result<u64> {
     Ok((ticks(11)? + ticks(12)?) * 10)
 }
 
-fn read_on_engine(engine: &dyn Engine, path: &str) -> Result<String> {
-    Ok(engine.run(&argv(&["cat", path]), QUICK)?.ok()?.stdout_text())
+fn read_on_host(host: &dyn Host, path: &str) -> Result<String> {
+    Ok(host.run(&argv(&["cat", path]), QUICK)?.ok()?.stdout_text())
+}
+
+fn state_of(context: &StepContext, container: &str) -> Result<runtime::ContainerState> {
+    let mut states = context.runtime.states(&[container.to_string()])?;
+    states.remove(container).with_context(|| format!("the runtime gave no state for {container}"))
 }
 
 struct HttpResponse {
@@ -376,8 +387,8 @@ struct HttpResponse {
     error: String,
 }
 
-/// A GET with curl where the daemon runs: the same client on the host and in a guest.
-fn http_get(engine: &dyn Engine, url: &str) -> Result<HttpResponse> {
+/// A GET with curl on the host where the pod runs: the same client on this machine and in a guest.
+fn http_get(host: &dyn Host, url: &str) -> Result<HttpResponse> {
     let request = argv(&[
         "curl",
         "--silent",
@@ -390,7 +401,7 @@ fn http_get(engine: &dyn Engine, url: &str) -> Result<HttpResponse> {
         "\n%{http_code}",
         url,
     ]);
-    let output = engine.run(&request, QUICK)?;
+    let output = host.run(&request, QUICK)?;
     let text = output.stdout_text();
     // curl appends the status after the body, on a line of its own; 000 when nothing answered.
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));

@@ -11,32 +11,37 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 use pid1::{Family, Launch, launch, proc};
 
-use crate::pause_build;
+use crate::host::Placement;
+use crate::host::vm::VmOptions;
+use crate::lab::{Choice, LabPlan};
+use crate::runtime::{RunIdentity, RuntimeKind};
+use crate::{names, pause_build};
 
-const HELP: &str = "\
-Usage: cargo xtask bench [options]
-
-Measures our pause and every peer given with --vs, each as PID 1 of a fresh PID namespace.
-
-Options:
-  --pause-bin PATH     measure this pause instead of building the workspace's (release profile)
-  --vs 'PATH [ARGS]'   also measure this pause-like program, run with these arguments
-                       (repeatable; e.g. --vs '/usr/bin/catatonit -P'
-                       or --vs '/usr/bin/tini -s -- /bin/sleep infinity')
-  --orphans N          size of the orphan storm (default 10000)
-  --storms N           orphan storms per binary; the median is shown (default 5)
-  --runs N             SIGTERM-to-exit runs per binary (default 201)
-  --vm-boots N         also boot the vm engine's guest N times and print each boot phase
-  --no-pause           skip the pause table (with --vm-boots: measure boots only)
-
-Needs root, or unprivileged user namespaces, to create PID namespaces.";
-
-struct Options {
-    vm_boots: usize,
-    measure_pause: bool,
-    pause_bin: Option<PathBuf>,
-    peers: Vec<Subject>,
-    sizes: Sizes,
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Needs root, or unprivileged user namespaces, to create PID namespaces.")]
+pub struct Options {
+    /// Measure this pause instead of building the workspace's (release profile)
+    #[arg(long, value_name = "PATH", value_parser = super::test::existing_file)]
+    pub pause_bin: Option<PathBuf>,
+    /// Also measure this pause-like program, run with these arguments (repeatable; e.g.
+    /// --vs '/usr/bin/catatonit -P' or --vs '/usr/bin/tini -s -- /bin/sleep infinity')
+    #[arg(long = "vs", value_name = "'PATH [ARGS]'", value_parser = subject)]
+    pub peers: Vec<Subject>,
+    /// Size of the orphan storm
+    #[arg(long, default_value_t = 10_000)]
+    pub orphans: usize,
+    /// Orphan storms per binary; the median is shown
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub storms: usize,
+    /// SIGTERM-to-exit runs per binary
+    #[arg(long, default_value_t = 201, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub runs: usize,
+    /// Also boot the vm host's guest N times, with the docker runtime, and print each boot phase
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub vm_boots: usize,
+    /// Skip the pause table (with --vm-boots: measure boots only)
+    #[arg(long)]
+    pub no_pause: bool,
 }
 
 /// How much work each measurement does.
@@ -48,7 +53,8 @@ struct Sizes {
 }
 
 /// A program to measure and the arguments that make it sleep like pause.
-struct Subject {
+#[derive(Clone, Debug)]
+pub struct Subject {
     program: PathBuf,
     arguments: Vec<String>,
 }
@@ -62,6 +68,16 @@ impl Subject {
     }
 }
 
+/// `--vs 'PATH ARGS'`: a program that exists, and its arguments.
+fn subject(text: &str) -> Result<Subject, String> {
+    let mut words = text.split_whitespace().map(str::to_string);
+    let program = PathBuf::from(words.next().ok_or("--vs needs a program path")?);
+    if !program.is_file() {
+        return Err(format!("{} is not a file", program.display()));
+    }
+    Ok(Subject { program, arguments: words.collect() })
+}
+
 /// The figures of one subject.
 struct Figures {
     size_bytes: u64,
@@ -73,13 +89,10 @@ struct Figures {
     sigterm_exit: String,
 }
 
-pub fn run(arguments: &[String]) -> Result<()> {
-    let Some(options) = parse(arguments)? else {
-        println!("{HELP}");
-        return Ok(());
-    };
-    if options.measure_pause {
-        measure_pauses(&options)?;
+pub fn run(options: Options) -> Result<()> {
+    let sizes = Sizes { orphans: options.orphans, storms: options.storms, runs: options.runs };
+    if !options.no_pause {
+        measure_pauses(&options, sizes)?;
     }
     if options.vm_boots > 0 {
         measure_vm_boots(options.vm_boots)?;
@@ -87,7 +100,7 @@ pub fn run(arguments: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn measure_pauses(options: &Options) -> Result<()> {
+fn measure_pauses(options: &Options, sizes: Sizes) -> Result<()> {
     pid1::pid_namespaces_available("/bin/true")
         .map_err(|reason| anyhow!("{reason}\nrun the bench as root, or enable unprivileged user namespaces"))?;
     let ours = match &options.pause_bin {
@@ -100,54 +113,12 @@ fn measure_pauses(options: &Options) -> Result<()> {
     for subject in std::iter::once(&ours).chain(&options.peers) {
         eprintln!("measuring {} ...", subject.label());
         let started = Instant::now();
-        let figures =
-            measure(subject, options.sizes).with_context(|| format!("while measuring {}", subject.label()))?;
+        let figures = measure(subject, sizes).with_context(|| format!("while measuring {}", subject.label()))?;
         eprintln!("  done in {:.1} s", started.elapsed().as_secs_f64());
         rows.push((subject.label(), figures));
     }
-    print_table(&rows, options.sizes);
+    print_table(&rows, sizes);
     Ok(())
-}
-
-fn parse(arguments: &[String]) -> Result<Option<Options>> {
-    let mut options = Options {
-        vm_boots: 0,
-        measure_pause: true,
-        pause_bin: None,
-        peers: Vec::new(),
-        sizes: Sizes { orphans: 10_000, storms: 5, runs: 201 },
-    };
-    let mut arguments = arguments.iter();
-    while let Some(argument) = arguments.next() {
-        let mut value = || arguments.next().ok_or_else(|| anyhow!("{argument} needs a value (see --help)"));
-        match argument.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--pause-bin" => options.pause_bin = Some(existing_file(value()?)?),
-            "--vs" => {
-                let mut words = value()?.split_whitespace().map(str::to_string);
-                let program = words.next().ok_or_else(|| anyhow!("--vs needs a program path"))?;
-                options.peers.push(Subject { program: existing_file(&program)?, arguments: words.collect() });
-            }
-            "--orphans" => options.sizes.orphans = value()?.parse().context("--orphans takes a whole number")?,
-            "--storms" => options.sizes.storms = value()?.parse().context("--storms takes a whole number")?,
-            "--vm-boots" => options.vm_boots = value()?.parse().context("--vm-boots takes a whole number")?,
-            "--no-pause" => options.measure_pause = false,
-            "--runs" => options.sizes.runs = value()?.parse().context("--runs takes a whole number")?,
-            unknown => bail!("unknown option `{unknown}` (see cargo xtask bench --help)"),
-        }
-    }
-    if options.sizes.runs == 0 || options.sizes.storms == 0 {
-        bail!("--runs and --storms must be at least 1");
-    }
-    Ok(Some(options))
-}
-
-fn existing_file(path: &str) -> Result<PathBuf> {
-    let path = PathBuf::from(path);
-    if !path.is_file() {
-        bail!("{} is not a file", path.display());
-    }
-    Ok(path)
 }
 
 fn measure(subject: &Subject, sizes: Sizes) -> Result<Figures> {
@@ -180,34 +151,42 @@ fn launch_as_pid_1(subject: &Subject, family: Family) -> Result<pid1::Running> {
     Ok(running)
 }
 
-/// Boots the vm engine's guest `boots` times and prints, per boot, the host's time from
-/// starting QEMU to dockerd answering and the guest's uptime at each phase.
+/// Boots the vm host's guest `boots` times with the docker runtime in it, and prints, per
+/// boot, the host's time from starting QEMU to dockerd answering and the guest's uptime at
+/// each phase.
 fn measure_vm_boots(boots: usize) -> Result<()> {
     let workspace = pause_build::workspace_root();
-    let options = crate::engine::vm::VmOptions { kernel: None, require_kvm: false };
     let progress = crate::progress::Progress::new();
+    let choice = Choice { on: Placement::Vm, runtime: RuntimeKind::Docker, engine: None, vm: VmOptions::default() };
     let mut rows = Vec::new();
-    let mut acceleration = String::new();
+    let mut details = String::new();
     for boot in 1..=boots {
-        let run_dir = workspace.join("target/podlab").join(format!("bench-boot-{}-{boot}", std::process::id()));
+        let run_id = format!("{}-boot-{boot}", names::run_id());
+        let run_dir = names::artifacts_dir(workspace, &run_id);
         std::fs::create_dir_all(&run_dir)?;
-        let mut engine = crate::engine::vm::VmEngine::start(&options, false, &run_dir, "bench", &progress)?;
-        acceleration = crate::engine::Engine::details(&engine);
-        let phases = engine.console_phases();
+        let plan = LabPlan { choice: &choice, pause_bin: None, interactive: false, run_id: &run_id, run_dir: &run_dir };
+        let started = Instant::now();
+        let host = crate::lab::start_host(&plan, choice.runtime(), &progress)?;
+        let identity = RunIdentity { run_id: &run_id, run_dir: &run_dir };
+        let mut runtime = choice.runtime().start(host, &identity, &progress)?;
+        let start_to_ready = started.elapsed();
+        let ready_uptime = runtime.host().uptime()?;
+        details = runtime.host().details();
+        let phases = crate::host::vm::console_phases(&run_dir.join("console.log"));
         let uptime_of = |name: &str| {
             phases.iter().find(|(phase, _)| phase == name).map_or("-".to_string(), |(_, at)| format!("{at:.2}"))
         };
-        let times = engine.boot_times;
+        let agent_up = phases.iter().find(|(phase, _)| phase == "agent up").map(|(_, at)| *at);
         rows.push(vec![
             boot.to_string(),
-            format!("{:.2}", times.start_to_ready.as_secs_f64()),
+            format!("{:.2}", start_to_ready.as_secs_f64()),
             uptime_of("stage 1"),
             uptime_of("root mounted"),
             uptime_of("stage 2"),
-            format!("{:.2}", times.agent_up_ms as f64 / 1e3),
-            format!("{:.2}", times.dockerd_ready_ms as f64 / 1e3),
+            agent_up.map_or("-".to_string(), |at| format!("{at:.2}")),
+            format!("{:.2}", ready_uptime.as_secs_f64()),
         ]);
-        crate::engine::Engine::shut_down(&mut engine)?;
+        runtime.shut_down()?;
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     let headers: Vec<String> = [
@@ -222,10 +201,7 @@ fn measure_vm_boots(boots: usize) -> Result<()> {
     .iter()
     .map(|header| header.to_string())
     .collect();
-    println!(
-        "\nguest boots, {acceleration}; phase columns are the guest's uptime\n{}",
-        markdown_table(&headers, &rows)
-    );
+    println!("\nguest boots, {details}; phase columns are the guest's uptime\n{}", markdown_table(&headers, &rows));
     Ok(())
 }
 
@@ -354,28 +330,35 @@ mod tests {
     use super::*;
     use crate::command::argv as arguments;
 
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn parse(arguments: &[&str]) -> Result<Options, clap::Error> {
+        use clap::Parser;
+        Command::try_parse_from(std::iter::once("bench").chain(arguments.iter().copied()))
+            .map(|command| command.options)
+    }
+
     #[test]
     fn vs_takes_a_program_and_its_arguments() {
-        let options = parse(&arguments(&["--vs", "/bin/sh -c true", "--runs", "7"])).unwrap().unwrap();
+        let options = parse(&["--vs", "/bin/sh -c true", "--runs", "7"]).unwrap();
         assert_eq!(options.peers.len(), 1);
         assert_eq!(options.peers[0].program, PathBuf::from("/bin/sh"));
         assert_eq!(options.peers[0].arguments, ["-c", "true"]);
         assert_eq!(options.peers[0].label(), "/bin/sh -c true");
-        assert_eq!((options.sizes.runs, options.sizes.storms, options.sizes.orphans), (7, 5, 10_000));
-    }
-
-    #[test]
-    fn help_asks_for_no_run() {
-        assert!(parse(&arguments(&["--help"])).unwrap().is_none());
+        assert_eq!((options.runs, options.storms, options.orphans), (7, 5, 10_000));
     }
 
     #[test]
     fn mistakes_are_named() {
-        let error = |list: &[&str]| parse(&arguments(list)).err().map(|error| error.to_string()).unwrap_or_default();
-        assert_eq!(error(&["--frobnicate"]), "unknown option `--frobnicate` (see cargo xtask bench --help)");
-        assert_eq!(error(&["--runs"]), "--runs needs a value (see --help)");
-        assert_eq!(error(&["--runs", "0"]), "--runs and --storms must be at least 1");
-        assert_eq!(error(&["--vs", "/no/such/pause"]), "/no/such/pause is not a file");
+        let error = |list: &[&str]| parse(list).err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(error(&["--frobnicate"]).contains("unexpected argument '--frobnicate'"));
+        assert!(error(&["--runs"]).contains("a value is required for '--runs <RUNS>'"));
+        assert!(error(&["--runs", "0"]).contains("0 is not in 1.."), "{}", error(&["--runs", "0"]));
+        assert!(error(&["--vs", "/no/such/pause"]).contains("/no/such/pause is not a file"));
     }
 
     #[test]

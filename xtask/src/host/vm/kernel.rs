@@ -2,8 +2,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+
+use crate::command;
 
 /// Modules the initramfs loads before the root can be mounted (and the agent's port opened).
 pub const ROOT_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_console"];
@@ -65,7 +68,6 @@ fn version_key(release: &str) -> Vec<u64> {
 /// xz-compressed, no `xz` program, or no PVH entry): the caller boots the bzImage instead.
 pub fn uncompressed(kernel: &Kernel, cache_dir: &Path) -> Result<Option<PathBuf>> {
     use std::hash::{Hash, Hasher};
-    use std::io::Write;
     let metadata =
         std::fs::metadata(&kernel.image).with_context(|| format!("cannot read {}", kernel.image.display()))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -76,24 +78,15 @@ pub fn uncompressed(kernel: &Kernel, cache_dir: &Path) -> Result<Option<PathBuf>
     }
     let image = std::fs::read(&kernel.image).with_context(|| format!("cannot read {}", kernel.image.display()))?;
     let Some(start) = image.windows(6).position(|window| window == b"\xfd7zXZ\0") else { return Ok(None) };
-    let Ok(mut xz) = std::process::Command::new("xz")
-        .args(["--decompress", "--stdout", "--single-stream"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    else {
-        return Ok(None);
-    };
-    let mut stdin = xz.stdin.take().context("xz has no stdin")?;
-    let payload = image[start..].to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&payload));
-    let output = xz.wait_with_output()?;
-    let _ = writer.join();
+    let unpack = command::argv(&["xz", "--decompress", "--stdout", "--single-stream"]);
+    let payload = command::Input::Bytes(image[start..].to_vec());
+    // No `xz` (or it fails): the bzImage boots all the same, only slower.
+    let Ok(output) = command::run_fed(&unpack, payload, Duration::from_secs(120)) else { return Ok(None) };
+    let unpacked = output.success();
     let elf = output.stdout;
     // An ELF whose notes hold Xen's PHYS32_ENTRY (type 18) is what QEMU's PVH boot needs.
     let has_pvh_entry = elf.starts_with(b"\x7fELF") && elf.windows(4).any(|window| window == b"Xen\0");
-    if !output.status.success() || !has_pvh_entry {
+    if !unpacked || !has_pvh_entry {
         return Ok(None);
     }
     std::fs::create_dir_all(cache_dir)?;

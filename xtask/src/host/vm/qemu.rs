@@ -1,10 +1,12 @@
 //! QEMU: the guest's command line, and whether KVM really runs a vCPU here.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
+
+use crate::command;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 /// A healthy KVM boots the guest to its first line of init well within this.
@@ -135,30 +137,24 @@ pub fn kvm_works(kernel: &Path, initramfs: &Path, scratch: &Path) -> Result<(), 
         return Err("/dev/kvm is missing or not accessible".to_string());
     }
     let console_log = scratch.join("kvm-probe-console.log");
+    let qemu_log = scratch.join("kvm-probe-qemu.log");
     let guest = probe_guest(kernel, initramfs, &console_log);
     let started = Instant::now();
-    let mut child = match Command::new(QEMU)
-        .args(arguments(&guest, Acceleration::Kvm))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(error) => return Err(format!("cannot run {QEMU}: {error}")),
+    let mut argv = vec![QEMU.to_string()];
+    argv.extend(arguments(&guest, Acceleration::Kvm));
+    let mut qemu = match command::spawn_daemon(&argv, &qemu_log, Signal::SIGKILL) {
+        Ok(qemu) => qemu,
+        Err(error) => return Err(format!("{error:#}")),
     };
     let verdict = loop {
         let console = std::fs::read_to_string(&console_log).unwrap_or_default();
         if console.contains("podlab: probe ok") {
             break Ok(());
         }
-        match child.try_wait() {
+        match qemu.exited() {
             Ok(Some(status)) => {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                }
-                break Err(format!("QEMU with KVM ended ({status}) before the guest ran: {}", stderr.trim()));
+                let said = std::fs::read_to_string(&qemu_log).unwrap_or_default();
+                break Err(format!("QEMU with KVM ended ({status}) before the guest ran: {}", said.trim()));
             }
             Ok(None) if started.elapsed() > KVM_PROBE_TIMEOUT => {
                 break Err(format!("a KVM vCPU made no progress in {KVM_PROBE_TIMEOUT:?} (it hangs on this host)"));
@@ -166,8 +162,7 @@ pub fn kvm_works(kernel: &Path, initramfs: &Path, scratch: &Path) -> Result<(), 
             _ => std::thread::sleep(Duration::from_millis(20)),
         }
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    qemu.kill_group();
     verdict
 }
 
@@ -180,7 +175,9 @@ pub fn kvm_works_cached(
     cache_dir: &Path,
 ) -> Result<Result<(), String>> {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let qemu_version = Command::new(QEMU).arg("--version").output().map(|output| output.stdout).unwrap_or_default();
+    let qemu_version = command::run(&command::argv(&[QEMU, "--version"]), Duration::from_secs(30))
+        .map(|output| output.stdout)
+        .unwrap_or_default();
     let key = {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();

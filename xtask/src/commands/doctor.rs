@@ -10,7 +10,7 @@ use crate::images;
 /// (program, Debian package, what needs it)
 const PROGRAMS: &[(&str, &str, &str)] = &[
     ("docker", "docker.io", "the docker CLI talks to the daemon"),
-    ("dockerd", "docker.io", "the docker engine starts a private daemon"),
+    ("dockerd", "docker.io", "the docker runtime starts a private daemon on this host"),
     ("containerd", "containerd", "dockerd runs containers through it"),
     ("runc", "runc", "containerd starts containers with it"),
     ("ip", "iproute2", "the private daemon's bridge; same-ip reads eth0"),
@@ -18,14 +18,11 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("ps", "procps", "no-zombies lists the processes of a PID namespace"),
     ("curl", "curl", "http steps ask the pod's published port"),
     ("tar", "tar", "images are built as root filesystem tars"),
-    ("qemu-system-x86_64", "qemu-system-x86", "the vm engine (the default) boots its guest with it"),
-    ("xz", "xz-utils", "the vm engine unpacks the guest's kernel once, for a faster boot"),
+    ("qemu-system-x86_64", "qemu-system-x86", "the vm host (the default) boots its guest with it"),
+    ("xz", "xz-utils", "the vm host unpacks the guest's kernel once, for a faster boot"),
 ];
 
-pub fn run(arguments: &[String]) -> Result<()> {
-    if let Some(unknown) = arguments.first() {
-        bail!("cargo xtask doctor takes no options, got `{unknown}`");
-    }
+pub fn run() -> Result<()> {
     let mut missing_packages = Vec::new();
     for (program, package, why) in PROGRAMS {
         let found = find_program(program);
@@ -34,10 +31,10 @@ pub fn run(arguments: &[String]) -> Result<()> {
             missing_packages.push(package.to_string());
         }
     }
-    match crate::engine::vm::kernel::find(None) {
-        Ok(kernel) => println!("ok      kernel      {} for the vm engine's guest", kernel.image.display()),
+    match crate::host::vm::kernel::find(None) {
+        Ok(kernel) => println!("ok      kernel      {} for the vm host's guest", kernel.image.display()),
         Err(_) => {
-            println!("MISSING kernel      no /boot/vmlinuz-* with its /lib/modules for the vm engine's guest");
+            println!("MISSING kernel      no /boot/vmlinuz-* with its /lib/modules for the vm host's guest");
             missing_packages.push("linux-image-amd64".to_string());
         }
     }

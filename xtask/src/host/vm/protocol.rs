@@ -1,7 +1,10 @@
 //! What the harness and its agent in the guest say to each other over the virtio-serial
-//! port: one JSON object a line. The guest speaks first (`Ready`), then answers each request.
+//! port: one JSON object a line. The guest speaks first (`Ready`), then answers each request,
+//! in any order: every answer carries its request's id.
 
 use serde::{Deserialize, Serialize};
+
+use crate::unix_http;
 
 /// The name of the virtio-serial port, as the guest finds it under /sys/class/virtio-ports.
 pub const PORT_NAME: &str = "podlab.agent";
@@ -18,9 +21,9 @@ pub struct Request {
 pub enum Job {
     /// Run a command: the answer carries its stdout, stderr, exit code or signal.
     Run(Vec<String>),
-    /// A request to dockerd's API socket: the answer carries the status in `http_status`
-    /// and the body in `stdout`.
-    Docker { method: String, path: String, body: Option<String> },
+    /// An HTTP request to a unix socket in the guest (a runtime's API): the answer carries
+    /// the status in `http_status` and the body in `stdout`.
+    Http(unix_http::Request),
 }
 
 impl Job {
@@ -28,27 +31,22 @@ impl Job {
     pub fn describe(&self) -> String {
         match self {
             Job::Run(argv) => argv.join(" "),
-            Job::Docker { method, path, .. } => format!("{method} {path} (dockerd's API)"),
+            Job::Http(request) => request.describe(),
         }
     }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum GuestMessage {
-    /// dockerd answers; the times are the guest's uptime, in milliseconds.
+    /// The agent listens; the time is the guest's uptime, in milliseconds.
     Ready {
         agent_started_ms: u64,
-        dockerd_ready_ms: u64,
-    },
-    /// dockerd did not come up: the end of its log says why.
-    DockerdFailed {
-        log_tail: String,
     },
     Answer(Answer),
 }
 
-/// What a command did, with stdout, stderr, exit code, signal and duration kept apart.
-#[derive(Debug, Serialize, Deserialize)]
+/// What a job did, with stdout, stderr, exit code, signal and duration kept apart.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Answer {
     pub id: u64,
     pub stdout: Vec<u8>,
@@ -56,8 +54,8 @@ pub struct Answer {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub duration_ms: u64,
-    /// The status of a `DockerGet`.
+    /// The status of an `Http` job.
     pub http_status: Option<u16>,
-    /// Set when the command could not run or was stopped at its deadline.
+    /// Set when the job could not run or was stopped at its deadline.
     pub error: Option<String>,
 }

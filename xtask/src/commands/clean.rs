@@ -1,0 +1,77 @@
+//! `cargo xtask clean`: removes what a run killed with SIGKILL could not clean up itself:
+//! QEMU guests and private daemons of runs that are gone, their temp dirs, mounts and bridges.
+//! Everything a run makes names the run's pid (`crate::names`): what belongs to a live run of
+//! any command (test, pod, bench) is left alone.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use nix::sys::signal::{Signal, kill};
+
+use crate::command::{self, argv};
+use crate::names;
+use crate::runtime::docker::daemon::unmount_everything_under;
+
+pub fn run() -> Result<()> {
+    let mut removed = Vec::new();
+    let dead = |owner: Option<u32>| owner.is_none_or(|pid| !names::is_live_run(pid));
+    for (pid, command_line) in pid1::proc::command_lines() {
+        // QEMU guests and daemons are ours when their command line names one of our temp dirs.
+        let Some(temp_dir) = names::temp_dir_in(&command_line) else { continue };
+        if pid.as_raw() as u32 == std::process::id() || !dead(names::temp_dir_owner(&temp_dir)) {
+            continue;
+        }
+        let _ = kill(pid, Signal::SIGKILL);
+        let what = if names::is_guest(&command_line) { "guest" } else { "process" };
+        removed.push(format!("{what} {pid} ({})", command_line.chars().take(80).collect::<String>()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for temp_dir in our_temp_dirs() {
+        if !dead(names::temp_dir_owner(&temp_dir)) {
+            continue;
+        }
+        for problem in unmount_everything_under(&temp_dir) {
+            eprintln!("warning: {problem}");
+        }
+        match std::fs::remove_dir_all(&temp_dir) {
+            Ok(()) => removed.push(format!("temp dir {}", temp_dir.display())),
+            Err(error) => eprintln!("warning: cannot remove {}: {error}", temp_dir.display()),
+        }
+    }
+    for bridge in bridges() {
+        if !dead(names::bridge_owner(&bridge)) {
+            continue;
+        }
+        let delete = argv(&["ip", "link", "delete", &bridge]);
+        if command::run_even_if_interrupted(&delete, Duration::from_secs(10)).is_ok_and(|output| output.success()) {
+            removed.push(format!("bridge {bridge}"));
+        }
+    }
+    if removed.is_empty() {
+        println!("nothing to clean");
+    } else {
+        println!("removed:\n  {}", removed.join("\n  "));
+    }
+    Ok(())
+}
+
+fn our_temp_dirs() -> Vec<PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(names::is_temp_dir_name))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+fn bridges() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| names::bridge_owner(name).is_some())
+        .collect()
+}

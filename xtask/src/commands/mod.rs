@@ -1,0 +1,7 @@
+//! The commands a user runs, one file each with one `run` entry and its options.
+
+pub mod bench;
+pub mod clean;
+pub mod doctor;
+pub mod pod;
+pub mod test;

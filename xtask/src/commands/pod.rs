@@ -1,0 +1,64 @@
+//! `cargo xtask pod`: a live seed pod to poke at. Starts the lab (a booted guest, or this
+//! machine), creates the pod of scenarios/seed-pod.json, opens a shell beside its runtime,
+//! and tears everything down when the shell exits.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::lab::{Choice, Lab, LabPlan};
+use crate::pod::{self, Pod};
+use crate::progress::Progress;
+use crate::{interrupt, names, pause_build, scenario};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+On the vm host the shell runs in the guest; on this host it is your own shell, with the
+runtime's environment (DOCKER_HOST) set. Everything is removed when the shell exits, when the
+harness gets SIGTERM or SIGHUP, or when a script piped in ends.")]
+pub struct Options {
+    #[command(flatten)]
+    pub choice: Choice,
+    /// Put this pause binary in the pod instead of building the workspace's
+    #[arg(long, value_name = "PATH", value_parser = super::test::existing_file)]
+    pub pause_bin: Option<PathBuf>,
+}
+
+pub fn run(options: Options) -> Result<()> {
+    interrupt::install()?;
+    let workspace = pause_build::workspace_root();
+    let seed = scenario::load_all(&workspace.join("scenarios"))?
+        .into_iter()
+        .find(|scenario| scenario.path.ends_with("seed-pod.json"))
+        .context("scenarios/seed-pod.json is missing")?;
+    let plan = pod::plan(&seed, options.choice.runtime())?;
+    let progress = Progress::new();
+    let run_id = names::run_id();
+    let run_dir = names::artifacts_dir(workspace, &run_id);
+    std::fs::create_dir_all(&run_dir)?;
+    let lab_plan = LabPlan {
+        choice: &options.choice,
+        pause_bin: options.pause_bin.as_deref(),
+        interactive: true,
+        run_id: &run_id,
+        run_dir: &run_dir,
+    };
+    let lab = Lab::start(&lab_plan, &progress)?;
+    let runtime = lab.runtime.as_ref();
+    let started = Instant::now();
+    let mut seed_pod = Pod::new(runtime, &plan);
+    seed_pod.start()?;
+    progress.done("seed pod created: pause, nginx, ghost (published on 127.0.0.1:8080)", started);
+    println!(
+        "\nA shell beside the pod's runtime. Try:\n  {}\nExit the shell to tear everything down.\n",
+        runtime.shell_hints().join("\n  ")
+    );
+    let shell = runtime.host().interactive_shell(&runtime.shell_environment());
+    progress.say("tearing down");
+    let removed = seed_pod.remove();
+    let stopped = lab.shut_down();
+    shell?;
+    removed?;
+    stopped
+}

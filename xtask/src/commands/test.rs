@@ -1,0 +1,315 @@
+//! `cargo xtask test`: runs every scenario as a libtest-mimic trial, on a host, with a runtime.
+//!
+//! Every scenario is loaded and planned for the runtime first: one that does not load, or
+//! asks what the runtime cannot do, stops the run before any container exists. The lab
+//! (pause, images, host, runtime) is started once, by the first trial that runs; libtest's
+//! own options (FILTER, --exact, --skip, --list) work as in `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use libtest_mimic::{Failed, Trial};
+
+use crate::lab::{Choice, Lab, LabPlan};
+use crate::pod::{self, PodPlan};
+use crate::progress::Progress;
+use crate::report::{self, RunReport, ScenarioReport};
+use crate::scenario::{self, Scenario};
+use crate::{EXIT_HARNESS_ERROR, interrupt, names, pause_build, runner};
+
+pub const EXIT_SCENARIO_FAILED: u8 = 101;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Exit codes: 0 every scenario passed; 101 a scenario failed; 2 the harness could not run (bad
+arguments, a scenario that does not load or that the runtime cannot make, a missing
+prerequisite, a daemon that would not start, an incomplete cleanup: the message says which);
+130 interrupted by Ctrl-C or SIGTERM, or the run's deadline passed.
+Artifacts of each run: target/podlab/<run>/ (console.log and qemu.log on the vm host, the
+runtime's daemon logs, each container's logs, report.json, junit.xml).")]
+pub struct Options {
+    #[command(flatten)]
+    pub choice: Choice,
+    /// Test this pause binary instead of building the workspace's
+    #[arg(long, value_name = "PATH", value_parser = existing_file)]
+    pub pause_bin: Option<PathBuf>,
+    /// Run the scenarios of DIR (default: the workspace's scenarios/)
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// Stop the whole run after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub run_timeout: u64,
+    #[command(flatten)]
+    pub libtest: libtest_mimic::Arguments,
+}
+
+/// A file that exists, as an absolute path (the guest and the images read it).
+pub fn existing_file(path: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return Err(format!("{}: no such file", path.display()));
+    }
+    path.canonicalize().map_err(|error| format!("{}: {error}", path.display()))
+}
+
+/// A loaded scenario and its pod as the chosen runtime makes it.
+struct Planned {
+    scenario: Scenario,
+    plan: PodPlan,
+}
+
+/// Shared by the trials: started on first use, shut down after the last.
+struct Run {
+    choice: Choice,
+    pause_bin: Option<PathBuf>,
+    run_id: String,
+    run_dir: PathBuf,
+    progress: Progress,
+    lab: Option<Lab>,
+    harness_error: Option<String>,
+    reports: Vec<ScenarioReport>,
+}
+
+pub fn run(options: Options) -> Result<u8> {
+    interrupt::install()?;
+    let scenarios_dir = options.scenarios.clone().unwrap_or_else(|| pause_build::workspace_root().join("scenarios"));
+    let runtime = options.choice.runtime();
+    let planned: Vec<Planned> = scenario::load_all(&scenarios_dir)?
+        .into_iter()
+        .map(|scenario| Ok(Planned { plan: pod::plan(&scenario, runtime)?, scenario }))
+        .collect::<Result<_>>()?;
+    if planned.is_empty() {
+        bail!("no scenario in {}", scenarios_dir.display());
+    }
+    let mut libtest = options.libtest;
+    // One pod at a time: scenarios share the runtime, container names and published ports.
+    libtest.test_threads = Some(1);
+
+    let run_started = Instant::now();
+    let run_id = names::run_id();
+    let run_dir = names::artifacts_dir(pause_build::workspace_root(), &run_id);
+    let shared = Arc::new(Mutex::new(Run {
+        choice: options.choice,
+        pause_bin: options.pause_bin,
+        run_id: run_id.clone(),
+        run_dir: run_dir.clone(),
+        progress: Progress::new(),
+        lab: None,
+        harness_error: None,
+        reports: Vec::new(),
+    }));
+    start_deadline(Duration::from_secs(options.run_timeout));
+
+    let trials = planned.into_iter().map(|planned| trial(planned, Arc::clone(&shared))).collect();
+    let conclusion = libtest_mimic::run(&libtest, trials);
+
+    let mut run = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cleanup = Ok(());
+    let (mut host, mut runtime) = (run.choice.placement().name().to_string(), run.choice.runtime().name().to_string());
+    let mut pause_binary = run.pause_bin.clone().unwrap_or_default();
+    if let Some(lab) = run.lab.take() {
+        (host, runtime) = (lab.runtime.host().details(), lab.runtime.details());
+        pause_binary.clone_from(&lab.pause_binary);
+        let shutdown_started = Instant::now();
+        cleanup = lab.shut_down();
+        run.progress.done(&format!("{} on {} shut down", run.choice.runtime().name(), host), shutdown_started);
+    }
+    // Reports exist once set-up began, even if it failed: they say why.
+    if run_dir.is_dir() {
+        let mut report = RunReport {
+            run_id,
+            host,
+            runtime,
+            pause_binary,
+            duration: run_started.elapsed(),
+            harness_error: run.harness_error.clone(),
+            passed: false,
+            scenarios: std::mem::take(&mut run.reports),
+        };
+        report.conclude();
+        report::write_all(&run_dir, &report)?;
+        print_summary(&report, &run_dir);
+    }
+    if let Err(error) = cleanup {
+        eprintln!("error: {error:#}");
+        return Ok(EXIT_HARNESS_ERROR);
+    }
+    Ok(if interrupt::interrupted() {
+        EXIT_INTERRUPTED
+    } else if run.harness_error.is_some() {
+        EXIT_HARNESS_ERROR
+    } else if conclusion.has_failed() {
+        EXIT_SCENARIO_FAILED
+    } else {
+        0
+    })
+}
+
+fn trial(planned: Planned, shared: Arc<Mutex<Run>>) -> Trial {
+    let name = trial_name(&planned.scenario.path);
+    Trial::test(name.clone(), move || {
+        let mut run = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        set_up(&mut run).map_err(|error| Failed::from(format!("the harness could not run: {error:#}")))?;
+        interrupt::check().map_err(|error| Failed::from(error.to_string()))?;
+        let logs_dir = run.run_dir.join(name.trim_start_matches("scenarios/"));
+        run.progress.say(&format!("{name}: {}", planned.scenario.description));
+        let lab = run.lab.as_ref().expect("set_up started the lab");
+        let report = runner::run_scenario(lab.runtime.as_ref(), &planned.scenario, &planned.plan, &name, &logs_dir);
+        run.progress.say(&format!(
+            "{name}: {} in {:.1} s",
+            if report.passed { "passed" } else { "FAILED" },
+            report.duration.as_secs_f64()
+        ));
+        let outcome = if report.passed { Ok(()) } else { Err(Failed::from(report.failure_message())) };
+        run.reports.push(report);
+        outcome
+    })
+}
+
+/// `scenarios/seed-pod` for `.../scenarios/seed-pod.json`.
+fn trial_name(path: &Path) -> String {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let folder = path.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy();
+    format!("{folder}/{stem}")
+}
+
+/// Starts the lab, once; a failure is remembered for every trial.
+fn set_up(run: &mut Run) -> Result<()> {
+    if let Some(error) = &run.harness_error {
+        bail!("{error}");
+    }
+    if run.lab.is_some() {
+        return Ok(());
+    }
+    let result = start_lab(run);
+    if let Err(error) = &result {
+        run.harness_error = Some(format!("{error:#}"));
+    }
+    result
+}
+
+fn start_lab(run: &mut Run) -> Result<()> {
+    std::fs::create_dir_all(&run.run_dir).with_context(|| format!("cannot create {}", run.run_dir.display()))?;
+    run.progress.say(&format!(
+        "run {} ({}), artifacts in {}",
+        run.run_id,
+        run.choice.describe(),
+        run.run_dir.display()
+    ));
+    let plan = LabPlan {
+        choice: &run.choice,
+        pause_bin: run.pause_bin.as_deref(),
+        interactive: false,
+        run_id: &run.run_id,
+        run_dir: &run.run_dir,
+    };
+    run.lab = Some(Lab::start(&plan, &run.progress)?);
+    Ok(())
+}
+
+/// After `timeout`, the run is stopped as Ctrl-C would stop it: every wait ends, cleanup runs.
+fn start_deadline(timeout: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout);
+        eprintln!("error: the run's deadline ({} s) passed: stopping", timeout.as_secs());
+        interrupt::trigger();
+    });
+}
+
+fn print_summary(report: &RunReport, run_dir: &Path) {
+    eprintln!("\nscenario times:");
+    for scenario in &report.scenarios {
+        eprintln!(
+            "  {:6.1} s  {}  {}",
+            scenario.duration.as_secs_f64(),
+            if scenario.passed { "ok    " } else { "FAILED" },
+            scenario.name
+        );
+    }
+    eprintln!("  {:6.1} s  whole run", report.duration.as_secs_f64());
+    eprintln!("artifacts: {}", run_dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::host::Placement;
+    use crate::runtime::RuntimeKind;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn parse(arguments: &[&str]) -> Result<Options, clap::Error> {
+        Command::try_parse_from(std::iter::once("test").chain(arguments.iter().copied())).map(|command| command.options)
+    }
+
+    #[test]
+    fn our_options_are_taken_and_the_rest_goes_to_libtest() {
+        let options = parse(&["--on=host", "--run-timeout", "60", "seed", "--exact", "--list"]).unwrap();
+        assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Host, RuntimeKind::Docker));
+        assert_eq!(options.run_timeout, 60);
+        assert_eq!(options.libtest.filter.as_deref(), Some("seed"));
+        assert!(options.libtest.exact && options.libtest.list);
+    }
+
+    #[test]
+    fn the_engine_option_still_says_where_and_which() {
+        let options = parse(&["--engine", "docker"]).unwrap();
+        assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Host, RuntimeKind::Docker));
+        let options = parse(&[]).unwrap();
+        assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Vm, RuntimeKind::Docker));
+        assert!(parse(&["--engine", "docker", "--on", "vm"]).is_err());
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let error = |arguments: &[&str]| parse(arguments).err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(
+            error(&["--on", "podman"]).contains("invalid value 'podman' for '--on <ON>'"),
+            "{}",
+            error(&["--on", "podman"])
+        );
+        assert!(error(&["--pause-bin", "/no/such/pause"]).contains("/no/such/pause: no such file"));
+        assert!(error(&["--runtime"]).contains("a value is required for '--runtime <RUNTIME>'"));
+    }
+
+    /// `nix flake check` cannot run here (no binary cache), so this keeps its NixOS test honest:
+    /// the `xtask test` command it runs must parse with today's options, on today's scenarios.
+    #[test]
+    fn the_flake_runs_options_and_scenarios_that_exist() {
+        let workspace = pause_build::workspace_root();
+        let flake = std::fs::read_to_string(workspace.join("flake.nix")).unwrap();
+        assert!(flake.contains("import ./vm/nixos-test.nix"), "flake.nix no longer runs vm/nixos-test.nix");
+        let nixos_test = std::fs::read_to_string(workspace.join("vm/nixos-test.nix")).unwrap();
+        let command_start = nixos_test.find("xtask test ").expect("vm/nixos-test.nix runs no `xtask test`");
+        let command: String = nixos_test[command_start..].lines().take_while(|line| !line.contains("2>&1")).collect();
+        let command = command.replace(['"', '+'], " ");
+        // The flake's pause is a store path; any existing file stands in for it here.
+        let stand_in = std::env::current_exe().unwrap().display().to_string();
+        let words: Vec<String> = command
+            .split_whitespace()
+            .skip(2)
+            .map(|word| if word.starts_with("${pause}") { stand_in.clone() } else { word.to_string() })
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let options = parse(&words).unwrap();
+        assert_eq!(options.choice.placement(), Placement::Host);
+        assert_eq!(options.pause_bin, Some(Path::new(&stand_in).canonicalize().unwrap()));
+        assert!(options.libtest.filter.is_none(), "the flake passes a test filter: {:?}", options.libtest.filter);
+        let scenarios = options.scenarios.unwrap_or_else(|| workspace.join("scenarios"));
+        assert!(!scenario::load_all(&scenarios).unwrap().is_empty());
+    }
+
+    #[test]
+    fn trial_names_follow_the_path() {
+        assert_eq!(trial_name(Path::new("/work/main/scenarios/seed-pod.json")), "scenarios/seed-pod");
+    }
+}

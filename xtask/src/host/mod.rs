@@ -1,0 +1,66 @@
+//! Hosts: where the pod runs. A host is how commands and unix sockets are reached there:
+//! this machine (`local`), or a throwaway QEMU guest through its agent (`vm`). Which runtime
+//! makes the pod is another question (`crate::runtime`); every runtime runs on either host.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::command::Output;
+use crate::unix_http::{Request, Response};
+
+pub mod local;
+pub mod vm;
+
+/// Where the pod runs, as `--on` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// A throwaway QEMU guest booted from this machine's kernel and root.
+    Vm,
+    /// This machine.
+    Host,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Vm => "vm",
+            Placement::Host => "host",
+        }
+    }
+}
+
+pub trait Host: Send + Sync {
+    /// What reports say of the host: `this machine`, or `vm (tcg, kernel ...)`.
+    fn details(&self) -> String;
+
+    fn placement(&self) -> Placement;
+
+    /// Runs a command there, with a deadline; Ctrl-C stops it.
+    fn run(&self, argv: &[String], timeout: Duration) -> Result<Output>;
+
+    /// Runs a cleanup command there (save logs, remove containers): only its deadline stops it.
+    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output>;
+
+    /// An HTTP request to a unix socket there (a runtime's API), with a deadline; Ctrl-C stops it.
+    fn request(&self, request: &Request, timeout: Duration) -> Result<Response>;
+
+    /// The same for cleanup: only its deadline stops it.
+    fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response>;
+
+    /// How long the host has been up: the guest's uptime tells the phases of a boot apart.
+    fn uptime(&self) -> Result<Duration>;
+
+    /// An interactive shell there, with `environment` set; returns when it exits.
+    fn interactive_shell(&self, environment: &[(String, String)]) -> Result<()>;
+
+    /// Removes everything the host made (a guest is killed). Also runs on drop; calling it
+    /// first reports errors instead of swallowing them.
+    fn shut_down(&self) -> Result<()>;
+}
+
+/// `/proc/uptime` as a duration.
+pub fn parse_uptime(text: &str) -> Option<Duration> {
+    let seconds: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_secs_f64(seconds))
+}

@@ -1,0 +1,189 @@
+//! The `vm` host: a throwaway QEMU guest, booted in seconds without a disk image. The host's
+//! kernel (and its /lib/modules), an initramfs made on the fly, the host's root read-only over
+//! virtio-9p with a tmpfs overlay, tmpfs for the runtime's data, no network card. The harness
+//! runs commands and API requests in the guest through an agent (this same binary, `xtask
+//! guest-agent`, in `agent.rs`) on a virtio-serial port (`channel.rs`, `protocol.rs`).
+//!
+//! The files by job: `boot.rs` boots (with `kernel.rs`, `initramfs.rs`, `qemu.rs`),
+//! `channel.rs` carries requests and answers, `shell.rs` relays `cargo xtask pod`'s shell.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::{Host, Placement};
+use crate::command::{Daemon, Interruptible, Output, argv};
+use crate::progress::Progress;
+use crate::unix_http::{Request, Response};
+
+pub mod agent;
+mod boot;
+mod channel;
+mod initramfs;
+pub mod kernel;
+mod protocol;
+pub mod qemu;
+mod shell;
+
+pub use boot::BootPlan;
+use channel::Channel;
+use protocol::{Answer, Job};
+use qemu::Acceleration;
+
+/// What the user asked of the VM.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct VmOptions {
+    /// The guest's kernel (default: the newest /boot/vmlinuz-* that has its /lib/modules)
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Fail rather than fall back to TCG when KVM does not work
+    #[arg(long)]
+    pub require_kvm: bool,
+}
+
+/// How long an interactive shell may stay open.
+const SHELL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+pub struct VmHost {
+    qemu: Mutex<Daemon>,
+    qemu_command_line: String,
+    channel: Channel,
+    console_log: PathBuf,
+    shell_socket: Option<PathBuf>,
+    scratch: Mutex<Option<tempfile::TempDir>>,
+    acceleration: Acceleration,
+    kernel_release: String,
+}
+
+impl VmHost {
+    pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<VmHost> {
+        let booted = boot::boot(plan, progress)?;
+        Ok(VmHost {
+            qemu: Mutex::new(booted.qemu),
+            qemu_command_line: booted.qemu_command_line,
+            channel: booted.channel,
+            console_log: booted.console_log,
+            shell_socket: booted.shell_socket,
+            scratch: Mutex::new(Some(booted.scratch)),
+            acceleration: booted.acceleration,
+            kernel_release: booted.kernel_release,
+        })
+    }
+
+    fn ask(&self, job: Job, timeout: Duration, interruptible: Interruptible) -> Result<Answer> {
+        self.channel.ask(job, timeout, interruptible, &|| self.check_qemu_alive())
+    }
+
+    fn run_job(&self, argv: &[String], timeout: Duration, interruptible: Interruptible) -> Result<Output> {
+        let answer = self.ask(Job::Run(argv.to_vec()), timeout, interruptible)?;
+        if let Some(error) = answer.error {
+            bail!("in the guest, `{}`: {error}", argv.join(" "));
+        }
+        Ok(Output {
+            argv: argv.to_vec(),
+            stdout: answer.stdout,
+            stderr: answer.stderr,
+            exit_code: answer.exit_code,
+            signal: answer.signal,
+            duration: Duration::from_millis(answer.duration_ms),
+        })
+    }
+
+    fn http_job(&self, request: &Request, timeout: Duration, interruptible: Interruptible) -> Result<Response> {
+        let answer = self.ask(Job::Http(request.clone()), timeout, interruptible)?;
+        if let Some(error) = answer.error {
+            bail!("in the guest, {}: {error}", request.describe());
+        }
+        let status = answer.http_status.context("the guest agent gave no HTTP status")?;
+        Ok(Response { status, body: answer.stdout })
+    }
+
+    fn check_qemu_alive(&self) -> Result<()> {
+        let mut qemu = self.qemu.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(status) = qemu.exited()? {
+            bail!("{}", boot::qemu_died_message(status, &self.console_log, &self.qemu_command_line));
+        }
+        Ok(())
+    }
+}
+
+impl Host for VmHost {
+    fn details(&self) -> String {
+        format!("vm ({}, kernel {})", self.acceleration.name(), self.kernel_release)
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Vm
+    }
+
+    fn run(&self, argv: &[String], timeout: Duration) -> Result<Output> {
+        self.run_job(argv, timeout, Interruptible::Yes)
+    }
+
+    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output> {
+        self.run_job(argv, timeout, Interruptible::No)
+    }
+
+    fn request(&self, request: &Request, timeout: Duration) -> Result<Response> {
+        self.http_job(request, timeout, Interruptible::Yes)
+    }
+
+    fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response> {
+        self.http_job(request, timeout, Interruptible::No)
+    }
+
+    fn uptime(&self) -> Result<Duration> {
+        let output = self.run(&argv(&["cat", "/proc/uptime"]), Duration::from_secs(10))?.ok()?;
+        super::parse_uptime(&output.stdout_text()).context("unreadable /proc/uptime in the guest")
+    }
+
+    /// A shell in the guest on its second serial port, relayed to this terminal in raw mode;
+    /// returns when the shell exits. SIGTERM or SIGHUP ends the session (a Ctrl-C typed in
+    /// raw mode is a key for the guest, not a signal for the harness).
+    fn interactive_shell(&self, environment: &[(String, String)]) -> Result<()> {
+        let socket = self.shell_socket.as_deref().context("the guest was booted without a shell port")?;
+        let (script, raw_mode) = shell::relay(socket, environment)?;
+        let ended = self.run(&argv(&["sh", "-c", &script]), SHELL_TIMEOUT);
+        drop(raw_mode);
+        ended.map(drop)
+    }
+
+    fn shut_down(&self) -> Result<()> {
+        let Some(scratch) = self.scratch.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() else {
+            return Ok(());
+        };
+        self.qemu.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).kill_group();
+        scratch.close().context("cannot remove the VM's temp dir")
+    }
+}
+
+impl Drop for VmHost {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down() {
+            eprintln!("warning: {error:#}");
+        }
+    }
+}
+
+/// Guest uptime (seconds) at each `podlab: <phase> at <uptime> s` line of a guest's console
+/// (stage 1, root mounted, stage 2, agent up): where a boot's time goes.
+pub fn console_phases(console_log: &Path) -> Vec<(String, f64)> {
+    let console = std::fs::read_to_string(console_log).unwrap_or_default();
+    console
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find("podlab: ")? + "podlab: ".len()..];
+            let (phase, uptime) = rest.rsplit_once(" at ")?;
+            Some((phase.to_string(), uptime.trim_end_matches(" s").parse().ok()?))
+        })
+        .collect()
+}
+
+/// The guest sees this machine's root read-only, with its own tmpfs over /tmp and /run, and
+/// the workspace again on a share of its own at the same path (so a checkout under /tmp works):
+/// what the harness hands to the guest must live in the workspace or outside /tmp and /run.
+fn guest_can_see(path: &Path) -> bool {
+    path.starts_with(crate::pause_build::workspace_root()) || !(path.starts_with("/tmp") || path.starts_with("/run"))
+}

@@ -1,0 +1,141 @@
+//! What `test`, `pod` and the bench share before their first pod: pause built, the image tars
+//! made, the host up (this machine, or a booted guest), the runtime started on it, and the
+//! images imported. Each phase is printed with its time.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::host::local::LocalHost;
+use crate::host::vm::{BootPlan, VmHost, VmOptions};
+use crate::host::{Host, Placement};
+use crate::progress::Progress;
+use crate::runtime::{RunIdentity, Runtime, RuntimeKind};
+use crate::{images, names, pause_build, side_by_side};
+
+/// Where the pod runs and which runtime makes it: `--on`, `--runtime` and the VM's options,
+/// shared by every command that makes pods.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Choice {
+    /// Where the pod runs: vm (a throwaway QEMU guest booted from this machine's kernel and
+    /// root) or host (this machine: DOCKER_HOST when it answers, else a private daemon, which needs root)
+    #[arg(long, value_enum, default_value_t = Placement::Vm)]
+    pub on: Placement,
+    /// Which runtime makes the pod
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
+    pub runtime: RuntimeKind,
+    /// Before --on and --runtime: vm is `--on vm`, docker is `--on host` (both with the docker
+    /// runtime); kept for one release
+    #[arg(long, value_enum, value_name = "ENGINE", conflicts_with_all = ["on", "runtime"])]
+    pub engine: Option<Engine>,
+    #[command(flatten)]
+    pub vm: VmOptions,
+}
+
+/// The engines before `--on` and `--runtime` split them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Vm,
+    Docker,
+}
+
+impl Choice {
+    /// `--engine`, if given, said both.
+    pub fn placement(&self) -> Placement {
+        match self.engine {
+            Some(Engine::Vm) => Placement::Vm,
+            Some(Engine::Docker) => Placement::Host,
+            None => self.on,
+        }
+    }
+
+    pub fn runtime(&self) -> RuntimeKind {
+        match self.engine {
+            Some(_) => RuntimeKind::Docker,
+            None => self.runtime,
+        }
+    }
+
+    /// `docker on vm`: how progress lines and reports name the choice before anything runs.
+    pub fn describe(&self) -> String {
+        format!("{} on {}", self.runtime().name(), self.placement().name())
+    }
+}
+
+/// What a command that makes pods works with.
+pub struct Lab {
+    pub runtime: Box<dyn Runtime>,
+    pub pause_binary: PathBuf,
+}
+
+/// How the lab is started.
+pub struct LabPlan<'a> {
+    pub choice: &'a Choice,
+    /// Test this pause instead of building the workspace's.
+    pub pause_bin: Option<&'a Path>,
+    /// Give a guest a shell port (`cargo xtask pod`).
+    pub interactive: bool,
+    pub run_id: &'a str,
+    pub run_dir: &'a Path,
+}
+
+impl Lab {
+    /// Builds pause (unless a binary is given) and the image tars, brings the host up, starts
+    /// the runtime on it and imports the images.
+    pub fn start(plan: &LabPlan, progress: &Progress) -> Result<Lab> {
+        let pause_binary = match plan.pause_bin {
+            Some(path) => path.to_path_buf(),
+            None => pause_build::build_release()?,
+        };
+        let images_started = Instant::now();
+        let cache_dir = names::cache_dir(pause_build::workspace_root());
+        let image_tars = images::build_all(&pause_binary, &cache_dir)?;
+        progress.done("image tars ready", images_started);
+        let runtime_kind = plan.choice.runtime();
+        let host = start_host(plan, runtime_kind, progress)?;
+        let identity = RunIdentity { run_id: plan.run_id, run_dir: plan.run_dir };
+        let runtime = runtime_kind.start(host, &identity, progress)?;
+        let import_started = Instant::now();
+        // All at once: the small images' fixed costs (a CLI start, a layer commit) overlap the big one's copy.
+        side_by_side::each(&image_tars, |image| {
+            let started = Instant::now();
+            runtime.import(image)?;
+            let megabytes = std::fs::metadata(&image.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
+            progress.say(&format!(
+                "imported {} ({megabytes} MB) in {:.1} s",
+                image.name,
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        })?;
+        progress.done(&format!("{} images imported", image_tars.len()), import_started);
+        Ok(Lab { runtime, pause_binary })
+    }
+
+    /// Stops the runtime (removing every container of the run) and then its host; the
+    /// same happens on drop, where errors can only be printed.
+    pub fn shut_down(mut self) -> Result<()> {
+        self.runtime.shut_down()
+    }
+}
+
+/// This machine, or a guest booted with the runtime's daemons starting in it.
+pub fn start_host(plan: &LabPlan, runtime: RuntimeKind, progress: &Progress) -> Result<Box<dyn Host>> {
+    match plan.choice.placement() {
+        Placement::Host => Ok(Box::new(LocalHost)),
+        Placement::Vm => {
+            // In the run's artifacts: the guest sees the workspace, and the script stays for whoever reads the run.
+            let services = plan.run_dir.join(format!("guest-{}.sh", runtime.name()));
+            std::fs::write(&services, runtime.guest_services())
+                .with_context(|| format!("cannot write {}", services.display()))?;
+            let boot = BootPlan {
+                options: &plan.choice.vm,
+                services: &services,
+                interactive: plan.interactive,
+                run_dir: plan.run_dir,
+            };
+            Ok(Box::new(VmHost::boot(&boot, progress)?))
+        }
+    }
+}

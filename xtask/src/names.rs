@@ -1,0 +1,180 @@
+//! podlab's names on a machine, in one place: the temp dirs, bridges, labels and run ids a run
+//! makes. Each carries the pid of the run that made it, so that the runtimes, `cargo xtask clean`
+//! and the harness's own tests (which include this file) agree on what belongs to a live run.
+//!
+//! Only std, anyhow and tempfile here: `xtask/tests/harness.rs` includes this file as it is.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// The start of every temp dir a run makes under the system's temp dir.
+const TEMP_PREFIX: &str = "podlab-";
+
+/// The label key on every container a run creates; its value is the run id.
+pub const RUN_LABEL: &str = "podlab.run";
+
+/// What a run's temp dir is for: the guest's scratch files, or a private runtime daemon's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TempPurpose {
+    Vm,
+    Docker,
+}
+
+impl TempPurpose {
+    const ALL: [TempPurpose; 2] = [TempPurpose::Vm, TempPurpose::Docker];
+
+    fn word(self) -> &'static str {
+        match self {
+            TempPurpose::Vm => "vm",
+            TempPurpose::Docker => "docker",
+        }
+    }
+}
+
+/// A new temp dir `/tmp/podlab-<purpose>-<our pid>-<random>`, removed when it drops.
+/// Under /tmp, not target/: a daemon's socket path must stay under 108 bytes.
+pub fn temp_dir(purpose: TempPurpose) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{TEMP_PREFIX}{}-{}-", purpose.word(), std::process::id()))
+        .tempdir()
+        .context("cannot make a temp dir")
+}
+
+/// The first of our temp dirs that `text` names (a QEMU or dockerd command line, a path).
+pub fn temp_dir_in(text: &str) -> Option<PathBuf> {
+    let temp = std::env::temp_dir().to_string_lossy().trim_end_matches('/').to_string();
+    TempPurpose::ALL.iter().find_map(|purpose| {
+        let start = text.find(&format!("{temp}/{TEMP_PREFIX}{}-", purpose.word()))?;
+        let rest = &text[start..];
+        let end = rest[temp.len() + 1..].find(['/', ' ', ',']).map_or(rest.len(), |index| index + temp.len() + 1);
+        Some(PathBuf::from(&rest[..end]))
+    })
+}
+
+/// The pid of the run that made one of our temp dirs.
+pub fn temp_dir_owner(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?.strip_prefix(TEMP_PREFIX)?;
+    let (_purpose, rest) = name.split_once('-')?;
+    rest.split('-').next()?.parse().ok()
+}
+
+/// Whether a directory name is one of our temp dirs, of any run.
+pub fn is_temp_dir_name(name: &str) -> bool {
+    TempPurpose::ALL.iter().any(|purpose| name.starts_with(&format!("{TEMP_PREFIX}{}-", purpose.word())))
+}
+
+/// The network bridge of a run's private daemon: `podlab<pid>` (at most 13 of the 15 bytes an
+/// interface name may have, since a pid has at most 7 digits).
+pub fn bridge(pid: u32) -> String {
+    format!("podlab{pid}")
+}
+
+/// The pid in a bridge name that `bridge` made.
+pub fn bridge_owner(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("podlab")?;
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A QEMU of ours: its command line names one of our vm temp dirs.
+pub fn is_guest(command_line: &str) -> bool {
+    command_line.starts_with("qemu-system")
+        && temp_dir_in(command_line)
+            .and_then(|dir| dir.file_name().map(|name| name.to_string_lossy().starts_with("podlab-vm-")))
+            .unwrap_or(false)
+}
+
+/// Whether `pid` is a live podlab run: a process whose program is an `xtask` binary (any
+/// command: test, pod, bench, soak), so that a reused pid is not mistaken for one.
+pub fn is_live_run(pid: u32) -> bool {
+    let command_line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let program = command_line.split(|byte| *byte == 0).next().unwrap_or_default();
+    let program = String::from_utf8_lossy(program);
+    Path::new(program.as_ref()).file_name().is_some_and(|name| name == "xtask")
+}
+
+/// `20261129-201500-12345`: the run's UTC start and its pid: sortable, and unique on a machine.
+pub fn run_id() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    let (hour, minute, second) = (second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60);
+    format!("{year:04}{month:02}{day:02}-{hour:02}{minute:02}{second:02}-{}", std::process::id())
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Where a run keeps its artifacts, under the workspace: `target/podlab/<run id>`.
+pub fn artifacts_dir(workspace: &Path, run_id: &str) -> PathBuf {
+    workspace.join("target/podlab").join(run_id)
+}
+
+/// Where runs keep what they may reuse (image tars, the unpacked kernel, the KVM verdict).
+pub fn cache_dir(workspace: &Path) -> PathBuf {
+    workspace.join("target/podlab/cache")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_dirs_name_their_run() {
+        let directory = temp_dir(TempPurpose::Docker).unwrap();
+        assert_eq!(temp_dir_owner(directory.path()), Some(std::process::id()));
+        let name = directory.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(is_temp_dir_name(&name), "{name}");
+        assert!(!is_temp_dir_name("podlab-cache"));
+    }
+
+    #[test]
+    fn finds_our_temp_dirs_in_command_lines() {
+        let temp = std::env::temp_dir().to_string_lossy().trim_end_matches('/').to_string();
+        let line = format!("qemu-system-x86_64 -initrd {temp}/podlab-vm-42-AbC123/initramfs.cpio -serial file:x");
+        assert_eq!(temp_dir_in(&line), Some(PathBuf::from(format!("{temp}/podlab-vm-42-AbC123"))));
+        assert!(is_guest(&line));
+        let line = format!("dockerd --host=unix://{temp}/podlab-docker-7-Xy9/docker.sock");
+        let found = temp_dir_in(&line).unwrap();
+        assert_eq!(found, PathBuf::from(format!("{temp}/podlab-docker-7-Xy9")));
+        assert_eq!(temp_dir_owner(&found), Some(7));
+        assert!(!is_guest(&line));
+        assert_eq!(temp_dir_in("dockerd --host=unix:///run/docker.sock"), None);
+    }
+
+    #[test]
+    fn bridges_name_their_run() {
+        assert_eq!(bridge(4_194_304), "podlab4194304");
+        assert!(bridge(4_194_304).len() <= 15);
+        assert_eq!(bridge_owner("podlab123"), Some(123));
+        assert_eq!(bridge_owner("podlab"), None);
+        assert_eq!(bridge_owner("podlabx1"), None);
+    }
+
+    #[test]
+    fn this_test_is_not_a_live_run_but_a_dead_pid_is_not_either() {
+        assert!(!is_live_run(std::process::id()));
+        assert!(!is_live_run(u32::MAX));
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_786), (2026, 11, 29));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

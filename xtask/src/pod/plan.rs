@@ -1,0 +1,173 @@
+//! A scenario's pod as one runtime will make it. Everything that can be decided before any
+//! container exists is decided here, at load time: which namespaces the runtime can share,
+//! which files to mount (resolved to real paths), which ports to publish, and in whose
+//! network namespace.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::runtime::RuntimeKind;
+use crate::scenario::{self, Container, NamespaceKind, RestartPolicy, Scenario};
+
+/// The pod: its infra container (which owns the namespaces) and the apps that join them.
+#[derive(Clone, Debug)]
+pub struct PodPlan {
+    /// Set on the infra container, as Kubernetes sets a pod's hostname.
+    pub hostname: Option<String>,
+    pub infra: ContainerPlan,
+    pub apps: Vec<ContainerPlan>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub image: String,
+    /// For an app: the infra container's namespaces it joins. Empty for the infra container.
+    pub joins: Vec<NamespaceKind>,
+    /// Files of this machine mounted read-only: (real path, path in the container).
+    pub files: Vec<(PathBuf, String)>,
+    pub user: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub restart: Option<RestartPolicy>,
+    /// Replaces the image's entrypoint and command.
+    pub command: Option<Vec<String>>,
+    /// Appended to the image's entrypoint.
+    pub args: Vec<String>,
+    /// Ports published on 127.0.0.1, for a container with a network namespace of its own.
+    pub publish: Vec<Published>,
+}
+
+/// `HOST_PORT:CONTAINER_PORT` (TCP), published on 127.0.0.1 only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl ContainerPlan {
+    pub fn joins(&self, kind: NamespaceKind) -> bool {
+        self.joins.contains(&kind)
+    }
+}
+
+impl PodPlan {
+    /// Every container, apps last to first, then the infra container: the order to remove them.
+    pub fn names_for_removal(&self) -> Vec<String> {
+        self.apps.iter().rev().chain(std::iter::once(&self.infra)).map(|container| container.name.clone()).collect()
+    }
+}
+
+/// The pod of `scenario` as `runtime` makes it, or why it cannot make it (naming the file and field).
+pub fn plan(scenario: &Scenario, runtime: RuntimeKind) -> Result<PodPlan> {
+    let pod = &scenario.pod;
+    let in_file = |field: String| format!("{}: {field}", scenario.path.display());
+    let infra = container_plan(scenario, &pod.infra).with_context(|| in_file("pod.infra".to_string()))?;
+    let mut apps = Vec::new();
+    for (index, container) in pod.containers.iter().enumerate() {
+        let field = format!("pod.containers[{index}]");
+        for kind in &container.share {
+            if let Some(reason) = runtime.cannot_share(*kind) {
+                bail!(
+                    "{}.share: the {} runtime cannot share `{}` ({reason}): drop it from the list",
+                    in_file(field),
+                    runtime.name(),
+                    kind.proc_name()
+                );
+            }
+        }
+        let app = container_plan(scenario, container).with_context(|| in_file(field.clone()))?;
+        if app.joins(NamespaceKind::Net) && !app.publish.is_empty() {
+            bail!(
+                "{}.publish: {} joins the infra container's network, so its ports are the infra container's: \
+                 publish them there",
+                in_file(field),
+                app.name
+            );
+        }
+        apps.push(app);
+    }
+    Ok(PodPlan { hostname: pod.hostname.clone(), infra, apps })
+}
+
+fn container_plan(scenario: &Scenario, container: &Container) -> Result<ContainerPlan> {
+    let mut files = Vec::new();
+    for (target, source) in &container.files {
+        let source = scenario::file_source(scenario, source);
+        let source = source.canonicalize().with_context(|| format!("files: cannot find {}", source.display()))?;
+        files.push((source, target.clone()));
+    }
+    let publish = container.publish.iter().map(|mapping| parse_published(mapping)).collect::<Result<_>>()?;
+    Ok(ContainerPlan {
+        name: container.name.clone(),
+        image: container.image.clone(),
+        joins: container.share.clone(),
+        files,
+        user: container.user.clone(),
+        env: container.env.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
+        restart: container.restart,
+        command: container.command.clone(),
+        args: container.args.clone().unwrap_or_default(),
+        publish,
+    })
+}
+
+fn parse_published(mapping: &str) -> Result<Published> {
+    let ports =
+        mapping.split_once(':').and_then(|(host, container)| Some((host.parse().ok()?, container.parse().ok()?)));
+    let (host_port, container_port) =
+        ports.with_context(|| format!("publish: `{mapping}` must be HOST_PORT:CONTAINER_PORT"))?;
+    Ok(Published { host_port, container_port })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn scenario_with(share: &str, extra: &str) -> Scenario {
+        let text = format!(
+            r#"{{
+  "schema_version": 1,
+  "description": "plan",
+  "pod": {{
+    "hostname": "pod",
+    "infra": {{ "name": "pause", "image": "podlab/pause", "publish": ["8080:80"] }},
+    "containers": [ {{ "name": "app", "image": "podlab/nginx", "share": {share}{extra} }} ]
+  }},
+  "steps": [ {{ "same-ip": {{ "containers": ["pause", "app"] }} }} ]
+}}"#
+        );
+        scenario::parse(&text, Path::new("scenarios/plan.json")).unwrap()
+    }
+
+    #[test]
+    fn a_pod_as_docker_makes_it() {
+        let plan = plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), RuntimeKind::Docker).unwrap();
+        assert_eq!(plan.hostname.as_deref(), Some("pod"));
+        assert_eq!(plan.infra.publish, [Published { host_port: 8080, container_port: 80 }]);
+        assert_eq!(plan.apps[0].joins, [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Pid]);
+        assert_eq!(plan.names_for_removal(), ["app", "pause"]);
+    }
+
+    #[test]
+    fn docker_cannot_share_uts_and_says_so_before_any_container() {
+        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), RuntimeKind::Docker).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "scenarios/plan.json: pod.containers[0].share: the docker runtime cannot share `uts` (Docker copies \
+             the infra container's hostname, it cannot share its UTS namespace): drop it from the list"
+        );
+    }
+
+    #[test]
+    fn ports_belong_to_the_network_namespace() {
+        let error = plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), RuntimeKind::Docker)
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("scenarios/plan.json: pod.containers[0].publish: app joins"), "{error}");
+        let own_network = plan(&scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#), RuntimeKind::Docker);
+        assert_eq!(own_network.unwrap().apps[0].publish[0].host_port, 9090);
+    }
+}

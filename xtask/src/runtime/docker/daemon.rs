@@ -1,0 +1,173 @@
+//! A private dockerd on this machine: its own socket, data root, exec root and bridge, which
+//! it stops and removes at the end, whatever happened. (In the guest, dockerd is started by
+//! the guest's init instead, and dies with the guest.)
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+
+use crate::command::{self, Daemon, Output, argv, last_lines};
+use crate::host::local::LocalHost;
+use crate::names::{self, TempPurpose};
+use crate::progress::Progress;
+
+/// How long dockerd may take to answer; well under a second on this machine.
+const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(90);
+const DAEMON_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A dockerd of our own: its socket, data root and exec root in a temp dir, its own bridge,
+/// no iptables rules and no masquerading (nothing leaves the machine), DNS pointed at 127.0.0.1.
+pub struct PrivateDaemon {
+    daemon: Daemon,
+    state_dir: Option<tempfile::TempDir>,
+    bridge: Bridge,
+    log_path: PathBuf,
+}
+
+impl PrivateDaemon {
+    pub fn start(run_dir: &Path, progress: &Progress) -> Result<Self> {
+        let started = Instant::now();
+        let state_dir = names::temp_dir(TempPurpose::Docker)?;
+        let bridge = Bridge::create()?;
+        let log_path = run_dir.join("dockerd.log");
+        let state = state_dir.path();
+        let mut dockerd = argv(&[
+            "dockerd",
+            &format!("--host=unix://{}", state.join("docker.sock").display()),
+            &format!("--data-root={}/data", state.display()),
+            &format!("--exec-root={}/exec", state.display()),
+            &format!("--pidfile={}/docker.pid", state.display()),
+            &format!("--bridge={}", bridge.name),
+        ]);
+        dockerd.extend(argv(super::DAEMON_FLAGS));
+        // If the harness dies (even by SIGKILL), the daemon is told to stop, and a stopping
+        // dockerd stops its containers.
+        let daemon = command::spawn_daemon(&dockerd, &log_path, Signal::SIGTERM)
+            .context("cannot start dockerd: install it with apt-get install docker.io")?;
+        let mut private = PrivateDaemon { daemon, state_dir: Some(state_dir), bridge, log_path };
+        let socket = private.socket();
+        loop {
+            if let Some(status) = private.daemon.exited()? {
+                let log = std::fs::read_to_string(&private.log_path).unwrap_or_default();
+                bail!("dockerd exited during start-up ({status}); the end of its log:\n{}", last_lines(&log, 15));
+            }
+            if super::answers_ping(&LocalHost, &socket) {
+                break;
+            }
+            crate::interrupt::check()?;
+            if started.elapsed() > DAEMON_START_TIMEOUT {
+                let log = std::fs::read_to_string(&private.log_path).unwrap_or_default();
+                bail!(
+                    "dockerd did not answer within {DAEMON_START_TIMEOUT:?}; the end of its log:\n{}",
+                    last_lines(&log, 15)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        progress.done("dockerd ready", started);
+        Ok(private)
+    }
+
+    /// Its API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.state_dir.as_ref().map(|dir| dir.path().join("docker.sock")).unwrap_or_default()
+    }
+
+    /// Stops the daemon and removes what it left; returns what could not be cleaned.
+    pub fn stop(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(state_dir) = self.state_dir.take() else { return problems };
+        let _ = kill(self.daemon.pid(), Signal::SIGTERM);
+        if !self.daemon.exits_within(DAEMON_STOP_TIMEOUT).unwrap_or(false) {
+            problems.push(format!("dockerd did not stop within {DAEMON_STOP_TIMEOUT:?}: killed it"));
+            self.daemon.kill_group();
+        }
+        let state = state_dir.path().to_path_buf();
+        // containerd and its shims run under the exec root; none may outlive the run.
+        problems.extend(kill_processes_mentioning(&state));
+        problems.extend(unmount_everything_under(&state));
+        if let Err(error) = state_dir.close() {
+            problems.push(format!("cannot remove {}: {error}", state.display()));
+        }
+        problems.extend(self.bridge.delete());
+        problems
+    }
+}
+
+impl Drop for PrivateDaemon {
+    fn drop(&mut self) {
+        for problem in self.stop() {
+            eprintln!("warning: {problem}");
+        }
+    }
+}
+
+/// The daemon's own bridge, `podlab<pid>`, with a /24 of its own.
+struct Bridge {
+    name: String,
+    deleted: bool,
+}
+
+impl Bridge {
+    fn create() -> Result<Self> {
+        let pid = std::process::id();
+        let name = names::bridge(pid);
+        let subnet = format!("10.213.{}.1/24", pid % 250);
+        if Path::new("/sys/class/net").join(&name).exists() {
+            bail!("the network bridge {name} already exists: a killed run left it; remove it with `cargo xtask clean`");
+        }
+        let ip = |words: &[&str]| command::run(&argv(words), Duration::from_secs(10)).and_then(Output::ok);
+        ip(&["ip", "link", "add", &name, "type", "bridge"])
+            .context("cannot create a network bridge: the host runtime needs root (or run with DOCKER_HOST set)")?;
+        let bridge = Bridge { name, deleted: false };
+        ip(&["ip", "address", "add", &subnet, "dev", &bridge.name])?;
+        ip(&["ip", "link", "set", &bridge.name, "up"])?;
+        Ok(bridge)
+    }
+
+    fn delete(&mut self) -> Option<String> {
+        if std::mem::replace(&mut self.deleted, true) {
+            return None;
+        }
+        let delete = argv(&["ip", "link", "delete", &self.name]);
+        match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
+            Ok(_) => None,
+            Err(error) => Some(format!("cannot delete bridge {}: {error:#}", self.name)),
+        }
+    }
+}
+
+/// Kills every process whose command line mentions `path`.
+fn kill_processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut problems = Vec::new();
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if command_line.contains(&needle) {
+            problems.push(format!("process {pid} outlived dockerd: killed it"));
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+    problems
+}
+
+/// Unmounts (lazily) every mount point under `path`, deepest first; returns what failed.
+pub fn unmount_everything_under(path: &Path) -> Vec<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mount_points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4))
+        .map(PathBuf::from)
+        .filter(|mount_point| mount_point.starts_with(path))
+        .collect();
+    mount_points.sort_by_key(|mount_point| std::cmp::Reverse(mount_point.components().count()));
+    mount_points
+        .into_iter()
+        .filter_map(|mount_point| {
+            nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH)
+                .err()
+                .map(|error| format!("cannot unmount {}: {error}", mount_point.display()))
+        })
+        .collect()
+}

@@ -1,0 +1,473 @@
+//! The `docker` runtime: the pod as the seed's `docker run --net/--ipc/--pid=container:`
+//! commands make it. Its daemon is, by host: in the guest, the dockerd that the guest's init
+//! starts at boot (`guest_services`); on this machine, `DOCKER_HOST` when it answers, else a
+//! private dockerd (`daemon.rs`). Calls go to dockerd's API on its socket where the host
+//! reaches one (create and start, inspect, logs, exec, rm: each docker CLI start costs 0.16 to
+//! 0.3 s under emulation), else to the docker CLI (a `DOCKER_HOST` that is not a unix socket);
+//! image imports, stop, restart, kill and save use the CLI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
+
+use super::{ContainerState, Logs, RunIdentity, Runtime};
+use crate::command::{Output, argv, last_lines};
+use crate::host::{Host, Placement};
+use crate::images::ImageTar;
+use crate::names;
+use crate::pod::{ContainerPlan, PodPlan};
+use crate::progress::Progress;
+use crate::side_by_side;
+use crate::unix_http::{Request, Response};
+
+mod api;
+mod container;
+pub mod daemon;
+
+use api::{Inspected, InspectedImage, path_segment};
+use container::Run;
+use daemon::PrivateDaemon;
+
+/// Deadline of a call that should answer at once (inspect, logs, kill).
+const QUICK: Duration = Duration::from_secs(30);
+/// Deadline of one container's create and start: the image is already there.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long dockerd may take to answer in the guest (about 4 s after the agent, under TCG).
+const GUEST_START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// dockerd's flags wherever it runs: no iptables rules, no masquerading, no forwarding, and no
+/// DNS server but 127.0.0.1, so nothing can leave the machine (the guest has no network card anyway).
+const DAEMON_FLAGS: &[&str] = &["--iptables=false", "--ip-masq=false", "--ip-forward=false", "--dns=127.0.0.1"];
+
+/// dockerd's socket and the daemons' logs in the guest.
+const GUEST_SOCKET: &str = "/run/docker.sock";
+const GUEST_LOGS: &[&str] = &["/run/podlab/dockerd.log", "/run/podlab/containerd.log"];
+
+/// What the guest's init runs for this runtime: containerd and dockerd, in the background.
+/// containerd is started here rather than by dockerd, so that the two (large, read over 9p,
+/// started under emulation) load side by side on the guest's two CPUs. Docker's overlay2
+/// cannot stack on the guest's overlay root: /var/lib/docker is a tmpfs of its own (vm/init).
+pub fn guest_services() -> String {
+    format!(
+        "# the docker runtime's daemons, written by the harness for this run (runtime/docker/mod.rs)\n\
+         busybox mkdir -p /run/podlab/containerd\n\
+         printf 'version = 2\\nroot = \"/var/lib/docker/containerd\"\\nstate = \"/run/podlab/containerd\"\\n\
+         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\\n[grpc]\\n  address = \"/run/podlab/containerd/containerd.sock\"\\n' \
+         > /run/podlab/containerd.toml\n\
+         containerd --config /run/podlab/containerd.toml > {containerd_log} 2>&1 &\n\
+         dockerd --host=unix://{GUEST_SOCKET} --containerd=/run/podlab/containerd/containerd.sock \
+         {flags} --storage-driver=overlay2 > {dockerd_log} 2>&1 &\n",
+        flags = DAEMON_FLAGS.join(" "),
+        dockerd_log = GUEST_LOGS[0],
+        containerd_log = GUEST_LOGS[1],
+    )
+}
+
+/// Which dockerd the runtime talks to.
+enum Daemon {
+    /// Started by the guest's init at boot; it dies with the guest, its logs are copied out.
+    InGuest,
+    /// The user's `DOCKER_HOST`: the run's containers are removed by label, its images stay.
+    Shared { docker_host: String },
+    /// Our own, on this machine.
+    Private(PrivateDaemon),
+}
+
+pub struct Docker {
+    daemon: Daemon,
+    run_id: String,
+    run_dir: PathBuf,
+    shut_down: bool,
+    // Last, so that it drops after the daemon: the guest outlives what runs in it.
+    host: Box<dyn Host>,
+}
+
+impl Docker {
+    pub fn start(host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Docker> {
+        let started = Instant::now();
+        let daemon = match host.placement() {
+            Placement::Vm => {
+                wait_in_guest(host.as_ref())?;
+                let uptime = host
+                    .uptime()
+                    .map_or(String::new(), |uptime| format!(" at {:.1} s of guest uptime", uptime.as_secs_f64()));
+                progress.done(&format!("dockerd ready{uptime}"), started);
+                Daemon::InGuest
+            }
+            Placement::Host => match std::env::var("DOCKER_HOST") {
+                Ok(docker_host) if cli_answers(&docker_host) => {
+                    progress.say(&format!("using the Docker daemon at DOCKER_HOST={docker_host}"));
+                    Daemon::Shared { docker_host }
+                }
+                Ok(docker_host) => {
+                    progress.say(&format!("DOCKER_HOST={docker_host} does not answer: starting a private dockerd"));
+                    Daemon::Private(PrivateDaemon::start(run.run_dir, progress)?)
+                }
+                Err(_) => Daemon::Private(PrivateDaemon::start(run.run_dir, progress)?),
+            },
+        };
+        Ok(Docker {
+            daemon,
+            run_id: run.run_id.to_string(),
+            run_dir: run.run_dir.to_path_buf(),
+            shut_down: false,
+            host,
+        })
+    }
+
+    /// The daemon's API socket, where the host reaches one.
+    fn socket(&self) -> Option<PathBuf> {
+        match &self.daemon {
+            Daemon::InGuest => Some(PathBuf::from(GUEST_SOCKET)),
+            Daemon::Shared { docker_host } => docker_host.strip_prefix("unix://").map(PathBuf::from),
+            Daemon::Private(private) => Some(private.socket()),
+        }
+    }
+
+    /// `docker --host ...`: the CLI, reaching the daemon.
+    fn cli(&self, arguments: &[&str]) -> Vec<String> {
+        let host = match &self.daemon {
+            Daemon::Shared { docker_host } => docker_host.clone(),
+            _ => format!("unix://{}", self.socket().unwrap_or_default().display()),
+        };
+        let mut argv = argv(&["docker", "--host", &host]);
+        argv.extend(arguments.iter().map(|argument| argument.to_string()));
+        argv
+    }
+
+    /// Runs the docker CLI and fails unless it exits 0.
+    fn cli_ok(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
+        self.host.run(&self.cli(arguments), timeout)?.ok()
+    }
+
+    /// An API call, or None where the host reaches no socket (then the CLI does the job).
+    fn api(&self, method: &str, path: &str, body: Option<String>, timeout: Duration) -> Result<Option<Response>> {
+        let Some(socket) = self.socket() else { return Ok(None) };
+        self.host.request(&Request::new(socket, method, path, body), timeout).map(Some)
+    }
+
+    fn inspect(&self, containers: &[String]) -> Result<BTreeMap<String, Inspected>> {
+        if self.socket().is_some() {
+            let answers = side_by_side::each(containers, |name| {
+                let path = format!("/containers/{}/json", path_segment(name)?);
+                let response = self.api("GET", &path, None, QUICK)?.context("the API went away")?;
+                if response.status != 200 {
+                    bail!("cannot inspect container {name}: {}", api::error_of(&response));
+                }
+                let inspected = serde_json::from_slice(&response.body).context("dockerd's inspect answer")?;
+                Ok((name.clone(), inspected))
+            })?;
+            return Ok(answers.into_iter().collect());
+        }
+        // One CLI call for them all: each docker CLI start is costly under emulation.
+        let mut arguments = vec!["inspect"];
+        arguments.extend(containers.iter().map(String::as_str));
+        let output = self.cli_ok(&arguments, QUICK)?;
+        let inspected: Vec<Inspected> = serde_json::from_slice(&output.stdout).context("docker inspect's answer")?;
+        if inspected.len() != containers.len() {
+            bail!("docker inspect described {} containers for {}", inspected.len(), containers.len());
+        }
+        Ok(containers.iter().cloned().zip(inspected).collect())
+    }
+
+    fn create_and_start(&self, run: &Run) -> Result<()> {
+        let path = format!("/containers/create?name={}", path_segment(&run.name)?);
+        let Some(created) = self.api("POST", &path, Some(run.api_body().to_string()), START_TIMEOUT)? else {
+            let arguments = run.cli_arguments();
+            let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
+            self.cli_ok(&words, START_TIMEOUT)?;
+            return Ok(());
+        };
+        if created.status != 201 {
+            bail!("dockerd: {}", api::error_of(&created));
+        }
+        let path = format!("/containers/{}/start", path_segment(&run.name)?);
+        let started = self.api("POST", &path, None, START_TIMEOUT)?.context("the API went away")?;
+        if started.status != 204 {
+            bail!("dockerd: {}", api::error_of(&started));
+        }
+        Ok(())
+    }
+
+    fn read_logs(&self, container: &str, timestamps: bool) -> Result<Logs> {
+        let path = format!("/containers/{}/logs?stdout=1&stderr=1&timestamps={timestamps}", path_segment(container)?);
+        if let Some(response) = self.api("GET", &path, None, QUICK)? {
+            if response.status != 200 {
+                bail!("cannot read the logs of {container}: {}", api::error_of(&response));
+            }
+            let (stdout, stderr) = api::split_log_stream(&response.body)
+                .with_context(|| format!("the logs of {container} (a container with a TTY?)"))?;
+            return Ok(Logs { stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() });
+        }
+        let mut arguments = vec!["logs"];
+        if timestamps {
+            arguments.push("--timestamps");
+        }
+        arguments.push(container);
+        let output = self.cli_ok(&arguments, QUICK)?;
+        Ok(Logs { stdout: output.stdout, stderr: output.stderr })
+    }
+
+    /// Removes every container labelled with this run, on any daemon: a shared one keeps
+    /// running, so the run's containers must go by label.
+    fn remove_labelled(&self) -> Result<()> {
+        let label = format!("label={}={}", names::RUN_LABEL, self.run_id);
+        let list = self.cli(&["ps", "--all", "--quiet", "--filter", &label]);
+        let ids = self.host.run_cleanup(&list, QUICK)?.ok()?.stdout_text();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut remove = vec!["rm", "--force", "--volumes"];
+        remove.extend(ids);
+        self.host.run_cleanup(&self.cli(&remove), Duration::from_secs(60))?.ok().map(drop)
+    }
+
+    /// Copies the guest's daemon logs into the run's artifacts.
+    fn save_guest_logs(&self) -> Result<()> {
+        for log in GUEST_LOGS {
+            let output = self.host.run_cleanup(&argv(&["cat", log]), Duration::from_secs(20))?.ok()?;
+            let name = Path::new(log).file_name().context("a log without a name")?;
+            std::fs::write(self.run_dir.join(name), &output.stdout)?;
+        }
+        Ok(())
+    }
+}
+
+impl Runtime for Docker {
+    fn details(&self) -> String {
+        match &self.daemon {
+            Daemon::InGuest => "docker (dockerd in the guest)".to_string(),
+            Daemon::Shared { docker_host } => format!("docker (DOCKER_HOST={docker_host})"),
+            Daemon::Private(_) => "docker (a private dockerd)".to_string(),
+        }
+    }
+
+    fn host(&self) -> &dyn Host {
+        self.host.as_ref()
+    }
+
+    fn import(&self, image: &ImageTar) -> Result<()> {
+        let mut arguments = vec!["import".to_string()];
+        arguments.extend(image.changes.iter().map(|change| format!("--change={change}")));
+        arguments.push(image.tar.display().to_string());
+        arguments.push(image.name.to_string());
+        let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        self.cli_ok(&words, Duration::from_secs(300)).with_context(|| format!("cannot import image {}", image.name))?;
+        Ok(())
+    }
+
+    fn start_infra(&self, pod: &PodPlan) -> Result<()> {
+        let run = Run::infra(pod, &self.run_id);
+        self.create_and_start(&run).with_context(|| format!("cannot start container {}", run.name))
+    }
+
+    fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
+        let run = Run::app(pod, app, &self.run_id);
+        self.create_and_start(&run).with_context(|| format!("cannot start container {}", run.name))
+    }
+
+    /// `docker rm --force --volumes`: through the API, side by side, where the host reaches
+    /// the socket (a forced removal of the infra container while apps still use its namespaces works).
+    fn remove(&self, containers: &[String], timeout: Duration) -> Result<()> {
+        if let Some(socket) = self.socket() {
+            side_by_side::each(containers, |name| {
+                let path = format!("/containers/{}?force=1&v=1", path_segment(name)?);
+                let response = self.host.request_cleanup(&Request::new(&socket, "DELETE", path, None), timeout)?;
+                match response.status {
+                    204 | 404 => Ok(()),
+                    _ => bail!("cannot remove container {name}: {}", api::error_of(&response)),
+                }
+            })?;
+            return Ok(());
+        }
+        let mut arguments = vec!["rm", "--force", "--volumes"];
+        arguments.extend(containers.iter().map(String::as_str));
+        let output = self.host.run_cleanup(&self.cli(&arguments), timeout)?;
+        // `No such container` is the normal answer when the pod is already gone.
+        if !output.success() && !output.stderr.lines().all(|line| line.contains("No such container")) {
+            bail!("`docker rm` failed: {}", output.stderr.trim());
+        }
+        Ok(())
+    }
+
+    /// Through the API: create the exec, start it attached, read its exit code.
+    fn exec(&self, container: &str, argv: &[String], timeout: Duration) -> Result<Output> {
+        let mut cli_arguments = vec!["exec", container];
+        cli_arguments.extend(argv.iter().map(String::as_str));
+        let cli_argv = self.cli(&cli_arguments);
+        let started = Instant::now();
+        let refused = |message: String| Output {
+            argv: cli_argv.clone(),
+            stdout: Vec::new(),
+            stderr: format!("Error response from daemon: {message}\n"),
+            exit_code: Some(1),
+            signal: None,
+            duration: started.elapsed(),
+        };
+        let create = serde_json::json!({ "AttachStdout": true, "AttachStderr": true, "Cmd": argv }).to_string();
+        let path = format!("/containers/{}/exec", path_segment(container)?);
+        let Some(created) = self.api("POST", &path, Some(create), QUICK)? else {
+            return self.host.run(&cli_argv, timeout);
+        };
+        if created.status != 201 {
+            return Ok(refused(api::error_of(&created)));
+        }
+        let created: serde_json::Value = serde_json::from_slice(&created.body).context("dockerd's exec answer")?;
+        let id = created.get("Id").and_then(|id| id.as_str()).context("dockerd gave the exec no id")?;
+        let start = r#"{"Detach":false,"Tty":false}"#.to_string();
+        let path = format!("/exec/{}/start", path_segment(id)?);
+        let streams = self.api("POST", &path, Some(start), timeout)?.context("the API went away")?;
+        if streams.status != 200 {
+            return Ok(refused(api::error_of(&streams)));
+        }
+        let (stdout, stderr) = api::split_log_stream(&streams.body).context("the exec's output")?;
+        let path = format!("/exec/{}/json", path_segment(id)?);
+        let ended = self.api("GET", &path, None, QUICK)?.context("the API went away")?;
+        let ended: serde_json::Value = serde_json::from_slice(&ended.body).context("dockerd's exec inspect answer")?;
+        let exit_code = ended.get("ExitCode").and_then(|code| code.as_i64()).context("the exec has no exit code")?;
+        Ok(Output {
+            argv: cli_argv,
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            exit_code: Some(exit_code as i32),
+            signal: None,
+            duration: started.elapsed(),
+        })
+    }
+
+    fn states(&self, containers: &[String]) -> Result<BTreeMap<String, ContainerState>> {
+        Ok(self.inspect(containers)?.into_iter().map(|(name, inspected)| (name, inspected.state())).collect())
+    }
+
+    fn pod_address(&self, infra: &str) -> Result<String> {
+        let inspected = self.inspect(&[infra.to_string()])?;
+        let address = inspected.get(infra).map(|inspected| inspected.network_settings.ip_address.clone());
+        match address {
+            Some(address) if !address.is_empty() => Ok(address),
+            _ => bail!("the infra container {infra} has no IP address on Docker's bridge"),
+        }
+    }
+
+    fn signal(&self, container: &str, signal: Signal) -> Result<()> {
+        self.cli_ok(&["kill", "--signal", signal.as_str(), container], QUICK).map(drop)
+    }
+
+    fn stop(&self, container: &str, grace: Duration) -> Result<()> {
+        let grace_seconds = grace.as_secs().to_string();
+        self.cli_ok(&["stop", "--time", &grace_seconds, container], grace + Duration::from_secs(60)).map(drop)
+    }
+
+    fn restart(&self, container: &str) -> Result<()> {
+        self.cli_ok(&["restart", "--time", "10", container], Duration::from_secs(90)).map(drop)
+    }
+
+    fn logs(&self, container: &str) -> Result<Logs> {
+        self.read_logs(container, false)
+    }
+
+    fn stamped_logs(&self, container: &str) -> Result<Logs> {
+        self.read_logs(container, true)
+    }
+
+    fn image_user(&self, image: &str) -> Result<String> {
+        let path = format!("/images/{}/json", path_segment(image)?);
+        let inspected: InspectedImage = match self.api("GET", &path, None, QUICK)? {
+            Some(response) if response.status == 200 => {
+                serde_json::from_slice(&response.body).context("dockerd's image inspect answer")?
+            }
+            Some(response) => bail!("cannot inspect image {image}: {}", api::error_of(&response)),
+            None => {
+                let output = self.cli_ok(&["image", "inspect", image], QUICK)?;
+                let mut inspected: Vec<InspectedImage> =
+                    serde_json::from_slice(&output.stdout).context("docker image inspect's answer")?;
+                inspected.pop().with_context(|| format!("docker image inspect described no image {image}"))?
+            }
+        };
+        Ok(inspected.config.user)
+    }
+
+    fn image_files(&self, image: &str) -> Result<Vec<String>> {
+        let saved = self.cli_ok(&["save", image], Duration::from_secs(120))?;
+        crate::runner::tar::files_of_saved_image(&saved.stdout)
+    }
+
+    fn shell_environment(&self) -> Vec<(String, String)> {
+        let docker_host = match &self.daemon {
+            Daemon::Shared { docker_host } => docker_host.clone(),
+            _ => format!("unix://{}", self.socket().unwrap_or_default().display()),
+        };
+        vec![("DOCKER_HOST".to_string(), docker_host)]
+    }
+
+    fn shell_hints(&self) -> Vec<String> {
+        argv(&["docker ps", "docker exec -ti nginx ps -ef", "curl -s 127.0.0.1:8080/"])
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.shut_down, true) {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        // Containers go first, on any daemon: a shared one keeps running, ours stops next.
+        if let Err(error) = self.remove_labelled() {
+            problems.push(format!("{error:#}"));
+        }
+        if matches!(self.daemon, Daemon::InGuest) {
+            if let Err(error) = self.save_guest_logs() {
+                problems.push(format!("cannot save the daemons' logs from the guest: {error:#}"));
+            }
+        }
+        if let Daemon::Private(private) = &mut self.daemon {
+            problems.extend(private.stop());
+        }
+        if let Err(error) = self.host.shut_down() {
+            problems.push(format!("{error:#}"));
+        }
+        if !problems.is_empty() {
+            bail!("cleanup was incomplete:\n{}", problems.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down() {
+            eprintln!("warning: {error:#}");
+        }
+    }
+}
+
+/// Whether dockerd answers `GET /_ping` with `OK` on `socket`, reached through `host`.
+fn answers_ping(host: &dyn Host, socket: &Path) -> bool {
+    let response = host.request(&Request::get(socket, "/_ping"), Duration::from_secs(2));
+    response.is_ok_and(|response| response.status == 200 && response.body == b"OK")
+}
+
+/// Waits for the guest's dockerd (started by its init at boot) to answer; if it does not,
+/// the end of its log says why.
+fn wait_in_guest(host: &dyn Host) -> Result<()> {
+    let deadline = Instant::now() + GUEST_START_TIMEOUT;
+    while !answers_ping(host, Path::new(GUEST_SOCKET)) {
+        crate::interrupt::check()?;
+        if Instant::now() > deadline {
+            let log = host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK).map(|output| output.stdout_text());
+            bail!(
+                "dockerd did not answer in the guest within {GUEST_START_TIMEOUT:?}; the end of its log:\n{}",
+                last_lines(&log.unwrap_or_default(), 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+/// Whether the daemon at `docker_host` answers the CLI (any DOCKER_HOST, tcp:// included).
+fn cli_answers(docker_host: &str) -> bool {
+    let version = argv(&["docker", "--host", docker_host, "version", "--format", "{{.Server.Version}}"]);
+    crate::command::run(&version, Duration::from_secs(10)).is_ok_and(|output| output.success())
+}
