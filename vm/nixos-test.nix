@@ -1,6 +1,7 @@
 # The NixOS VM test that `nix flake check` runs: a NixOS guest with Docker enabled runs the
-# scenario suite with `--engine docker` against the flake's own pause. The scenarios are the
-# repository's own files (a store copy of the same tree), not a copy kept here.
+# scenario suite with `--on host` (the docker runtime on that guest's own dockerd, through
+# DOCKER_HOST) against the flake's own pause. The scenarios are the repository's own files
+# (a store copy of the same tree), not a copy kept here.
 { src, pause, xtask, harnessTools }:
 {
   name = "podlab-scenarios";
@@ -25,7 +26,7 @@
     machine.succeed(
         "set -o pipefail && cd /root/podlab && "
         + "PODLAB_WORKSPACE=/root/podlab DOCKER_HOST=unix:///run/docker.sock "
-        + "xtask test --engine docker --pause-bin ${pause}/bin/pause --run-timeout 1500 "
+        + "xtask test --on host --pause-bin ${pause}/bin/pause --run-timeout 1500 "
         + "2>&1 | tee /root/podlab-test.log"
     )
     machine.copy_from_vm("/root/podlab/target/podlab", "podlab-artifacts")

@@ -18,8 +18,7 @@ use crate::{images, names, pause_build, side_by_side};
 /// shared by every command that makes pods.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Choice {
-    /// Where the pod runs: vm (a throwaway QEMU guest booted from this machine's kernel and
-    /// root) or host (this machine: DOCKER_HOST when it answers, else a private daemon, which needs root)
+    /// Where the pod runs
     #[arg(long, value_enum, default_value_t = Placement::Vm)]
     pub on: Placement,
     /// Which runtime makes the pod

@@ -30,7 +30,7 @@ const EXIT_HARNESS_ERROR: u8 = 2;
 
 /// podlab's harness: the regression lab for the Kubernetes pod sandbox (pause and the pod around it)
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", disable_help_subcommand = true)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", disable_help_subcommand = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -118,8 +118,7 @@ fn passing_run_cleans_up() -> Result<(), Failed> {
     let work = tempfile::tempdir()?;
     let binary = compile_fixture("exits-1-on-sigterm", work.path())?;
     let pause_bin = binary.to_string_lossy().into_owned();
-    let run =
-        run_xtask(&["test", "--on", "host", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
+    let run = run_xtask(&["test", "--on", "host", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
     if run.status.code() != Some(0) {
         return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
     }

@@ -23,7 +23,12 @@ pub const EXIT_SCENARIO_FAILED: u8 = 101;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
+// clap's own layout (libtest-mimic's options, flattened in below, bring a template of their own).
+#[command(help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}")]
 #[command(after_help = "\
+The options from --include-ignored on are the test runner's, as with cargo test; scenarios
+run one at a time whatever --test-threads says.
+
 Exit codes: 0 every scenario passed; 101 a scenario failed; 2 the harness could not run (bad
 arguments, a scenario that does not load or that the runtime cannot make, a missing
 prerequisite, a daemon that would not start, an incomplete cleanup: the message says which);

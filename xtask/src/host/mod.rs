@@ -17,7 +17,7 @@ pub mod vm;
 pub enum Placement {
     /// A throwaway QEMU guest booted from this machine's kernel and root.
     Vm,
-    /// This machine.
+    /// This machine (the docker runtime: DOCKER_HOST when it answers, else a private dockerd, which needs root).
     Host,
 }
 
