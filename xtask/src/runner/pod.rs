@@ -20,7 +20,7 @@ pub fn create(docker: &DockerCli, scenario: &Scenario, run_label: &str) -> Resul
     infra.ipc = Some("shareable".to_string());
     infra.dns = true;
     infra.hostname.clone_from(&pod.hostname);
-    infra.publish.clone_from(&pod.infra.publish);
+    infra.publish = pod.infra.publish.iter().map(ToString::to_string).collect();
     infra.start(docker)?;
     let mut apps = Vec::new();
     for container in &pod.containers {
@@ -42,7 +42,7 @@ pub fn create(docker: &DockerCli, scenario: &Scenario, run_label: &str) -> Resul
         }
         if !container.share.contains(&NamespaceKind::Net) {
             app.dns = true;
-            app.publish.clone_from(&container.publish);
+            app.publish = container.publish.iter().map(ToString::to_string).collect();
         }
         apps.push(app);
     }
