@@ -39,7 +39,8 @@ impl<'de> Deserialize<'de> for Matcher {
     }
 }
 
-/// The derived serializer as is: `remote = "Self"` made it a plain function too.
+/// The derived serializer as is (`remote = "Self"` made it a plain function too), for `Step::kind`,
+/// which serializes a step to read its key.
 impl Serialize for Matcher {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Matcher::serialize(self, serializer)

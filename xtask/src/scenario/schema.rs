@@ -108,7 +108,10 @@ fn workspace_path(relative_path: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::scenario::load::parse;
 
     #[test]
     fn schema_json_is_fresh() {
@@ -166,5 +169,105 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    /// A real validator, so that these tests check the schema as editors will read it.
+    fn validator() -> jsonschema::Validator {
+        jsonschema::validator_for(&scenario_schema().to_value())
+            .unwrap_or_else(|error| panic!("the generated schema is not a valid JSON Schema: {error}"))
+    }
+
+    fn schema_errors(validator: &jsonschema::Validator, document: &Value) -> Vec<String> {
+        validator.iter_errors(document).map(|error| format!("{}: {error}", error.instance_path())).collect()
+    }
+
+    #[test]
+    fn every_scenario_file_passes_the_schema() {
+        let folder = workspace_path("scenarios");
+        let entries =
+            std::fs::read_dir(&folder).unwrap_or_else(|error| panic!("cannot read {}: {error}", folder.display()));
+        let mut scenario_paths: Vec<PathBuf> = entries
+            .map(|entry| entry.expect("a readable folder entry").path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
+            .filter(|path| path.file_name().is_some_and(|name| name != "schema.json"))
+            .collect();
+        scenario_paths.sort();
+        assert!(scenario_paths.len() >= 5, "only {} scenarios in {}", scenario_paths.len(), folder.display());
+        let validator = validator();
+        let mut failures = Vec::new();
+        for scenario_path in &scenario_paths {
+            let text = std::fs::read_to_string(scenario_path)
+                .unwrap_or_else(|error| panic!("cannot read {}: {error}", scenario_path.display()));
+            let document: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|error| panic!("{} is not JSON: {error}", scenario_path.display()));
+            let errors = schema_errors(&validator, &document);
+            failures.extend(errors.iter().map(|error| format!("{}: {error}", scenario_path.display())));
+        }
+        assert!(failures.is_empty(), "scenario files the schema rejects:\n{}", failures.join("\n"));
+    }
+
+    /// A scenario that the schema and the loader both accept; the cases below break it.
+    fn valid_scenario() -> Value {
+        json!({
+            "schema_version": 1,
+            "description": "a base for broken variants",
+            "pod": {
+                "infra": { "name": "pause", "image": "podlab/pause", "publish": ["8080:80"] },
+                "containers": [{ "name": "app", "image": "podlab/nginx", "share": ["net"] }]
+            },
+            "steps": [
+                { "same-ip": { "containers": ["pause", "app"] } },
+                { "logs": { "container": "app", "matches": { "not": { "contains": "error" } } } },
+                { "signal": { "container": "app", "signal": "SIGTERM" } }
+            ]
+        })
+    }
+
+    #[test]
+    fn the_schema_rejects_what_the_types_reject() {
+        let validator = validator();
+        let base = valid_scenario();
+        let base_text = base.to_string();
+        assert!(schema_errors(&validator, &base).is_empty(), "{:?}", schema_errors(&validator, &base));
+        parse(&base_text, Path::new("scenarios/base.json")).expect("the loader accepts the base scenario");
+
+        // What each case breaks, and how.
+        type Case = (&'static str, fn(&mut Value));
+        let cases: &[Case] = &[
+            ("an unknown field", |scenario| scenario["colour"] = json!("blue")),
+            ("an unknown field in a step", |scenario| scenario["steps"][0]["same-ip"]["expect"] = json!(true)),
+            ("an empty step", |scenario| scenario["steps"][0] = json!({})),
+            ("a step with two keys", |scenario| {
+                scenario["steps"][0]["running"] = json!({ "containers": ["app"], "expect": true });
+            }),
+            ("an unknown step kind", |scenario| scenario["steps"][0] = json!({ "same-ips": { "containers": [] } })),
+            ("a step written as a string", |scenario| scenario["steps"][0] = json!("same-ip")),
+            ("a wrong type", |scenario| scenario["steps"][0]["same-ip"]["containers"] = json!("pause")),
+            ("an empty matcher", |scenario| scenario["steps"][1]["logs"]["matches"]["not"] = json!({})),
+            ("a matcher with two keys", |scenario| {
+                scenario["steps"][1]["logs"]["matches"] = json!({ "equals": "a", "contains": "b" });
+            }),
+            ("schema_version 2", |scenario| scenario["schema_version"] = json!(2)),
+            ("a port mapping without a container port", |scenario| {
+                scenario["pod"]["infra"]["publish"] = json!(["8080"]);
+            }),
+            ("an unknown signal", |scenario| scenario["steps"][2]["signal"]["signal"] = json!("SIGHANGUP")),
+            ("a missing field", |scenario| {
+                scenario["pod"].as_object_mut().expect("the pod is an object").remove("infra");
+            }),
+        ];
+        let mut failures = Vec::new();
+        for (what, break_it) in cases {
+            let mut document = base.clone();
+            break_it(&mut document);
+            if schema_errors(&validator, &document).is_empty() {
+                failures.push(format!("{what}: the schema accepts {document}"));
+            }
+            // Without this, a case that broke nothing would pass for the wrong reason.
+            if parse(&document.to_string(), Path::new("scenarios/broken.json")).is_ok() {
+                failures.push(format!("{what}: the loader accepts {document}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }
