@@ -1,9 +1,9 @@
 //! The scenario format: a pod and the ordered steps that test it, as strict JSON.
 //!
 //! These types are the format. `scenarios/schema.json`, for editors, is generated from them
-//! (doc comments become its descriptions) and so is the step table of docs/scenarios.md; after
-//! changing a type, `cargo test -p xtask --bins schema` rewrites both and fails once, so that
-//! the new files get committed.
+//! (doc comments become its descriptions), and so are the step and matcher tables of
+//! docs/scenarios.md; after changing a type or a doc comment, `cargo test -p xtask --bins schema`
+//! rewrites what is stale and fails once, so that the new files get committed.
 //! Optional fields mean "not checked"; matchers are explicit (equals, contains, regex, not, all).
 
 use std::borrow::Cow;
@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 mod load;
 mod matcher;
 mod one_key;
+// Only tests generate the schema: the files are committed, and a test keeps them fresh.
 #[cfg(test)]
 mod schema;
 
