@@ -11,7 +11,7 @@ use crate::side_by_side;
 
 mod plan;
 
-pub use plan::{ContainerPlan, PodPlan, Published, plan};
+pub use plan::{ContainerPlan, PodPlan, plan};
 
 /// How long removing a pod's containers may take.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::runtime::RuntimeKind;
-use crate::scenario::{self, Container, NamespaceKind, RestartPolicy, Scenario};
+use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario};
 
 /// The pod: its infra container (which owns the namespaces) and the apps that join them.
 #[derive(Clone, Debug)]
@@ -34,15 +34,8 @@ pub struct ContainerPlan {
     pub command: Option<Vec<String>>,
     /// Appended to the image's entrypoint.
     pub args: Vec<String>,
-    /// Ports published on 127.0.0.1, for a container with a network namespace of its own.
-    pub publish: Vec<Published>,
-}
-
-/// `HOST_PORT:CONTAINER_PORT` (TCP), published on 127.0.0.1 only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Published {
-    pub host_port: u16,
-    pub container_port: u16,
+    /// Ports published on 127.0.0.1 (TCP), for a container with a network namespace of its own.
+    pub publish: Vec<PortMapping>,
 }
 
 impl ContainerPlan {
@@ -97,7 +90,6 @@ fn container_plan(scenario: &Scenario, container: &Container) -> Result<Containe
         let source = source.canonicalize().with_context(|| format!("files: cannot find {}", source.display()))?;
         files.push((source, target.clone()));
     }
-    let publish = container.publish.iter().map(|mapping| parse_published(mapping)).collect::<Result<_>>()?;
     Ok(ContainerPlan {
         name: container.name.clone(),
         image: container.image.clone(),
@@ -108,16 +100,8 @@ fn container_plan(scenario: &Scenario, container: &Container) -> Result<Containe
         restart: container.restart,
         command: container.command.clone(),
         args: container.args.clone().unwrap_or_default(),
-        publish,
+        publish: container.publish.clone(),
     })
-}
-
-fn parse_published(mapping: &str) -> Result<Published> {
-    let ports =
-        mapping.split_once(':').and_then(|(host, container)| Some((host.parse().ok()?, container.parse().ok()?)));
-    let (host_port, container_port) =
-        ports.with_context(|| format!("publish: `{mapping}` must be HOST_PORT:CONTAINER_PORT"))?;
-    Ok(Published { host_port, container_port })
 }
 
 #[cfg(test)]
@@ -146,7 +130,7 @@ mod tests {
     fn a_pod_as_docker_makes_it() {
         let plan = plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), RuntimeKind::Docker).unwrap();
         assert_eq!(plan.hostname.as_deref(), Some("pod"));
-        assert_eq!(plan.infra.publish, [Published { host_port: 8080, container_port: 80 }]);
+        assert_eq!(plan.infra.publish, [PortMapping { host: 8080, container: 80 }]);
         assert_eq!(plan.apps[0].joins, [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Pid]);
         assert_eq!(plan.names_for_removal(), ["app", "pause"]);
     }
@@ -168,6 +152,6 @@ mod tests {
             .to_string();
         assert!(error.starts_with("scenarios/plan.json: pod.containers[0].publish: app joins"), "{error}");
         let own_network = plan(&scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#), RuntimeKind::Docker);
-        assert_eq!(own_network.unwrap().apps[0].publish[0].host_port, 9090);
+        assert_eq!(own_network.unwrap().apps[0].publish[0].host, 9090);
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Container, Matcher, NamespaceKind, SCHEMA_VERSION, Scenario, Step};
+use super::{Container, Matcher, NamespaceKind, Scenario, Step};
 
 /// Every `*.json` scenario under `directory` (not the schema), sorted by path.
 pub fn load_all(directory: &Path) -> Result<Vec<Scenario>> {
@@ -48,9 +48,6 @@ fn without_position(message: &str) -> &str {
 
 /// What the types cannot say: the checks that need the whole scenario.
 fn check(scenario: &Scenario) -> Result<()> {
-    if scenario.schema_version != SCHEMA_VERSION {
-        bail!("schema_version: expected {SCHEMA_VERSION}, found {}", scenario.schema_version);
-    }
     if scenario.steps.is_empty() {
         bail!("steps: a scenario needs at least one step");
     }
@@ -72,7 +69,7 @@ fn check(scenario: &Scenario) -> Result<()> {
     let published: BTreeSet<u16> = std::iter::once(&pod.infra)
         .chain(&pod.containers)
         .flat_map(|container| container.publish.iter())
-        .filter_map(|mapping| mapping.split(':').next()?.parse().ok())
+        .map(|mapping| mapping.host)
         .collect();
     for (index, step) in scenario.steps.iter().enumerate() {
         let field = format!("steps[{index}].{}", step.kind());
@@ -106,12 +103,6 @@ fn check_container(scenario: &Scenario, field: &str, container: &Container) -> R
         }
         if matches!(kind, NamespaceKind::Mnt | NamespaceKind::User | NamespaceKind::Cgroup) {
             bail!("{field}.share: a pod shares net, ipc, pid and uts; `{}` cannot be shared", kind.proc_name());
-        }
-    }
-    for (index, mapping) in container.publish.iter().enumerate() {
-        let ports: Vec<&str> = mapping.split(':').collect();
-        if ports.len() != 2 || ports.iter().any(|port| port.parse::<u16>().is_err()) {
-            bail!("{field}.publish[{index}]: `{mapping}` must be HOST_PORT:CONTAINER_PORT");
         }
     }
     for (target, source) in &container.files {
@@ -299,14 +290,39 @@ mod tests {
     #[test]
     fn sense_checks() {
         let cases = [
-            (r#""schema_version": 1"#, r#""schema_version": 2"#, "schema_version: expected 1, found 2"),
             (r#""share": ["net"]"#, r#""share": ["net", "mnt"]"#, "a pod shares net, ipc, pid and uts"),
-            (r#""publish": ["8080:80"]"#, r#""publish": ["8080"]"#, "must be HOST_PORT:CONTAINER_PORT"),
             (r#""name": "app""#, r#""name": "pause""#, "`pause` is used twice"),
         ];
         for (from, to, expected) in cases {
             let error = error_of(&MINIMAL.replace(from, to));
             assert!(error.contains(expected), "replacing {from} with {to}: {error}");
         }
+    }
+
+    #[test]
+    fn checks_that_live_in_a_field_type_name_line_and_column() {
+        let cases = [
+            (
+                r#""schema_version": 1"#,
+                r#""schema_version": 2"#,
+                "scenarios/example.json:2:21: schema_version: expected 1, found 2",
+            ),
+            (
+                r#""publish": ["8080:80"]"#,
+                r#""publish": ["8080"]"#,
+                "scenarios/example.json:5:76: pod.infra.publish[0]: `8080` must be HOST_PORT:CONTAINER_PORT",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            assert_eq!(error_of(&MINIMAL.replace(from, to)), expected, "replacing {from} with {to}");
+        }
+    }
+
+    #[test]
+    fn a_port_mapping_reads_and_prints_as_written() {
+        let scenario = parse(MINIMAL, Path::new("scenarios/example.json")).unwrap();
+        let mapping = scenario.pod.infra.publish[0];
+        assert_eq!((mapping.host, mapping.container), (8080, 80));
+        assert_eq!(mapping.to_string(), "8080:80");
     }
 }

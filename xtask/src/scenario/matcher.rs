@@ -1,59 +1,49 @@
 //! Matchers: how a step says what text it expects. Each is an object with one key.
 
 use regex::Regex;
-use serde::de::{Deserialize, Deserializer, Error, MapAccess, Visitor};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Clone, Debug)]
+use super::one_key::{self, OneKeyEnum};
+
+/// What text a step expects: an object with exactly one key.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(remote = "Self", rename_all = "kebab-case")]
+#[schemars(rename = "Matcher")]
 pub enum Matcher {
     /// The whole text, exactly.
     Equals(String),
     /// The text contains this.
     Contains(String),
-    /// A regular expression in multi-line mode: `^` and `$` match at each line's start and end.
+    /// A regular expression (Rust regex syntax) in multi-line mode: `^` and `$` match at each line's start and end.
     Regex(String),
     /// The inner matcher does not match.
     Not(Box<Matcher>),
-    /// Every inner matcher matches (at least one).
+    /// Every inner matcher matches; at least one.
     All(Vec<Matcher>),
 }
 
-const KINDS: &[&str] = &["equals", "contains", "regex", "not", "all"];
+impl OneKeyEnum for Matcher {
+    const NAME: &'static str = "matcher";
+    const INSTEAD_OF_A_SECOND_KEY: &'static str = "combine matchers with `all`";
 
-/// By hand rather than derived, so that `{}` and `{"equals": .., "contains": ..}` get
-/// messages that say what to write instead of serde's "expected value".
-impl<'de> Deserialize<'de> for Matcher {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(MatcherVisitor)
+    fn derived<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Matcher::deserialize(deserializer)
     }
 }
 
-struct MatcherVisitor;
-
-impl<'de> Visitor<'de> for MatcherVisitor {
-    type Value = Matcher;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("a matcher: an object with one key, equals, contains, regex, not or all")
+/// Wraps the derived deserializer (see `one_key`) so that `{}` and a second key say what to write.
+impl<'de> Deserialize<'de> for Matcher {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_key::deserialize(deserializer)
     }
+}
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Matcher, A::Error> {
-        let Some(kind) = map.next_key::<String>()? else {
-            return Err(A::Error::custom("an empty matcher: give one of equals, contains, regex, not, all"));
-        };
-        let matcher = match kind.as_str() {
-            "equals" => Matcher::Equals(map.next_value()?),
-            "contains" => Matcher::Contains(map.next_value()?),
-            "regex" => Matcher::Regex(map.next_value()?),
-            "not" => Matcher::Not(Box::new(map.next_value()?)),
-            "all" => Matcher::All(map.next_value()?),
-            unknown => return Err(A::Error::unknown_variant(unknown, KINDS)),
-        };
-        if let Some(second) = map.next_key::<String>()? {
-            return Err(A::Error::custom(format!(
-                "a matcher has one key, this one also has `{second}`: combine matchers with `all`"
-            )));
-        }
-        Ok(matcher)
+/// The derived serializer as is (`remote = "Self"` made it a plain function too), for `Step::kind`,
+/// which serializes a step to read its key.
+impl Serialize for Matcher {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Matcher::serialize(self, serializer)
     }
 }
 

@@ -1,73 +1,134 @@
 //! The scenario format: a pod and the ordered steps that test it, as strict JSON.
 //!
-//! `scenarios/schema.json` describes the same format for editors; the tests check that
-//! every scenario file passes it and that it rejects what the loader rejects.
+//! These types are the format. `scenarios/schema.json`, for editors, is generated from them
+//! (doc comments become its descriptions), and so are the step and matcher tables of
+//! docs/scenarios.md; after changing a type or a doc comment, `cargo test -p xtask --bins schema`
+//! rewrites what is stale and fails once, so that the new files get committed.
 //! Optional fields mean "not checked"; matchers are explicit (equals, contains, regex, not, all).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::Error;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod load;
 mod matcher;
+mod one_key;
+// Only tests generate the schema: the files are committed, and a test keeps them fresh.
 #[cfg(test)]
-mod schema_check;
+mod schema;
 
 #[cfg(test)]
 pub use load::parse;
 pub use load::{file_source, load_all};
 pub use matcher::Matcher;
 
+use one_key::OneKeyEnum;
+
 /// The only version of the format so far.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Deserialize)]
+/// A pod and the ordered steps that test it.
+///
+/// The loader (xtask/src/scenario) is the authority: it also checks what a schema cannot say,
+/// such as container names that steps refer to, published ports, valid regular expressions and
+/// files that exist.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
-    pub schema_version: u32,
+    /// The version of this format; only 1 exists so far.
+    #[expect(dead_code, reason = "read only to be checked, which its type does as it is read")]
+    pub schema_version: SchemaVersion,
+    /// What the scenario tests, in a sentence; shown in reports.
     pub description: String,
+    /// The infra (pause) container and the app containers that join its namespaces.
     pub pod: Pod,
+    /// The checks and actions, run in order; a scenario needs at least one.
     pub steps: Vec<Step>,
     /// Filled in by the loader: where the file is, for errors and relative `files`.
     #[serde(skip)]
     pub path: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
+/// `schema_version`, which must be `SCHEMA_VERSION`: the type refuses any other number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemaVersion;
+
+impl<'de> Deserialize<'de> for SchemaVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let version = u32::deserialize(deserializer)?;
+        if version != SCHEMA_VERSION {
+            return Err(D::Error::custom(format!("expected {SCHEMA_VERSION}, found {version}")));
+        }
+        Ok(SchemaVersion)
+    }
+}
+
+impl JsonSchema for SchemaVersion {
+    fn schema_name() -> Cow<'static, str> {
+        "SchemaVersion".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "const": SCHEMA_VERSION })
+    }
+}
+
+/// A pod: one infra container that owns the namespaces and app containers that share them.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pod {
     /// The pod's hostname, set on the infra container (as Kubernetes sets it to the pod's name).
+    /// Absent or null: Docker's default.
     pub hostname: Option<String>,
+    /// The infra container, usually the pause image; it owns the namespaces, so its `share` must stay empty.
     pub infra: Container,
+    /// The app containers, started after the infra container.
     pub containers: Vec<Container>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One container. `command` and `args` exclude each other.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Container {
+    /// The name steps use for this container: letters, digits, `-` or `_`, unique in the pod.
     pub name: String,
+    /// The image to run; must not be empty.
     pub image: String,
-    /// For app containers: which of the infra container's namespaces to join.
+    /// For app containers: which of the infra container's namespaces to join, each at most once.
+    /// A pod shares net, ipc, pid and uts; the others cannot be shared.
     #[serde(default)]
     pub share: Vec<NamespaceKind>,
-    /// `HOST_PORT:CONTAINER_PORT`, published on 127.0.0.1 only.
+    /// Ports as `HOST_PORT:CONTAINER_PORT`, such as `8080:80`, published on 127.0.0.1 only.
     #[serde(default)]
-    pub publish: Vec<String>,
-    /// Container path to a file beside the scenario, mounted read-only.
+    pub publish: Vec<PortMapping>,
+    /// Absolute container path to a file beside the scenario (relative to the scenario's folder),
+    /// mounted read-only.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
-    /// Replaces the image's entrypoint and command.
+    /// Replaces the image's entrypoint and command; not empty. Absent or null: the image's own.
     pub command: Option<Vec<String>>,
-    /// Arguments appended to the image's entrypoint.
+    /// Arguments appended to the image's entrypoint. Absent or null: the image's command.
     pub args: Option<Vec<String>>,
+    /// The user to run as, as `docker run --user` takes it (`65535:65535`). Absent or null: the image's user.
     pub user: Option<String>,
+    /// Environment variables to set.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Docker's restart policy. Absent or null: Docker's default (no).
     pub restart: Option<RestartPolicy>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+/// A namespace, by its name under /proc/PID/ns/.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum NamespaceKind {
     Net,
@@ -94,7 +155,52 @@ impl NamespaceKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+/// A port published on 127.0.0.1, written `HOST_PORT:CONTAINER_PORT` (`8080:80`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortMapping {
+    pub host: u16,
+    pub container: u16,
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}:{}", self.host, self.container)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortMapping {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let ports = text.split_once(':').and_then(|(host, container)| {
+            Some(PortMapping { host: host.parse().ok()?, container: container.parse().ok()? })
+        });
+        ports.ok_or_else(|| D::Error::custom(format!("`{text}` must be HOST_PORT:CONTAINER_PORT")))
+    }
+}
+
+/// As written in the file, so that the schema can show `publish`'s default.
+impl Serialize for PortMapping {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for PortMapping {
+    fn schema_name() -> Cow<'static, str> {
+        "PortMapping".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": "^[0-9]{1,5}:[0-9]{1,5}$" })
+    }
+}
+
+/// Docker's restart policy.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     No,
@@ -102,185 +208,273 @@ pub enum RestartPolicy {
     OnFailure,
 }
 
-/// One step. Each is an object with a single key, the step's kind (see `STEP_KINDS`).
-#[derive(Debug)]
+/// One step: an object with exactly one key, the step's kind.
+// `Serialize` is derived only for `kind`: the key serde writes is the kind as files spell it.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(remote = "Self", rename_all = "kebab-case")]
+#[schemars(rename = "Step")]
 pub enum Step {
-    /// Runs a command in a container; checks its exit code and output.
+    /// Runs `argv` in a container and checks `exit_code` (default 0), `stdout` and `stderr`;
+    /// `save_stdout_as` keeps its trimmed stdout for `${name}` in later steps.
     Exec(Exec),
-    /// Every container's eth0 IPv4 address is the same, and is the infra container's.
+    /// Every container's eth0 IPv4 address, read in its network namespace, equals the infra container's.
     SameIp(Containers),
-    /// Every container reports the same hostname (or, with `expect: false`, not).
+    /// The hostname in each container's UTS namespace is the same (with `expect: false`, it is not).
     SameHostname(SameHostname),
-    /// Every container's /proc/PID/ns/KIND is the same namespace (or, with `expect: false`, not).
+    /// `/proc/PID/ns/KIND` of each container's main process is one namespace (with `expect: false`, it is not).
     SameNamespace(SameNamespace),
-    /// `ps` inside each container shows PID 1 running this command.
+    /// `ps` inside each container shows PID 1 running `command`.
+    #[serde(rename = "pid-1")]
     Pid1(Pid1),
     /// No process in the container's PID namespace is a zombie.
     NoZombies(ContainerRef),
-    /// The container's main process uses (almost) no CPU while it waits.
+    /// The container's main process uses at most `max_cpu_ms` of CPU over `over_ms` while it waits.
     CpuIdle(CpuIdle),
-    /// An HTTP GET to a port published on 127.0.0.1, from where the Docker daemon runs.
+    /// An HTTP GET to `127.0.0.1:port` + `path`, from where the Docker daemon runs: checks `status` and `body`.
     Http(Http),
-    /// Sends a signal to a container's main process.
+    /// Sends `signal` (`SIGINT`, ...) to a container's main process.
     Signal(SignalStep),
-    /// `docker stop` with a grace period; checks how long it took, the exit code and the logs.
+    /// `docker stop` with `grace_seconds`; checks `within_ms`, `exit_code` and `logs`.
     Stop(Stop),
-    /// Waits for a container to exit by itself; checks the exit code and the logs.
+    /// Waits up to `within_ms` for a container to exit by itself; checks `exit_code` and `logs`.
     WaitExit(WaitExit),
-    /// Each container is (or is not) running.
+    /// Each container is running (`expect: true`) or not.
     Running(Running),
     /// Restarts a container (`docker restart`).
     Restart(ContainerRef),
-    /// The container's main process as the kernel sees it: user, group, command.
+    /// The container's main process as the kernel sees it (from /proc): `uid`, `gid` and `command`.
     Process(Process),
-    /// The files of an image and the user it runs as.
+    /// An image's `files` (exactly these regular files and links) and `user`.
     Image(Image),
-    /// Checks a container's logs (stdout, then stderr).
+    /// A container's logs (stdout, then stderr) match `matches`.
     Logs(Logs),
-    /// Retries one step until it passes or `within_ms` runs out.
+    /// Retries one `step` every `every_ms` (default 200) until it passes or `within_ms` runs out.
     Eventually(Eventually),
 }
 
-#[derive(Debug, Deserialize)]
+impl OneKeyEnum for Step {
+    const NAME: &'static str = "step";
+    const INSTEAD_OF_A_SECOND_KEY: &'static str = "make it a step of its own";
+
+    fn derived<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Step::deserialize(deserializer)
+    }
+}
+
+/// Wraps the derived deserializer (see `one_key`) so that `{}` and a second key say what to write.
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_key::deserialize(deserializer)
+    }
+}
+
+/// The derived serializer as is: `remote = "Self"` made it a plain function too.
+impl Serialize for Step {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Step::serialize(self, serializer)
+    }
+}
+
+/// Runs a command in a container and checks what it printed.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exec {
+    /// The name of a container in the pod.
     pub container: String,
+    /// The command and its arguments, not run through a shell; not empty.
+    /// `${name}` is replaced by a value saved earlier.
     pub argv: Vec<String>,
-    /// Defaults to 0; `null` would not mean "unchecked" here, since a failing command is rarely intended.
+    /// The expected exit code. It has a default rather than null for "not checked", since a
+    /// failing command is rarely intended.
     #[serde(default)]
     pub exit_code: i32,
+    /// What stdout must match. Absent or null: not checked.
     pub stdout: Option<Matcher>,
+    /// What stderr must match. Absent or null: not checked.
     pub stderr: Option<Matcher>,
     /// Saves trimmed stdout under this name; later steps use it as `${name}` in argv and matchers.
     pub save_stdout_as: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The containers to compare.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Containers {
+    /// At least two container names.
     pub containers: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The containers to compare and whether their hostnames should be the same.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SameHostname {
+    /// At least two container names.
     pub containers: Vec<String>,
+    /// true: the hostnames are all the same; false: they are not.
     #[serde(default = "yes")]
     pub expect: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// The containers to compare, the namespace, and whether it should be the same.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SameNamespace {
+    /// Which namespace to compare.
     pub kind: NamespaceKind,
+    /// At least two container names.
     pub containers: Vec<String>,
+    /// true: the namespace is the same in all; false: it is not.
     #[serde(default = "yes")]
     pub expect: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// The containers whose PID 1 to check and the command it should run.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pid1 {
+    /// Container names; at least one.
     pub containers: Vec<String>,
+    /// What PID 1's command, as `ps` shows it, must match.
     pub command: Matcher,
 }
 
-#[derive(Debug, Deserialize)]
+/// One container.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerRef {
+    /// The name of a container in the pod.
     pub container: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// Watches a container's main process for a while: it must use at most `max_cpu_ms` of CPU.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CpuIdle {
+    /// The name of a container in the pod.
     pub container: String,
-    /// How long to watch.
+    /// How long to watch, in milliseconds; above 0.
     #[serde(default = "default_idle_window_ms")]
     pub over_ms: u64,
-    /// The most CPU time (user + system) the process may use meanwhile; the kernel counts in 10 ms ticks.
+    /// The most CPU time (user + system), in milliseconds, the process may use meanwhile; the
+    /// kernel counts in 10 ms ticks.
     #[serde(default = "default_idle_cpu_ms")]
     pub max_cpu_ms: u64,
 }
 
-#[derive(Debug, Deserialize)]
+/// Where to send the GET and what should come back.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
+    /// A host port that a container publishes.
     pub port: u16,
+    /// The request path; starts with /.
     #[serde(default = "root_path")]
     pub path: String,
+    /// The expected HTTP status. Absent or null: not checked.
     pub status: Option<u16>,
+    /// What the response body must match. Absent or null: not checked.
     pub body: Option<Matcher>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The container and the signal to send to its main process.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalStep {
+    /// The name of a container in the pod.
     pub container: String,
     /// A signal name such as `SIGINT`.
+    #[schemars(schema_with = "signal_names")]
     pub signal: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The container to stop and what to expect of it.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stop {
+    /// The name of a container in the pod.
     pub container: String,
     /// Seconds `docker stop` waits before SIGKILL (Docker's default is 10).
     #[serde(default = "default_grace_seconds")]
     pub grace_seconds: u32,
+    /// The stop must take at most this many milliseconds; above 0. Absent or null: not checked.
     pub within_ms: Option<u64>,
+    /// The expected exit code. Absent or null: not checked.
     pub exit_code: Option<i32>,
+    /// What the container's logs must match after it stopped. Absent or null: not checked.
     pub logs: Option<Matcher>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The container to wait for and what to expect of it.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitExit {
+    /// The name of a container in the pod.
     pub container: String,
+    /// How long to wait for the exit, in milliseconds; above 0.
     pub within_ms: u64,
+    /// The expected exit code. Absent or null: not checked.
     pub exit_code: Option<i32>,
+    /// What the container's logs must match after it exited. Absent or null: not checked.
     pub logs: Option<Matcher>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The containers and whether they should be running.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Running {
+    /// Container names; at least one.
     pub containers: Vec<String>,
+    /// true: each is running; false: none is.
     pub expect: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// The container whose main process to check, and what to expect of it.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Process {
+    /// The name of a container in the pod.
     pub container: String,
+    /// The process's user id. Absent or null: not checked.
     pub uid: Option<u32>,
+    /// The process's group id. Absent or null: not checked.
     pub gid: Option<u32>,
+    /// What the process's command line must match. Absent or null: not checked.
     pub command: Option<Matcher>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The image to inspect and what it should hold.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
+    /// The image name.
     pub name: String,
     /// Every regular file and link of the image, without a leading slash, in any order.
+    /// Absent or null: not checked.
     pub files: Option<Vec<String>>,
-    /// The image's configured user, as `docker image inspect` reports it.
+    /// The image's configured user, as `docker image inspect` reports it. Absent or null: not checked.
     pub user: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The container whose logs to check, and what they must match.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Logs {
+    /// The name of a container in the pod.
     pub container: String,
+    /// What the logs (stdout, then stderr) must match.
     pub matches: Matcher,
 }
 
-#[derive(Debug, Deserialize)]
+/// A step to retry, and for how long.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Eventually {
+    /// Gives up after this many milliseconds; above 0.
     pub within_ms: u64,
+    /// Milliseconds between tries; above 0.
     #[serde(default = "default_every_ms")]
     pub every_ms: u64,
+    /// The step to retry.
     pub step: Box<Step>,
 }
 
@@ -308,100 +502,19 @@ fn default_idle_cpu_ms() -> u64 {
     10
 }
 
-/// Every step kind, as written in a file.
-pub const STEP_KINDS: &[&str] = &[
-    "exec",
-    "same-ip",
-    "same-hostname",
-    "same-namespace",
-    "pid-1",
-    "no-zombies",
-    "cpu-idle",
-    "http",
-    "signal",
-    "stop",
-    "wait-exit",
-    "running",
-    "restart",
-    "process",
-    "image",
-    "logs",
-    "eventually",
-];
-
-/// By hand rather than derived, so that `{}` and a step with two keys get messages that say
-/// what to write instead of serde's "expected value" (the same reason as for matchers).
-impl<'de> Deserialize<'de> for Step {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(StepVisitor)
-    }
-}
-
-struct StepVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StepVisitor {
-    type Value = Step;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("a step: an object with one key, the step's kind")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
-        use serde::de::Error;
-        let Some(kind) = map.next_key::<String>()? else {
-            return Err(A::Error::custom(format!("an empty step: give one of {}", STEP_KINDS.join(", "))));
-        };
-        let step = match kind.as_str() {
-            "exec" => Step::Exec(map.next_value()?),
-            "same-ip" => Step::SameIp(map.next_value()?),
-            "same-hostname" => Step::SameHostname(map.next_value()?),
-            "same-namespace" => Step::SameNamespace(map.next_value()?),
-            "pid-1" => Step::Pid1(map.next_value()?),
-            "no-zombies" => Step::NoZombies(map.next_value()?),
-            "cpu-idle" => Step::CpuIdle(map.next_value()?),
-            "http" => Step::Http(map.next_value()?),
-            "signal" => Step::Signal(map.next_value()?),
-            "stop" => Step::Stop(map.next_value()?),
-            "wait-exit" => Step::WaitExit(map.next_value()?),
-            "running" => Step::Running(map.next_value()?),
-            "restart" => Step::Restart(map.next_value()?),
-            "process" => Step::Process(map.next_value()?),
-            "image" => Step::Image(map.next_value()?),
-            "logs" => Step::Logs(map.next_value()?),
-            "eventually" => Step::Eventually(map.next_value()?),
-            unknown => return Err(A::Error::unknown_variant(unknown, STEP_KINDS)),
-        };
-        if let Some(second) = map.next_key::<String>()? {
-            return Err(A::Error::custom(format!(
-                "a step has one key, this one also has `{second}`: make it a step of its own"
-            )));
-        }
-        Ok(step)
-    }
+/// The signal names the loader accepts, from the same list it parses them with, so that
+/// editors can offer them.
+fn signal_names(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = nix::sys::signal::Signal::iterator().map(|signal| signal.as_str()).collect();
+    json_schema!({ "type": "string", "enum": names })
 }
 
 impl Step {
-    /// The step's kind, as written in the file.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Step::Exec(_) => "exec",
-            Step::SameIp(_) => "same-ip",
-            Step::SameHostname(_) => "same-hostname",
-            Step::SameNamespace(_) => "same-namespace",
-            Step::Pid1(_) => "pid-1",
-            Step::NoZombies(_) => "no-zombies",
-            Step::CpuIdle(_) => "cpu-idle",
-            Step::Http(_) => "http",
-            Step::Signal(_) => "signal",
-            Step::Stop(_) => "stop",
-            Step::WaitExit(_) => "wait-exit",
-            Step::Running(_) => "running",
-            Step::Restart(_) => "restart",
-            Step::Process(_) => "process",
-            Step::Image(_) => "image",
-            Step::Logs(_) => "logs",
-            Step::Eventually(_) => "eventually",
-        }
+    /// The step's kind, as written in the file: the one key serde writes for it.
+    pub fn kind(&self) -> String {
+        let written = serde_json::to_value(self).expect("a step always serializes");
+        let key = written.as_object().and_then(|object| object.keys().next());
+        key.expect("serde writes a step as an object with one key").clone()
     }
 
     /// The containers a step names, so the loader can check that each exists.

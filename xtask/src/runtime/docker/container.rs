@@ -7,8 +7,8 @@
 use serde_json::json;
 
 use crate::names;
-use crate::pod::{ContainerPlan, PodPlan, Published};
-use crate::scenario::{NamespaceKind, RestartPolicy};
+use crate::pod::{ContainerPlan, PodPlan};
+use crate::scenario::{NamespaceKind, PortMapping, RestartPolicy};
 
 /// One `docker run --detach`.
 #[derive(Debug, Default)]
@@ -31,7 +31,7 @@ pub struct Run {
     /// DNS pointed at 127.0.0.1: nothing is looked up outside.
     dns: bool,
     hostname: Option<String>,
-    publish: Vec<Published>,
+    publish: Vec<PortMapping>,
 }
 
 impl Run {
@@ -94,9 +94,9 @@ impl Run {
         let mut exposed = serde_json::Map::new();
         let mut bindings = serde_json::Map::new();
         for published in &self.publish {
-            let key = format!("{}/tcp", published.container_port);
+            let key = format!("{}/tcp", published.container);
             exposed.insert(key.clone(), json!({}));
-            bindings.insert(key, json!([{ "HostIp": "127.0.0.1", "HostPort": published.host_port.to_string() }]));
+            bindings.insert(key, json!([{ "HostIp": "127.0.0.1", "HostPort": published.host.to_string() }]));
         }
         let mut body = json!({
             "Image": self.image,
@@ -156,11 +156,7 @@ impl Run {
             arguments.push("--dns=127.0.0.1".to_string());
         }
         arguments.extend(self.hostname.iter().map(|hostname| format!("--hostname={hostname}")));
-        arguments.extend(
-            self.publish
-                .iter()
-                .map(|published| format!("--publish=127.0.0.1:{}:{}", published.host_port, published.container_port)),
-        );
+        arguments.extend(self.publish.iter().map(|published| format!("--publish=127.0.0.1:{published}")));
         arguments.extend(self.entrypoint.iter().map(|entrypoint| format!("--entrypoint={entrypoint}")));
         arguments.push(self.image.clone());
         arguments.extend(self.command.iter().cloned());
