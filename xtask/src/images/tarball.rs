@@ -20,7 +20,8 @@ use super::rootfs::Rootfs;
 use super::{ImageTar, Recipe};
 
 /// Bumped when this builder changes how every image is laid out or archived.
-/// 2: written by the `tar` crate instead of GNU tar (no 10 KiB record padding at the end).
+/// 2: written by the `tar` crate instead of GNU tar: the same entries, but no padding to a 10 KiB record
+/// at the end and the checksums' digits laid out differently.
 const BUILDER_VERSION: u32 = 2;
 
 /// The tar crate copies a file 8 KiB at a time; buffering its writes turns the ghost stand-in's 100 MB
