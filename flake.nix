@@ -49,7 +49,7 @@
 
       # What the harness calls at run time, on the host or in a guest.
       harnessTools = with pkgs; [
-        docker nginx nodejs pkgsStatic.busybox util-linux iproute2 procps curl gnutar xz glibc.bin
+        docker nginx nodejs pkgsStatic.busybox util-linux iproute2 procps curl xz glibc.bin
       ];
     in
     {

@@ -17,7 +17,6 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("nsenter", "util-linux", "same-ip and same-hostname look inside each container's namespaces"),
     ("ps", "procps", "no-zombies lists the processes of a PID namespace"),
     ("curl", "curl", "http steps ask the pod's published port"),
-    ("tar", "tar", "images are built as root filesystem tars"),
     ("qemu-system-x86_64", "qemu-system-x86", "the vm host (the default) boots its guest with it"),
     ("xz", "xz-utils", "the vm host unpacks the guest's kernel once, for a faster boot"),
 ];

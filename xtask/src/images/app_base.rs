@@ -6,12 +6,12 @@
 //! proves two containers share an IPC namespace. busybox has no `ipcmk`, hence util-linux.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::HostProgram;
 use super::rootfs::Rootfs;
+use super::{HOST_COMMAND_DEADLINE, HostProgram};
+use crate::command;
 
 pub const BUSYBOX: HostProgram = HostProgram { name: "busybox", path: "/bin/busybox", package: "busybox-static" };
 pub const IPCMK: HostProgram = HostProgram { name: "ipcmk", path: "/usr/bin/ipcmk", package: "util-linux" };
@@ -62,11 +62,11 @@ pub fn add_app_base(rootfs: &mut Rootfs) -> Result<()> {
 /// A busybox built without one of the applets would give a test "applet not found" deep inside a pod;
 /// saying so while building is clearer.
 fn require_applets(busybox: &Path) -> Result<()> {
-    let output = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .with_context(|| format!("cannot run {} --list: install busybox-static", busybox.display()))?;
-    let applets = String::from_utf8_lossy(&output.stdout);
+    let busybox_text =
+        busybox.to_str().with_context(|| format!("{} is not UTF-8: install busybox-static", busybox.display()))?;
+    let output = command::run(&command::argv(&[busybox_text, "--list"]), HOST_COMMAND_DEADLINE)
+        .with_context(|| format!("cannot run {busybox_text} --list: install busybox-static"))?;
+    let applets = output.stdout_text();
     let missing: Vec<&str> =
         BUSYBOX_APPLETS.into_iter().filter(|wanted| !applets.lines().any(|applet| applet == *wanted)).collect();
     if !missing.is_empty() {

@@ -1,8 +1,9 @@
 //! Builds the pod's images offline, from files on this host, as root filesystem tars for `docker import`.
 //!
 //! No image registry is reachable, so each image is a recipe (`pause.rs`, `nginx.rs`, `ghost_standin.rs`)
-//! that describes a root filesystem made of host files and a few generated ones (`rootfs.rs`); `tarball.rs`
-//! archives it with GNU tar, or reuses the tar a previous run left in the cache directory.
+//! that describes a root filesystem made of host files and a few generated ones (`rootfs.rs`), written as a
+//! tar with the `tar` crate; `tarball.rs` puts that tar in the cache directory, or reuses the one a previous
+//! run left there.
 
 mod app_base;
 mod ghost_standin;
@@ -12,12 +13,17 @@ mod rootfs;
 mod tarball;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use self::rootfs::Rootfs;
 pub use self::rootfs::program_interpreter;
+use crate::command;
+
+/// How long `ldd` or `busybox --list` may take. Each answers in milliseconds; one that has not after
+/// 30 s is hung, and the build says so instead of waiting for ever.
+const HOST_COMMAND_DEADLINE: Duration = Duration::from_secs(30);
 
 /// One image, ready for `docker import`.
 pub struct ImageTar {
@@ -41,11 +47,7 @@ pub fn build_all(pause_binary: &Path, cache_dir: &Path) -> Result<Vec<ImageTar>>
 /// What the builder needs from the host, for `cargo xtask doctor`: (what is missing, the Debian package that provides it).
 pub fn missing_prerequisites() -> Vec<(String, String)> {
     let mut missing = Vec::new();
-    let tar_version = Command::new("tar").arg("--version").output();
-    if !tar_version.is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("GNU tar")) {
-        missing.push(("GNU tar (for --sort=name and --mtime)".to_string(), "tar".to_string()));
-    }
-    if Command::new("ldd").arg("--version").output().is_err() {
+    if command::run(&command::argv(&["ldd", "--version"]), HOST_COMMAND_DEADLINE).is_err() {
         missing.push(("ldd".to_string(), "libc-bin".to_string()));
     }
     for program in HOST_PROGRAMS {
@@ -110,8 +112,9 @@ struct Recipe {
 mod tests {
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::process::{Output, Stdio};
+    use std::process::{Command, Output, Stdio};
 
+    use super::rootfs::tests::{list_tar, unpack};
     use super::*;
 
     /// A stand-in for the pause binary where only the image's layout is under test: any file will do, and
@@ -121,22 +124,6 @@ mod tests {
         fs::write(&path, contents).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         path
-    }
-
-    /// `tar -tv` of an image tar, one member a line: `-rwxr-xr-x 0/0 12 1970-01-01 00:00 pause`.
-    fn list_tar(tar: &Path) -> Vec<String> {
-        let output = Command::new("tar").arg("--numeric-owner").arg("-tvf").arg(tar).output().unwrap();
-        assert!(
-            output.status.success(),
-            "tar -tvf {} failed: {}",
-            tar.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect()
     }
 
     #[test]
@@ -149,7 +136,7 @@ mod tests {
 
         assert_eq!(image.name, "podlab/pause");
         assert_eq!(image.changes, ["USER 65535:65535", r#"ENTRYPOINT ["/pause"]"#]);
-        assert_eq!(list_tar(&image.tar), ["-rwxr-xr-x 0/0 14 1970-01-01 00:00 pause"]);
+        assert_eq!(list_tar(fs::File::open(&image.tar).unwrap()), ["file 755 0/0 14 0 pause"]);
     }
 
     #[test]
@@ -171,7 +158,7 @@ mod tests {
             (first_metadata.ino(), first_metadata.modified().unwrap()),
             (second_metadata.ino(), second_metadata.modified().unwrap())
         );
-        // Nothing is left of the staging directory or the temporary tar.
+        // Nothing is left of the temporary tar.
         assert_eq!(fs::read_dir(cache.path()).unwrap().count(), 1);
     }
 
@@ -248,8 +235,7 @@ mod tests {
     /// Extracts an image tar as `docker import` would, plus the mount points `run_in_image` needs.
     fn extract(image: &ImageTar) -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();
-        let status = Command::new("tar").arg("-xf").arg(&image.tar).arg("-C").arg(root.path()).status().unwrap();
-        assert!(status.success(), "cannot extract {}", image.tar.display());
+        unpack(fs::File::open(&image.tar).unwrap(), root.path());
         fs::create_dir(root.path().join("proc")).unwrap();
         fs::create_dir(root.path().join("dev")).unwrap();
         fs::write(root.path().join("dev/null"), b"").unwrap();

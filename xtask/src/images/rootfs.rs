@@ -1,22 +1,28 @@
-//! A root filesystem described before it exists (host files, generated files, directories, symlinks), then staged.
+//! A root filesystem described before it exists (host files, generated files, directories, symlinks), then
+//! written as a tar.
 //!
 //! Describing first lets the cache key be computed from the description alone, so a cached tar is reused
 //! without copying a single byte. Copying a host program brings its shared libraries along, found with `ldd`,
 //! and recreates every symlink name the loader looks up on the way to the real file.
 //! Inside the image every directory is a real directory, even where the host (merged /usr) has a symlink:
-//! only the last component of a path is ever a symlink, so staging never follows a link out of the staging
-//! directory and into the host.
+//! only the last component of a path is ever a symlink, so unpacking the tar never follows a link out of
+//! the image and into the host.
+//! The tar is written straight from the description with the `tar` crate, nothing staged on disk: entries in
+//! path order, owned by 0:0, dated 1970, so the same description gives the same bytes on any host.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt, symlink};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 use regex::Regex;
+use tar::{EntryType, Header};
+
+use super::HOST_COMMAND_DEADLINE;
+use crate::command;
 
 /// Linux gives up after 40 links in one lookup; a longer chain on the host is a loop.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -59,7 +65,8 @@ impl Entry {
 }
 
 /// The description of a root filesystem: image path (absolute, like `/usr/sbin/nginx`) to what is there.
-/// A sorted map puts every parent before its children, which staging relies on.
+/// A sorted map puts every parent before its children, the order a tar must have for its directories to
+/// exist before what they hold.
 #[derive(Debug, Default)]
 pub struct Rootfs {
     entries: BTreeMap<PathBuf, Entry>,
@@ -154,43 +161,18 @@ impl Rootfs {
         Ok(())
     }
 
-    /// The names directly under `/`, in order: what to hand to `tar`, so that the tar holds no `./` entry.
-    pub fn top_level_names(&self) -> Vec<OsString> {
-        self.entries
-            .keys()
-            .filter(|image_path| image_path.parent() == Some(Path::new("/")))
-            .filter_map(|image_path| image_path.file_name().map(OsString::from))
-            .collect()
-    }
-
-    /// Makes the described filesystem real under `root`, an empty directory.
-    pub fn stage(&self, root: &Path) -> Result<()> {
+    /// Writes the described filesystem to `output` as a tar, in path order. Every entry is owned by 0:0 with
+    /// no owner names and dated 0 (1970), so neither the host's owners nor its times reach the image, and the
+    /// same description gives the same bytes. Host files are streamed from disk, never held whole in memory.
+    pub fn write_tar(&self, output: impl Write) -> Result<()> {
+        ensure!(!self.entries.is_empty(), "the image would be empty: fix the recipe");
+        let mut builder = tar::Builder::new(output);
         for (image_path, entry) in &self.entries {
-            let staged = staged_path(root, image_path);
-            match entry {
-                // Modes of directories are set at the end, so that a read-only directory can still be filled.
-                Entry::Directory { .. } => {
-                    fs::create_dir(&staged).with_context(|| format!("cannot create {}", staged.display()))?
-                }
-                Entry::HostFile { source, mode } => {
-                    fs::copy(source, &staged).with_context(|| {
-                        format!("cannot copy {} to {}: check free space", source.display(), staged.display())
-                    })?;
-                    set_mode(&staged, *mode)?;
-                }
-                Entry::GeneratedFile { contents, mode } => {
-                    fs::write(&staged, contents).with_context(|| format!("cannot write {}", staged.display()))?;
-                    set_mode(&staged, *mode)?;
-                }
-                Entry::Symlink { target } => symlink(target, &staged)
-                    .with_context(|| format!("cannot create the symlink {}", staged.display()))?,
-            }
+            append_entry(&mut builder, image_path, entry)
+                .with_context(|| format!("cannot add {} ({}) to the tar", image_path.display(), entry.describe()))?;
         }
-        for (image_path, entry) in self.entries.iter().rev() {
-            if let Entry::Directory { mode } = entry {
-                set_mode(&staged_path(root, image_path), *mode)?;
-            }
-        }
+        // Writes the two zero blocks that end a tar.
+        builder.into_inner().context("cannot finish the tar")?;
         Ok(())
     }
 
@@ -281,18 +263,17 @@ pub fn program_interpreter(path: &Path) -> Result<Option<PathBuf>> {
 /// These are the names the loader looks up, often symlinks; libraries loaded later with `dlopen` are not
 /// listed, which is why each image is proved by running its programs (see the tests in `mod.rs`).
 pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
-    let output = Command::new("ldd")
-        .arg(program)
-        .output()
-        .context("cannot run ldd: install it with apt-get install libc-bin")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let program_text =
+        program.to_str().with_context(|| format!("{} is not UTF-8: give a path ldd can take", program.display()))?;
+    let output = command::run(&command::argv(&["ldd", program_text]), HOST_COMMAND_DEADLINE)
+        .with_context(|| format!("cannot run ldd on {program_text}: install it with apt-get install libc-bin"))?;
+    let stdout = output.stdout_text();
     ensure!(
-        output.status.success(),
-        "ldd {} failed ({}): {}{}",
-        program.display(),
-        output.status,
+        output.success(),
+        "ldd {program_text} failed ({}): {}{}",
+        output.ending(),
         stdout.trim(),
-        String::from_utf8_lossy(&output.stderr).trim()
+        output.stderr.trim()
     );
     parse_ldd_output(program, &stdout)
 }
@@ -336,18 +317,121 @@ fn normalize_lexically(path: &Path) -> PathBuf {
     normalized
 }
 
-fn staged_path(root: &Path, image_path: &Path) -> PathBuf {
-    root.join(image_path.strip_prefix("/").expect("image paths are absolute"))
+/// Appends one entry: GNU headers, as GNU tar writes them, so that a name over 100 bytes gets a long-name
+/// entry instead of an error.
+fn append_entry(builder: &mut tar::Builder<impl Write>, image_path: &Path, entry: &Entry) -> Result<()> {
+    let relative = image_path.strip_prefix("/").context("image paths are absolute")?;
+    let mut header = Header::new_gnu();
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(0);
+    match entry {
+        Entry::Directory { mode } => {
+            header.set_entry_type(EntryType::Directory);
+            header.set_mode(*mode);
+            // `etc/`, with the trailing slash GNU tar gives a directory.
+            let mut name = relative.as_os_str().to_owned();
+            name.push("/");
+            builder.append_data(&mut header, name, io::empty())?;
+        }
+        Entry::GeneratedFile { contents, mode } => {
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(*mode);
+            header.set_size(contents.len() as u64);
+            builder.append_data(&mut header, relative, contents.as_slice())?;
+        }
+        Entry::HostFile { source, mode } => {
+            let file = fs::File::open(source)
+                .with_context(|| format!("cannot open {}: did it vanish while building?", source.display()))?;
+            let size = file.metadata().with_context(|| format!("cannot read {}", source.display()))?.len();
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(*mode);
+            header.set_size(size);
+            let contents = ExactSize { file: file.take(size), source };
+            builder.append_data(&mut header, relative, contents)?;
+        }
+        Entry::Symlink { target } => {
+            header.set_entry_type(EntryType::Symlink);
+            // What `ls -l` shows for every symlink on Linux, and what GNU tar recorded.
+            header.set_mode(0o777);
+            builder.append_link(&mut header, relative, target)?;
+        }
+    }
+    Ok(())
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set the mode of {} to {mode:o}", path.display()))
+/// A host file read for exactly the size its tar header announced. A file that shrank while being archived
+/// is an error: the tar crate would pad what it got and misalign every later entry. A file that grew is cut at
+/// the announced size; its new size and time change the cache key, so the next run builds again.
+struct ExactSize<'a> {
+    file: io::Take<fs::File>,
+    source: &'a Path,
+}
+
+impl Read for ExactSize<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read(buffer)?;
+        if read == 0 && !buffer.is_empty() && self.file.limit() > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} shrank while being archived: run again once it stays put", self.source.display()),
+            ));
+        }
+        Ok(read)
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use std::os::unix::fs::symlink;
+
     use super::*;
+
+    /// One line per member of a tar, like `tar -tv --numeric-owner` but with the kind spelled out, the mode
+    /// in octal and the mtime in seconds: `file 755 0/0 14 0 pause`, `dir 1777 0/0 0 0 tmp/`,
+    /// `symlink 777 0/0 0 0 bin/sh -> busybox`. Owner names are shown only when there are some: `0/0 root/root`.
+    pub fn list_tar(tar: impl Read) -> Vec<String> {
+        let mut archive = tar::Archive::new(tar);
+        let mut lines = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            let kind = match header.entry_type() {
+                EntryType::Regular => "file",
+                EntryType::Directory => "dir",
+                EntryType::Symlink => "symlink",
+                EntryType::Link => "hardlink",
+                other => panic!("unexpected tar entry type {other:?}"),
+            };
+            let mut line = format!(
+                "{kind} {:o} {}/{} {} {}",
+                header.mode().unwrap(),
+                header.uid().unwrap(),
+                header.gid().unwrap(),
+                header.size().unwrap(),
+                header.mtime().unwrap(),
+            );
+            let names = (header.username_bytes().unwrap_or_default(), header.groupname_bytes().unwrap_or_default());
+            if names != (b"".as_slice(), b"".as_slice()) {
+                line += &format!(" {}/{}", String::from_utf8_lossy(names.0), String::from_utf8_lossy(names.1));
+            }
+            line += &format!(" {}", String::from_utf8_lossy(&entry.path_bytes()));
+            if let Some(target) = entry.link_name_bytes() {
+                line += &format!(" -> {}", String::from_utf8_lossy(&target));
+            }
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Unpacks a tar as `docker import` would: modes (sticky bits included) and owners as recorded.
+    pub fn unpack(tar: impl Read, root: &Path) {
+        let mut archive = tar::Archive::new(tar);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_ownerships(true);
+        archive.unpack(root).unwrap();
+    }
 
     /// `ldd /usr/sbin/nginx` on Debian 12, plus a line for a library the loader cannot find.
     const LDD_NGINX: &str = "\tlinux-vdso.so.1 (0x00007ffc0a5f2000)
@@ -403,11 +487,71 @@ mod tests {
             Some(&Entry::HostFile { source: expected_real_file.clone(), mode: 0o644 })
         );
 
-        // Staged, the chain resolves inside the staging directory to the copied contents.
-        let staging = tempfile::tempdir().unwrap();
-        rootfs.stage(staging.path()).unwrap();
-        let staged_link = staged_path(staging.path(), &link_directory.join("libexample.so.1"));
-        assert_eq!(fs::read(staged_link).unwrap(), b"library");
+        // Unpacked, the chain resolves inside the image to the copied contents.
+        let mut tar = Vec::new();
+        rootfs.write_tar(&mut tar).unwrap();
+        let image = tempfile::tempdir().unwrap();
+        unpack(tar.as_slice(), image.path());
+        let unpacked_link = image.path().join(link_directory.join("libexample.so.1").strip_prefix("/").unwrap());
+        assert_eq!(fs::read(unpacked_link).unwrap(), b"library");
+    }
+
+    #[test]
+    fn the_tar_holds_what_the_rootfs_describes_owned_by_root_and_dated_1970() {
+        let host = tempfile::tempdir().unwrap();
+        let host_program = host.path().join("program");
+        fs::write(&host_program, b"#!/bin/sh\necho hi\n").unwrap();
+        // Mode and time on the host must not reach the image: the recipe's mode wins, the time is 0.
+        fs::set_permissions(&host_program, fs::Permissions::from_mode(0o700)).unwrap();
+        let long_name = format!("/usr/share/{}", "n".repeat(120));
+
+        let mut rootfs = Rootfs::new();
+        rootfs.add_host_file_as("/usr/bin/program", &host_program, 0o755).unwrap();
+        rootfs.add_file("/etc/passwd", "root:x:0:0::/:/bin/sh\n", 0o644).unwrap();
+        rootfs.add_directory("/tmp", 0o1777).unwrap();
+        rootfs.add_symlink("/bin/sh", "busybox").unwrap();
+        rootfs.add_symlink("/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2").unwrap();
+        rootfs.add_file(&long_name, "", 0o600).unwrap();
+        let mut tar = Vec::new();
+        rootfs.write_tar(&mut tar).unwrap();
+
+        assert_eq!(
+            list_tar(tar.as_slice()),
+            [
+                "dir 755 0/0 0 0 bin/",
+                "symlink 777 0/0 0 0 bin/sh -> busybox",
+                "dir 755 0/0 0 0 etc/",
+                "file 644 0/0 22 0 etc/passwd",
+                "dir 755 0/0 0 0 lib64/",
+                "symlink 777 0/0 0 0 lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                "dir 1777 0/0 0 0 tmp/",
+                "dir 755 0/0 0 0 usr/",
+                "dir 755 0/0 0 0 usr/bin/",
+                "file 755 0/0 18 0 usr/bin/program",
+                "dir 755 0/0 0 0 usr/share/",
+                &format!("file 600 0/0 0 0 {}", long_name.trim_start_matches('/')),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_host_file_that_shrank_while_being_archived_is_an_error() {
+        let host_file = tempfile::NamedTempFile::new().unwrap();
+        fs::write(host_file.path(), b"ten bytes!").unwrap();
+        // As if the header had been written when the file was 20 bytes long.
+        let mut contents =
+            ExactSize { file: fs::File::open(host_file.path()).unwrap().take(20), source: host_file.path() };
+        let error = io::copy(&mut contents, &mut io::sink()).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!("{} shrank while being archived: run again once it stays put", host_file.path().display())
+        );
+    }
+
+    #[test]
+    fn an_empty_rootfs_is_refused() {
+        let error = Rootfs::new().write_tar(Vec::new()).unwrap_err().to_string();
+        assert_eq!(error, "the image would be empty: fix the recipe");
     }
 
     #[test]
