@@ -11,7 +11,6 @@ use crate::runtime::Runtime;
 use crate::scenario::Scenario;
 
 mod steps;
-pub mod tar;
 
 pub fn run_scenario(
     runtime: &dyn Runtime,

@@ -26,6 +26,7 @@ use crate::unix_http::{Request, Response};
 mod api;
 mod container;
 pub mod daemon;
+mod saved_image;
 
 use api::{Inspected, InspectedImage, path_segment};
 use container::Run;
@@ -392,7 +393,7 @@ impl Runtime for Docker {
 
     fn image_files(&self, image: &str) -> Result<Vec<String>> {
         let saved = self.cli_ok(&["save", image], Duration::from_secs(120))?;
-        crate::runner::tar::files_of_saved_image(&saved.stdout)
+        saved_image::files_of_saved_image(&saved.stdout)
     }
 
     fn shell_environment(&self) -> Vec<(String, String)> {
