@@ -127,8 +127,9 @@ fn to_junit(report: &RunReport) -> String {
     let failures: usize = scenarios.iter().map(failed_cases).sum();
     let tests: usize = scenarios.iter().map(|scenario| scenario.steps.len() + 1).sum();
     xml.push_str(&format!(
-        "<testsuites name=\"podlab {}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{}\">\n",
+        "<testsuites name=\"podlab: {} on {}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{}\">\n",
         escape(&report.runtime),
+        escape(&report.host),
         seconds(report.duration)
     ));
     for scenario in scenarios {
@@ -233,7 +234,9 @@ mod tests {
     #[test]
     fn junit_has_a_case_per_step_with_durations_and_escapes() {
         let xml = to_junit(&sample());
-        assert!(xml.contains("<testsuites name=\"podlab docker\" tests=\"4\" failures=\"1\" time=\"4.000\">"));
+        assert!(xml.contains(
+            "<testsuites name=\"podlab: docker on host (this machine)\" tests=\"4\" failures=\"1\" time=\"4.000\">"
+        ));
         assert!(xml.contains("name=\"01 exec nginx: echo &lt;1&gt;\" time=\"1.500\""));
         assert!(xml.contains("<failure message=\"expected &quot;a&quot;\">expected &quot;a&quot;\ngot b</failure>"));
         assert!(xml.contains("<skipped message=\"an earlier step failed\"/>"));

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-
 use nix::sys::signal::Signal;
 
 use crate::command::argv;

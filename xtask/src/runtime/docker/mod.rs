@@ -128,13 +128,17 @@ impl Docker {
         }
     }
 
-    /// `docker --host ...`: the CLI, reaching the daemon.
-    fn cli(&self, arguments: &[&str]) -> Vec<String> {
-        let host = match &self.daemon {
+    /// What `DOCKER_HOST` (or `docker --host`) says to reach the daemon.
+    fn docker_host(&self) -> String {
+        match &self.daemon {
             Daemon::Shared { docker_host } => docker_host.clone(),
             _ => format!("unix://{}", self.socket().unwrap_or_default().display()),
-        };
-        let mut argv = argv(&["docker", "--host", &host]);
+        }
+    }
+
+    /// `docker --host ...`: the CLI, reaching the daemon.
+    fn cli(&self, arguments: &[&str]) -> Vec<String> {
+        let mut argv = argv(&["docker", "--host", &self.docker_host()]);
         argv.extend(arguments.iter().map(|argument| argument.to_string()));
         argv
     }
@@ -397,11 +401,7 @@ impl Runtime for Docker {
     }
 
     fn shell_environment(&self) -> Vec<(String, String)> {
-        let docker_host = match &self.daemon {
-            Daemon::Shared { docker_host } => docker_host.clone(),
-            _ => format!("unix://{}", self.socket().unwrap_or_default().display()),
-        };
-        vec![("DOCKER_HOST".to_string(), docker_host)]
+        vec![("DOCKER_HOST".to_string(), self.docker_host())]
     }
 
     fn shell_hints(&self) -> Vec<String> {
@@ -413,14 +413,14 @@ impl Runtime for Docker {
             return Ok(());
         }
         let mut problems = Vec::new();
-        // Containers go first, on any daemon: a shared one keeps running, ours stops next.
-        if let Err(error) = self.remove_labelled() {
-            problems.push(format!("{error:#}"));
-        }
         if matches!(self.daemon, Daemon::InGuest) {
+            // The guest is killed with everything in it: only its daemons' logs are worth keeping.
             if let Err(error) = self.save_guest_logs() {
                 problems.push(format!("cannot save the daemons' logs from the guest: {error:#}"));
             }
+        } else if let Err(error) = self.remove_labelled() {
+            // On this machine the containers go first: a shared daemon keeps running, ours stops next.
+            problems.push(format!("{error:#}"));
         }
         if let Daemon::Private(private) = &mut self.daemon {
             problems.extend(private.stop());
