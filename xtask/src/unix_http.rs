@@ -5,6 +5,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -37,17 +38,31 @@ impl Request {
     }
 }
 
-/// A response: its status code and its whole body.
+/// A response: its status code and its body.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The caller stopped reading before the server closed: `body` is what came until then.
+    pub cut_short: bool,
 }
 
 /// Sends `request` on this machine and reads the whole answer. HTTP/1.0, so the server sends
 /// the body plainly (no chunks; an exec's output as a raw stream) and closes the connection
 /// after it. An interruptible wait ends within 0.1 s of Ctrl-C.
 pub fn send(request: &Request, timeout: Duration, interruptible: Interruptible) -> Result<Response> {
+    send_until(request, timeout, interruptible, &AtomicBool::new(false))
+}
+
+/// Like `send`, but stops reading within 0.1 s of `stop` becoming true, and returns what came
+/// until then (`cut_short`): for a stream the server may never close (dockerd's exec stream,
+/// when the exec's container exits under it).
+pub fn send_until(
+    request: &Request,
+    timeout: Duration,
+    interruptible: Interruptible,
+    stop: &AtomicBool,
+) -> Result<Response> {
     let Request { socket, method, path, body } = request;
     let deadline = Instant::now() + timeout;
     let mut stream =
@@ -60,7 +75,12 @@ pub fn send(request: &Request, timeout: Duration, interruptible: Interruptible) 
     stream.write_all(format!("{head}{body}").as_bytes())?;
     let mut raw = Vec::new();
     let mut buffer = [0u8; 64 * 1024];
+    let mut cut_short = false;
     loop {
+        if stop.load(Ordering::SeqCst) {
+            cut_short = true;
+            break;
+        }
         match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(count) => raw.extend_from_slice(&buffer[..count]),
@@ -77,7 +97,9 @@ pub fn send(request: &Request, timeout: Duration, interruptible: Interruptible) 
             Err(error) => return Err(error).with_context(|| format!("reading the answer to {method} {path}")),
         }
     }
-    parse(&raw).with_context(|| format!("{method} {path}"))
+    let mut response = parse(&raw).with_context(|| format!("{method} {path}"))?;
+    response.cut_short = cut_short;
+    Ok(response)
 }
 
 fn parse(raw: &[u8]) -> Result<Response> {
@@ -89,7 +111,7 @@ fn parse(raw: &[u8]) -> Result<Response> {
         _ => None,
     };
     let Some(status) = status else { bail!("not an HTTP answer: {status_line:?}") };
-    Ok(Response { status, body: raw[end_of_head + 4..].to_vec() })
+    Ok(Response { status, body: raw[end_of_head + 4..].to_vec(), cut_short: false })
 }
 
 #[cfg(test)]
@@ -123,7 +145,9 @@ mod tests {
             stream.write_all(b"HTTP/1.0 201 Created\r\n\r\n{\"Id\":\"abc\"}").unwrap();
             drop(stream);
             let (_silent, _) = listener.accept().unwrap();
-            std::thread::sleep(Duration::from_millis(800));
+            let (mut endless, _) = listener.accept().unwrap();
+            endless.write_all(b"HTTP/1.0 200 OK\r\n\r\npart").unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
             String::from_utf8_lossy(&seen[..count]).into_owned()
         });
         let request = Request::new(&socket, "POST", "/containers/create?name=x", Some("{}".to_string()));
@@ -133,6 +157,17 @@ mod tests {
         let error = send(&Request::get(&socket, "/_ping"), Duration::from_millis(300), Interruptible::No).unwrap_err();
         assert!(error.to_string().contains("no whole answer to GET /_ping"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(2));
+        // A stream that never ends, read until the caller says stop: what came is kept.
+        let stop = AtomicBool::new(false);
+        let stopped = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                send_until(&Request::get(&socket, "/stream"), Duration::from_secs(30), Interruptible::No, &stop)
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::SeqCst);
+            reader.join().unwrap().unwrap()
+        });
+        assert_eq!((stopped.status, stopped.body.as_slice(), stopped.cut_short), (200, b"part".as_slice(), true));
         let seen = server.join().unwrap();
         assert!(seen.starts_with("POST /containers/create?name=x HTTP/1.0\r\n"), "{seen}");
         assert!(seen.ends_with("Content-Length: 2\r\n\r\n{}"), "{seen}");

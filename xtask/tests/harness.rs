@@ -54,6 +54,7 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cleanup::after_the_run_deadline", timed_out_run_cleans_up));
     trials.push(Trial::test("cleanup::after_a_panic", || panicking_run_cleans_up("host")));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
+    trials.push(Trial::test("exec::outliving_its_container_ends_at_once", || exec_outliving_its_container("host")));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
     let vm_trials = [
         Trial::test("vm::ctrl_c_leaves_no_guest", || vm_signal_leaves_nothing(2)),
@@ -63,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::pod_shell_runs_piped_commands_then_tears_down", vm_pod_shell),
         Trial::test("vm::pod_shell_on_a_terminal", vm_pod_on_a_terminal),
         Trial::test("vm::a_panic_leaves_no_guest", || panicking_run_cleans_up("vm")),
+        Trial::test("vm::exec_outliving_its_container_ends_at_once", || exec_outliving_its_container("vm")),
     ];
     trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
     libtest_mimic::run(&arguments, trials).exit_code()
@@ -156,6 +158,30 @@ fn panicking_run_cleans_up(on: &str) -> Result<(), Failed> {
         );
     }
     nothing_left(run.pid)
+}
+
+/// An exec that kills its own container and outlives it: dockerd keeps the exec's output
+/// open and forgets its exit code (its log says `exit event ... no such container`). The step
+/// ends within seconds, not at its 60 s deadline, and says what happened.
+fn exec_outliving_its_container(on: &str) -> Result<(), Failed> {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let scenarios = scenarios.to_string_lossy().into_owned();
+    let run =
+        run_xtask(&["test", "--on", on, "--scenarios", &scenarios, "scenarios/exec-outlives-its-container"], None)?;
+    let said = "dockerd gave no exit code and did not close its output (its container exited under it)";
+    if run.status.code() != Some(101) || !run.output.contains(said) {
+        return Err(format!("expected exit code 101 and {said:?}, got {:?}\n{}", run.status, run.output).into());
+    }
+    let took_ms: Option<u64> = run
+        .output
+        .split("got no exit status after ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|number| number.parse().ok());
+    match took_ms {
+        Some(took) if took < 20_000 => nothing_left(run.pid),
+        _ => Err(format!("expected the exec to end within seconds, it took {took_ms:?} ms\n{}", run.output).into()),
+    }
 }
 
 /// The run's own deadline works like Ctrl-C.

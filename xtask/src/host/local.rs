@@ -1,5 +1,6 @@
 //! This machine as the host: commands run here, sockets are reached here.
 
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -36,6 +37,10 @@ impl Host for LocalHost {
 
     fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response> {
         unix_http::send(request, timeout, Interruptible::No)
+    }
+
+    fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response> {
+        unix_http::send_until(request, timeout, Interruptible::Yes, stop)
     }
 
     fn uptime(&self) -> Result<Duration> {

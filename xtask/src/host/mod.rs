@@ -2,6 +2,7 @@
 //! this machine (`local`), or a throwaway QEMU guest through its agent (`vm`). Which runtime
 //! makes the pod is another question (`crate::runtime`); every runtime runs on either host.
 
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -47,6 +48,10 @@ pub trait Host: Send + Sync {
 
     /// The same for cleanup: only its deadline stops it.
     fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response>;
+
+    /// Like `request`, but reading stops within a moment of `stop` becoming true, and what
+    /// came until then is the answer (`cut_short`): for a stream the server may never close.
+    fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response>;
 
     /// How long the host has been up: the guest's uptime tells the phases of a boot apart.
     fn uptime(&self) -> Result<Duration>;

@@ -62,7 +62,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::Exec(exec) => {
             let argv: Vec<String> = exec.argv.iter().map(|word| context.variables.substitute(word)).collect();
             let output = context.runtime.exec(&exec.container, &argv, EXEC_TIMEOUT)?;
-            if output.exit_code != Some(exec.exit_code) {
+            if output.exit_code != Some(i32::from(exec.exit_code)) {
                 let took = output.duration.as_millis();
                 bail!(
                     "expected exit code {}, got {} after {took} ms; stderr: {}",
@@ -144,7 +144,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::CpuIdle(idle) => {
             let pid = runtime::main_pid(context.runtime, &idle.container)?;
             let before = cpu_milliseconds(context.host(), pid)?;
-            std::thread::sleep(Duration::from_millis(idle.over_ms));
+            std::thread::sleep(idle.over_ms.duration());
             interrupt::check()?;
             let used = cpu_milliseconds(context.host(), pid)?.saturating_sub(before);
             if used > idle.max_cpu_ms {
@@ -178,13 +178,13 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             let took = started.elapsed();
             check_ending(context, &stop.container, stop.exit_code, stop.logs.as_ref())?;
             if let Some(within) = stop.within_ms {
-                if took > Duration::from_millis(within) {
+                if took > within.duration() {
                     bail!("expected {} to stop within {within} ms, it took {} ms", stop.container, took.as_millis());
                 }
             }
         }
         Step::WaitExit(wait) => {
-            let deadline = Instant::now() + Duration::from_millis(wait.within_ms);
+            let deadline = Instant::now() + wait.within_ms.duration();
             while state_of(context, &wait.container)?.running {
                 if Instant::now() > deadline {
                     bail!("expected {} to exit within {} ms, it is still running", wait.container, wait.within_ms);
@@ -222,6 +222,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 }
             }
             if let Some(command) = &process.command {
+                let command = command.substitute(&|text| context.variables.substitute(text));
                 let command_line = read_on_host(context.host(), &format!("/proc/{pid}/cmdline"))?;
                 let command_line = command_line.trim_end_matches('\0').replace('\0', " ");
                 if !command.matches(&command_line) {
@@ -251,7 +252,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             check_text("logs", Some(&logs.matches), &text, &context.variables)?;
         }
         Step::Eventually(eventually) => {
-            let deadline = Instant::now() + Duration::from_millis(eventually.within_ms);
+            let deadline = Instant::now() + eventually.within_ms.duration();
             let mut attempts = 0;
             loop {
                 attempts += 1;
@@ -263,7 +264,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                             eventually.within_ms
                         ));
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(eventually.every_ms)),
+                    Err(_) => std::thread::sleep(eventually.every_ms.duration()),
                 }
             }
         }
@@ -272,7 +273,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
 }
 
 /// Exit code and logs of a container that has stopped.
-fn check_ending(context: &StepContext, container: &str, exit_code: Option<i32>, logs: Option<&Matcher>) -> Result<()> {
+fn check_ending(context: &StepContext, container: &str, exit_code: Option<u8>, logs: Option<&Matcher>) -> Result<()> {
     if let Some(expected) = exit_code {
         let actual = state_of(context, container)?.exit_code;
         if actual != Some(i64::from(expected)) {

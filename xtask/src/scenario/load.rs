@@ -71,6 +71,7 @@ fn check(scenario: &Scenario) -> Result<()> {
         .flat_map(|container| container.publish.iter())
         .map(|mapping| mapping.host)
         .collect();
+    let mut saved = BTreeSet::new();
     for (index, step) in scenario.steps.iter().enumerate() {
         let field = format!("steps[{index}].{}", step.kind());
         for name in step.container_names() {
@@ -79,8 +80,79 @@ fn check(scenario: &Scenario) -> Result<()> {
             }
         }
         check_step(step, &field, &published)?;
+        check_references(step, &field, &mut saved)?;
     }
     Ok(())
+}
+
+/// Every `${name}` a step uses must be a value that an earlier step saves (`save_stdout_as`);
+/// what this step saves is added for the steps after it.
+fn check_references(step: &Step, field: &str, saved: &mut BTreeSet<String>) -> Result<()> {
+    let check = |name: String, texts: Vec<&str>| -> Result<()> {
+        for text in texts {
+            for reference in references(text) {
+                if !saved.contains(reference) {
+                    let known = if saved.is_empty() {
+                        "none is saved before it".to_string()
+                    } else {
+                        format!("saved before it: {}", saved.iter().cloned().collect::<Vec<_>>().join(", "))
+                    };
+                    bail!(
+                        "{field}.{name}: `${{{reference}}}` is no value an earlier step saves with save_stdout_as ({known})"
+                    );
+                }
+            }
+        }
+        Ok(())
+    };
+    match step {
+        Step::Exec(exec) => {
+            for (index, word) in exec.argv.iter().enumerate() {
+                check(format!("argv[{index}]"), vec![word])?;
+            }
+            check("stdout".to_string(), matcher_texts(exec.stdout.as_ref()))?;
+            check("stderr".to_string(), matcher_texts(exec.stderr.as_ref()))?;
+            if let Some(name) = &exec.save_stdout_as {
+                saved.insert(name.clone());
+            }
+        }
+        Step::Pid1(pid1) => check("command".to_string(), pid1.command.texts())?,
+        Step::Http(http) => check("body".to_string(), matcher_texts(http.body.as_ref()))?,
+        Step::Logs(logs) => check("matches".to_string(), logs.matches.texts())?,
+        Step::Stop(stop) => check("logs".to_string(), matcher_texts(stop.logs.as_ref()))?,
+        Step::WaitExit(wait) => check("logs".to_string(), matcher_texts(wait.logs.as_ref()))?,
+        Step::Process(process) => check("command".to_string(), matcher_texts(process.command.as_ref()))?,
+        Step::Eventually(eventually) => {
+            check_references(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), saved)?;
+        }
+        Step::SameIp(_)
+        | Step::SameHostname(_)
+        | Step::SameNamespace(_)
+        | Step::NoZombies(_)
+        | Step::CpuIdle(_)
+        | Step::Signal(_)
+        | Step::Running(_)
+        | Step::Restart(_)
+        | Step::Image(_) => {}
+    }
+    Ok(())
+}
+
+fn matcher_texts(matcher: Option<&Matcher>) -> Vec<&str> {
+    matcher.map(Matcher::texts).unwrap_or_default()
+}
+
+/// The names of the `${name}` references in a text.
+fn references(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        found.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    found
 }
 
 fn check_container(scenario: &Scenario, field: &str, container: &Container) -> Result<()> {
@@ -159,32 +231,14 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
                 bail!("{field}.signal: `{}` is not a signal name (SIGTERM, SIGINT, ...)", signal.signal);
             }
         }
-        Step::Stop(stop) => {
-            if stop.within_ms == Some(0) {
-                bail!("{field}.within_ms: must be above 0");
-            }
-            check_matcher("logs", stop.logs.as_ref())?;
-        }
-        Step::WaitExit(wait) => {
-            if wait.within_ms == 0 {
-                bail!("{field}.within_ms: must be above 0");
-            }
-            check_matcher("logs", wait.logs.as_ref())?;
-        }
+        Step::Stop(stop) => check_matcher("logs", stop.logs.as_ref())?,
+        Step::WaitExit(wait) => check_matcher("logs", wait.logs.as_ref())?,
         Step::Process(process) => check_matcher("command", process.command.as_ref())?,
         Step::Logs(logs) => check_matcher("matches", Some(&logs.matches))?,
         Step::Eventually(eventually) => {
-            if eventually.within_ms == 0 || eventually.every_ms == 0 {
-                bail!("{field}: within_ms and every_ms must be above 0");
-            }
             check_step(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), published)?;
         }
-        Step::CpuIdle(idle) => {
-            if idle.over_ms == 0 {
-                bail!("{field}.over_ms: must be above 0");
-            }
-        }
-        Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) => {}
+        Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) | Step::CpuIdle(_) => {}
     }
     Ok(())
 }
@@ -316,6 +370,56 @@ mod tests {
         for (from, to, expected) in cases {
             assert_eq!(error_of(&MINIMAL.replace(from, to)), expected, "replacing {from} with {to}");
         }
+    }
+
+    /// Numbers a run could not honour (an exit code no process has, a wait of zero or of
+    /// millennia) stop the load, with the position.
+    #[test]
+    fn numbers_out_of_range_name_line_and_column() {
+        let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
+        let cases = [
+            (
+                r#"[ { "exec": { "container": "app", "argv": ["true"], "exit_code": 300 } } ]"#,
+                "scenarios/example.json:8:79: steps[0].exec.exit_code: invalid value: integer `300`, expected u8",
+            ),
+            (
+                r#"[ { "wait-exit": { "container": "app", "within_ms": 0 } } ]"#,
+                "scenarios/example.json:8:66: steps[0].wait-exit.within_ms: 0 ms is out of range: give 1 to 3600000 (an hour)",
+            ),
+            (
+                r#"[ { "eventually": { "within_ms": 1000000000000000, "step": { "running": { "containers": ["app"], "expect": true } } } } ]"#,
+                "scenarios/example.json:8:60: steps[0].eventually.within_ms: 1000000000000000 ms is out of range: give 1 to 3600000 (an hour)",
+            ),
+            (
+                r#"[ { "stop": { "container": "app", "grace_seconds": 70000 } } ]"#,
+                "scenarios/example.json:8:67: steps[0].stop.grace_seconds: invalid value: integer `70000`, expected u16",
+            ),
+        ];
+        for (to, expected) in cases {
+            assert_eq!(error_of(&MINIMAL.replace(steps, to)), expected, "steps {to}");
+        }
+    }
+
+    #[test]
+    fn a_value_is_used_only_after_a_step_saves_it() {
+        let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
+        let save = r#"{ "exec": { "container": "app", "argv": ["hostname"], "save_stdout_as": "name" } }"#;
+        let use_it =
+            r#"{ "exec": { "container": "app", "argv": ["echo", "${name}"], "stdout": { "contains": "${name}" } } }"#;
+        let in_order = format!("[ {save}, {use_it} ]");
+        assert!(parse(&MINIMAL.replace(steps, &in_order), Path::new("scenarios/example.json")).is_ok());
+        assert_eq!(
+            error_of(&MINIMAL.replace(steps, &format!("[ {use_it}, {save} ]"))),
+            "scenarios/example.json: steps[0].exec.argv[1]: `${name}` is no value an earlier step saves with \
+             save_stdout_as (none is saved before it)"
+        );
+        let typo = use_it.replace(r#""echo", "${name}""#, r#""echo""#).replace("${name}", "${nmae}");
+        let nested = format!(r#"[ {save}, {{ "eventually": {{ "within_ms": 1000, "step": {typo} }} }} ]"#);
+        assert_eq!(
+            error_of(&MINIMAL.replace(steps, &nested)),
+            "scenarios/example.json: steps[1].eventually.step.exec.stdout: `${nmae}` is no value an earlier step \
+             saves with save_stdout_as (saved before it: name)"
+        );
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl Matcher {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             Matcher::Equals(_) | Matcher::Contains(_) => Ok(()),
-            Matcher::Regex(pattern) => compile(pattern).map(drop),
+            // A `${name}` is a value saved at run time: checked here as the plain word it stands for.
+            Matcher::Regex(pattern) => compile(&REFERENCE.replace_all(pattern, "saved")).map(drop),
             Matcher::Not(inner) => inner.validate(),
             Matcher::All(inner) if inner.is_empty() => Err("`all` needs at least one matcher".to_string()),
             Matcher::All(inner) => inner.iter().try_for_each(Matcher::validate),
@@ -70,6 +71,15 @@ impl Matcher {
     }
 
     /// The same matcher with `${name}` replaced by values saved by earlier steps.
+    /// Every text of the matcher (what `substitute` replaces in), in order.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Matcher::Equals(text) | Matcher::Contains(text) | Matcher::Regex(text) => vec![text.as_str()],
+            Matcher::Not(inner) => inner.texts(),
+            Matcher::All(inner) => inner.iter().flat_map(Matcher::texts).collect(),
+        }
+    }
+
     pub fn substitute(&self, replace: &dyn Fn(&str) -> String) -> Matcher {
         match self {
             Matcher::Equals(text) => Matcher::Equals(replace(text)),
@@ -95,6 +105,10 @@ impl std::fmt::Display for Matcher {
         }
     }
 }
+
+/// A `${name}` reference to a value saved by an earlier step.
+static REFERENCE: std::sync::LazyLock<Regex> =
+    std::sync::LazyLock::new(|| Regex::new(r"\$\{[^}]*\}").expect("a valid regex"));
 
 fn compile(pattern: &str) -> Result<Regex, String> {
     Regex::new(&format!("(?m){pattern}")).map_err(|error| format!("invalid regex: {error}"))
@@ -134,6 +148,12 @@ mod tests {
         assert!(error(r#""a""#).contains("expected a matcher"));
         let nested: Matcher = serde_json::from_str(r#"{"not": {"all": [{"regex": "^a"}, {"equals": "ab"}]}}"#).unwrap();
         assert_eq!(nested.to_string(), r#"not (matches /^a/ and equals "ab")"#);
+    }
+
+    #[test]
+    fn a_regex_may_use_saved_values() {
+        assert_eq!(Matcher::Regex("^${pid}$".into()).validate(), Ok(()));
+        assert!(Matcher::Regex("^${pid}($".into()).validate().is_err());
     }
 
     #[test]

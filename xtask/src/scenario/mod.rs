@@ -199,6 +199,56 @@ impl JsonSchema for PortMapping {
     }
 }
 
+/// A wait in milliseconds: from 1 to an hour, so that no deadline is zero and none overflows
+/// a clock (a scenario's waits are seconds; an hour is far beyond any of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Milliseconds(u64);
+
+impl Milliseconds {
+    pub const MAX: u64 = 3_600_000;
+
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
+}
+
+impl fmt::Display for Milliseconds {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Milliseconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        if !(1..=Self::MAX).contains(&value) {
+            return Err(D::Error::custom(format!("{value} ms is out of range: give 1 to {} (an hour)", Self::MAX)));
+        }
+        Ok(Milliseconds(value))
+    }
+}
+
+/// As written in the file, so that the schema can show defaults.
+impl Serialize for Milliseconds {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl JsonSchema for Milliseconds {
+    fn schema_name() -> Cow<'static, str> {
+        "Milliseconds".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": 1, "maximum": Self::MAX })
+    }
+}
+
 /// Docker's restart policy.
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -287,7 +337,7 @@ pub struct Exec {
     /// The expected exit code. It has a default rather than null for "not checked", since a
     /// failing command is rarely intended.
     #[serde(default)]
-    pub exit_code: i32,
+    pub exit_code: u8,
     /// What stdout must match. Absent or null: not checked.
     pub stdout: Option<Matcher>,
     /// What stderr must match. Absent or null: not checked.
@@ -352,9 +402,9 @@ pub struct ContainerRef {
 pub struct CpuIdle {
     /// The name of a container in the pod.
     pub container: String,
-    /// How long to watch, in milliseconds; above 0.
+    /// How long to watch, in milliseconds.
     #[serde(default = "default_idle_window_ms")]
-    pub over_ms: u64,
+    pub over_ms: Milliseconds,
     /// The most CPU time (user + system), in milliseconds, the process may use meanwhile; the
     /// kernel counts in 10 ms ticks.
     #[serde(default = "default_idle_cpu_ms")]
@@ -395,11 +445,11 @@ pub struct Stop {
     pub container: String,
     /// Seconds `docker stop` waits before SIGKILL (Docker's default is 10).
     #[serde(default = "default_grace_seconds")]
-    pub grace_seconds: u32,
-    /// The stop must take at most this many milliseconds; above 0. Absent or null: not checked.
-    pub within_ms: Option<u64>,
+    pub grace_seconds: u16,
+    /// The stop must take at most this many milliseconds. Absent or null: not checked.
+    pub within_ms: Option<Milliseconds>,
     /// The expected exit code. Absent or null: not checked.
-    pub exit_code: Option<i32>,
+    pub exit_code: Option<u8>,
     /// What the container's logs must match after it stopped. Absent or null: not checked.
     pub logs: Option<Matcher>,
 }
@@ -410,10 +460,10 @@ pub struct Stop {
 pub struct WaitExit {
     /// The name of a container in the pod.
     pub container: String,
-    /// How long to wait for the exit, in milliseconds; above 0.
-    pub within_ms: u64,
+    /// How long to wait for the exit, in milliseconds.
+    pub within_ms: Milliseconds,
     /// The expected exit code. Absent or null: not checked.
-    pub exit_code: Option<i32>,
+    pub exit_code: Option<u8>,
     /// What the container's logs must match after it exited. Absent or null: not checked.
     pub logs: Option<Matcher>,
 }
@@ -469,11 +519,11 @@ pub struct Logs {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Eventually {
-    /// Gives up after this many milliseconds; above 0.
-    pub within_ms: u64,
-    /// Milliseconds between tries; above 0.
+    /// Gives up after this many milliseconds.
+    pub within_ms: Milliseconds,
+    /// Milliseconds between tries.
     #[serde(default = "default_every_ms")]
-    pub every_ms: u64,
+    pub every_ms: Milliseconds,
     /// The step to retry.
     pub step: Box<Step>,
 }
@@ -486,16 +536,16 @@ fn root_path() -> String {
     "/".to_string()
 }
 
-fn default_grace_seconds() -> u32 {
+fn default_grace_seconds() -> u16 {
     10
 }
 
-fn default_every_ms() -> u64 {
-    200
+fn default_every_ms() -> Milliseconds {
+    Milliseconds(200)
 }
 
-fn default_idle_window_ms() -> u64 {
-    1000
+fn default_idle_window_ms() -> Milliseconds {
+    Milliseconds(1000)
 }
 
 fn default_idle_cpu_ms() -> u64 {

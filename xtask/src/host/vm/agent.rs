@@ -5,9 +5,11 @@
 //! it is sent (a command, or a request to a unix socket), each in its own thread and with its
 //! deadline, and answers with what it did.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,8 @@ pub fn run() -> Result<()> {
     // Each request runs in its own thread, so the harness can overlap them (image imports,
     // the app containers of a pod); answers go back whole, one line each, in any order.
     let writer = Arc::new(Mutex::new(writer));
+    // The stop flags of the `Http` jobs in flight, by request id.
+    let stops: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>> = Arc::default();
     for line in BufReader::new(port).lines() {
         let line = line.context("cannot read from the host")?;
         if line.trim().is_empty() {
@@ -39,11 +43,24 @@ pub fn run() -> Result<()> {
         }
         let request: Request =
             serde_json::from_str(&line).with_context(|| format!("a request that is not JSON: {line}"))?;
-        let writer = Arc::clone(&writer);
+        let stop = Arc::new(AtomicBool::new(false));
+        match &request.job {
+            Job::StopReading(target) => {
+                if let Some(flag) = lock(&stops).get(target) {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+            Job::Http(_) => {
+                lock(&stops).insert(request.id, Arc::clone(&stop));
+            }
+            Job::Run(_) => {}
+        }
+        let (writer, stops) = (Arc::clone(&writer), Arc::clone(&stops));
         std::thread::spawn(move || {
-            let answer = GuestMessage::Answer(answer(request));
-            let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Err(error) = send(&mut writer, &answer) {
+            let id = request.id;
+            let answer = GuestMessage::Answer(answer(request, &stop));
+            lock(&stops).remove(&id);
+            if let Err(error) = send(&mut lock(&writer), &answer) {
                 eprintln!("guest agent: {error:#}");
             }
         });
@@ -51,7 +68,11 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn answer(request: Request) -> Answer {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn answer(request: Request, stop: &AtomicBool) -> Answer {
     let started = Instant::now();
     let timeout = Duration::from_millis(request.timeout_ms);
     let id = request.id;
@@ -66,13 +87,15 @@ fn answer(request: Request) -> Answer {
             duration_ms: output.duration.as_millis() as u64,
             ..Answer::default()
         }),
-        Job::Http(http) => unix_http::send(http, timeout, Interruptible::No).map(|response| Answer {
+        Job::Http(http) => unix_http::send_until(http, timeout, Interruptible::No, stop).map(|response| Answer {
             id,
             stdout: response.body,
             http_status: Some(response.status),
+            cut_short: response.cut_short,
             duration_ms: started.elapsed().as_millis() as u64,
             ..Answer::default()
         }),
+        Job::StopReading(_) => Ok(Answer { id, ..Answer::default() }),
     };
     done.unwrap_or_else(|error| Answer {
         id,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,12 +58,14 @@ impl Channel {
 
     /// Sends a job to the agent and waits for its answer (other jobs may be in flight).
     /// `guest_alive` says why the guest is gone, if it is: it is asked while waiting, so
-    /// that a dead guest ends the wait at once.
+    /// that a dead guest ends the wait at once. When `stop` becomes true, the agent is told to
+    /// stop reading an `Http` job's answer and to send what came until then.
     pub fn ask(
         &self,
         job: Job,
         timeout: Duration,
         interruptible: Interruptible,
+        stop: &AtomicBool,
         guest_alive: &dyn Fn() -> Result<()>,
     ) -> Result<Answer> {
         guest_alive()?;
@@ -73,16 +75,21 @@ impl Channel {
         lock(&self.waiting).insert(id, answer_sender);
         // However this wait ends, its entry goes: a late answer is then dropped.
         let _forget = Forget { waiting: &self.waiting, id };
-        let mut line = serde_json::to_vec(&Request { id, job: job.clone(), timeout_ms: timeout.as_millis() as u64 })?;
-        line.push(b'\n');
-        if let Err(error) = lock(&self.writer).write_all(&line) {
+        if let Err(error) = self.send(id, job.clone(), timeout) {
             guest_alive()?;
-            return Err(error).context("cannot write to the guest agent");
+            return Err(error);
         }
         let deadline = started + timeout + ANSWER_MARGIN;
+        let mut stop_sent = false;
         loop {
             if interruptible == Interruptible::Yes {
                 interrupt::check()?;
+            }
+            if !stop_sent && stop.load(Ordering::SeqCst) {
+                // Nobody waits for this job's own (empty) answer: the reader drops it.
+                let stop_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                self.send(stop_id, Job::StopReading(id), Duration::from_secs(10))?;
+                stop_sent = true;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -97,6 +104,14 @@ impl Channel {
                 }
             }
         }
+    }
+}
+
+impl Channel {
+    fn send(&self, id: u64, job: Job, timeout: Duration) -> Result<()> {
+        let mut line = serde_json::to_vec(&Request { id, job, timeout_ms: timeout.as_millis() as u64 })?;
+        line.push(b'\n');
+        lock(&self.writer).write_all(&line).context("cannot write to the guest agent")
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -72,12 +73,12 @@ impl VmHost {
         })
     }
 
-    fn ask(&self, job: Job, timeout: Duration, interruptible: Interruptible) -> Result<Answer> {
-        self.channel.ask(job, timeout, interruptible, &|| self.check_qemu_alive())
+    fn ask(&self, job: Job, timeout: Duration, interruptible: Interruptible, stop: &AtomicBool) -> Result<Answer> {
+        self.channel.ask(job, timeout, interruptible, stop, &|| self.check_qemu_alive())
     }
 
     fn run_job(&self, argv: &[String], timeout: Duration, interruptible: Interruptible) -> Result<Output> {
-        let answer = self.ask(Job::Run(argv.to_vec()), timeout, interruptible)?;
+        let answer = self.ask(Job::Run(argv.to_vec()), timeout, interruptible, &AtomicBool::new(false))?;
         if let Some(error) = answer.error {
             bail!("in the guest, `{}`: {error}", argv.join(" "));
         }
@@ -91,13 +92,19 @@ impl VmHost {
         })
     }
 
-    fn http_job(&self, request: &Request, timeout: Duration, interruptible: Interruptible) -> Result<Response> {
-        let answer = self.ask(Job::Http(request.clone()), timeout, interruptible)?;
+    fn http_job(
+        &self,
+        request: &Request,
+        timeout: Duration,
+        interruptible: Interruptible,
+        stop: &AtomicBool,
+    ) -> Result<Response> {
+        let answer = self.ask(Job::Http(request.clone()), timeout, interruptible, stop)?;
         if let Some(error) = answer.error {
             bail!("in the guest, {}: {error}", request.describe());
         }
         let status = answer.http_status.context("the guest agent gave no HTTP status")?;
-        Ok(Response { status, body: answer.stdout })
+        Ok(Response { status, body: answer.stdout, cut_short: answer.cut_short })
     }
 
     fn check_qemu_alive(&self) -> Result<()> {
@@ -127,11 +134,15 @@ impl Host for VmHost {
     }
 
     fn request(&self, request: &Request, timeout: Duration) -> Result<Response> {
-        self.http_job(request, timeout, Interruptible::Yes)
+        self.http_job(request, timeout, Interruptible::Yes, &AtomicBool::new(false))
     }
 
     fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response> {
-        self.http_job(request, timeout, Interruptible::No)
+        self.http_job(request, timeout, Interruptible::No, &AtomicBool::new(false))
+    }
+
+    fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response> {
+        self.http_job(request, timeout, Interruptible::Yes, stop)
     }
 
     fn uptime(&self) -> Result<Duration> {

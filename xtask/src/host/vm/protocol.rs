@@ -24,6 +24,9 @@ pub enum Job {
     /// An HTTP request to a unix socket in the guest (a runtime's API): the answer carries
     /// the status in `http_status` and the body in `stdout`.
     Http(unix_http::Request),
+    /// Stop reading the answer to the `Http` job with this id: it answers at once with what
+    /// came until then (`cut_short`). This job's own answer is empty.
+    StopReading(u64),
 }
 
 impl Job {
@@ -32,6 +35,7 @@ impl Job {
         match self {
             Job::Run(argv) => argv.join(" "),
             Job::Http(request) => request.describe(),
+            Job::StopReading(id) => format!("stop reading the answer to request {id}"),
         }
     }
 }
@@ -54,8 +58,9 @@ pub struct Answer {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub duration_ms: u64,
-    /// The status of an `Http` job.
+    /// The status of an `Http` job, and whether it was stopped before the server closed.
     pub http_status: Option<u16>,
+    pub cut_short: bool,
     /// Set when the job could not run or was stopped at its deadline.
     pub error: Option<String>,
 }

@@ -77,6 +77,18 @@ impl Inspected {
     }
 }
 
+/// What the runtime reads of `GET /exec/ID/json`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectedExec {
+    pub running: bool,
+    /// Null until dockerd has seen the exec end.
+    pub exit_code: Option<i64>,
+    /// The exec's process on the daemon's host; 0 before it started.
+    #[serde(default)]
+    pub pid: u32,
+}
+
 /// What the runtime reads of `GET /images/NAME/json` (or `docker image inspect`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]

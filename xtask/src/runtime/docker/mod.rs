@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -36,6 +38,11 @@ use daemon::PrivateDaemon;
 const QUICK: Duration = Duration::from_secs(30);
 /// Deadline of one container's create and start: the image is already there.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// An exec is first looked at after this long (most end sooner), then this often; once it
+/// has ended, dockerd has this long to close its stream before the harness stops reading.
+const EXEC_FIRST_LOOK: Duration = Duration::from_secs(1);
+const EXEC_LOOK_EVERY: Duration = Duration::from_millis(500);
+const EXEC_STREAM_GRACE: Duration = Duration::from_secs(1);
 /// How long dockerd may take to answer in the guest (about 4 s after the agent, under TCG).
 const GUEST_START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -216,6 +223,86 @@ impl Docker {
         Ok(Logs { stdout: output.stdout, stderr: output.stderr })
     }
 
+    /// Starts a created exec attached and reads its output until dockerd closes the stream, or
+    /// until a moment after the exec ended if it does not: dockerd leaves the stream open when
+    /// the exec's container exits under it (its log says `exit event ... no such container`),
+    /// and a scenario would otherwise wait for its deadline. An exec that runs for more than a
+    /// second is looked at twice a second: dockerd's view of it, and its process on the host.
+    fn read_exec_stream(&self, id: &str, timeout: Duration) -> Result<Response> {
+        let socket = self.socket().context("the API went away")?;
+        let start = Request::new(
+            socket,
+            "POST",
+            format!("/exec/{}/start", path_segment(id)?),
+            Some(r#"{"Detach":false,"Tty":false}"#.to_string()),
+        );
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let (sender, answer) = mpsc::channel();
+            let (start, stop) = (&start, &stop);
+            scope.spawn(move || sender.send(self.host.request_until(start, timeout, stop)));
+            let watched = self.watch_exec(id, &answer, stop);
+            // However the watch ended, the reader stops too: the scope waits for it.
+            stop.store(true, Ordering::SeqCst);
+            watched
+        })
+    }
+
+    fn watch_exec(&self, id: &str, answer: &mpsc::Receiver<Result<Response>>, stop: &AtomicBool) -> Result<Response> {
+        let mut wait = EXEC_FIRST_LOOK;
+        let mut process: Option<(u32, String)> = None;
+        let mut ended_at: Option<Instant> = None;
+        loop {
+            match answer.recv_timeout(wait) {
+                Ok(response) => return response,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the exec's reader went away"),
+            }
+            wait = EXEC_LOOK_EVERY;
+            if ended_at.is_none() && self.exec_has_ended(id, &mut process)? {
+                ended_at = Some(Instant::now());
+            }
+            if ended_at.is_some_and(|at| at.elapsed() >= EXEC_STREAM_GRACE) {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Whether dockerd says the exec has ended, or its process (as first seen: pid and start
+    /// time, so that a reused pid does not count) is gone from the host.
+    fn exec_has_ended(&self, id: &str, process: &mut Option<(u32, String)>) -> Result<bool> {
+        let Some(inspected) = self.inspect_exec(id)? else { return Ok(true) };
+        if !inspected.running {
+            return Ok(true);
+        }
+        if inspected.pid == 0 {
+            return Ok(false);
+        }
+        let stat = self.host.run(&argv(&["cat", &format!("/proc/{}/stat", inspected.pid)]), QUICK)?;
+        // Field 22 of stat(5), the start time, counted after the command's closing parenthesis.
+        let text = stat.stdout_text();
+        let started = text.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)).map(str::to_string);
+        let Some(started) = started.filter(|_| stat.success()) else { return Ok(true) };
+        match process {
+            Some((pid, first_start)) if *pid == inspected.pid => Ok(*first_start != started),
+            _ => {
+                *process = Some((inspected.pid, started));
+                Ok(false)
+            }
+        }
+    }
+
+    /// dockerd's view of an exec; None once dockerd forgot it (it does when its container exits).
+    fn inspect_exec(&self, id: &str) -> Result<Option<api::InspectedExec>> {
+        let path = format!("/exec/{}/json", path_segment(id)?);
+        let response = self.api("GET", &path, None, QUICK)?.context("the API went away")?;
+        match response.status {
+            200 => serde_json::from_slice(&response.body).context("dockerd's exec inspect answer").map(Some),
+            404 => Ok(None),
+            _ => bail!("cannot inspect exec {id}: {}", api::error_of(&response)),
+        }
+    }
+
     /// Removes every container labelled with this run, on any daemon: a shared one keeps
     /// running, so the run's containers must go by label.
     fn remove_labelled(&self) -> Result<()> {
@@ -323,25 +410,23 @@ impl Runtime for Docker {
         }
         let created: serde_json::Value = serde_json::from_slice(&created.body).context("dockerd's exec answer")?;
         let id = created.get("Id").and_then(|id| id.as_str()).context("dockerd gave the exec no id")?;
-        let start = r#"{"Detach":false,"Tty":false}"#.to_string();
-        let path = format!("/exec/{}/start", path_segment(id)?);
-        let streams = self.api("POST", &path, Some(start), timeout)?.context("the API went away")?;
+        let streams = self.read_exec_stream(id, timeout)?;
         if streams.status != 200 {
             return Ok(refused(api::error_of(&streams)));
         }
         let (stdout, stderr) = api::split_log_stream(&streams.body).context("the exec's output")?;
-        let path = format!("/exec/{}/json", path_segment(id)?);
-        let ended = self.api("GET", &path, None, QUICK)?.context("the API went away")?;
-        let ended: serde_json::Value = serde_json::from_slice(&ended.body).context("dockerd's exec inspect answer")?;
-        let exit_code = ended.get("ExitCode").and_then(|code| code.as_i64()).context("the exec has no exit code")?;
-        Ok(Output {
-            argv: cli_argv,
-            stdout,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            exit_code: Some(exit_code as i32),
-            signal: None,
-            duration: started.elapsed(),
-        })
+        let mut stderr = String::from_utf8_lossy(&stderr).into_owned();
+        let exit_code = match self.inspect_exec(id)? {
+            Some(api::InspectedExec { running: false, exit_code: Some(code), .. }) => Some(code as i32),
+            _ => {
+                stderr.push_str(
+                    "podlab: the exec ended but dockerd gave no exit code and did not close its output \
+                     (its container exited under it)\n",
+                );
+                None
+            }
+        };
+        Ok(Output { argv: cli_argv, stdout, stderr, exit_code, signal: None, duration: started.elapsed() })
     }
 
     fn states(&self, containers: &[String]) -> Result<BTreeMap<String, ContainerState>> {
