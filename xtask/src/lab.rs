@@ -10,8 +10,10 @@ use anyhow::{Context, Result};
 use crate::host::local::LocalHost;
 use crate::host::vm::{BootPlan, VmHost, VmOptions};
 use crate::host::{Host, Placement};
+use crate::pod::{self, Ports};
 use crate::progress::Progress;
 use crate::runtime::{RunIdentity, Runtime, RuntimeKind};
+use crate::scenario::Scenario;
 use crate::{images, names, pause_build, side_by_side};
 
 /// Where the pod runs and which runtime makes it: `--on`, `--runtime` and the VM's options,
@@ -53,6 +55,15 @@ impl Choice {
         match self.engine {
             Some(_) => RuntimeKind::Docker,
             None => self.runtime,
+        }
+    }
+
+    /// The ports a run publishes on for what the scenarios write: as written in the guest
+    /// (its loopback is its own), free ones of this machine's own otherwise.
+    pub fn ports(&self, scenarios: &[Scenario]) -> Result<Ports> {
+        match self.placement() {
+            Placement::Vm => Ok(Ports::as_written()),
+            Placement::Host => Ports::free_on_this_machine(pod::written_ports(scenarios)),
         }
     }
 

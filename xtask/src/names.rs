@@ -14,6 +14,9 @@ const TEMP_PREFIX: &str = "podlab-";
 /// The label key on every container a run creates; its value is the run id.
 pub const RUN_LABEL: &str = "podlab.run";
 
+/// The abstract unix socket a run binds while it chooses and takes a subnet for its bridge.
+pub const NETWORK_LOCK: &str = "podlab-networks";
+
 /// What a run's temp dir is for: the guest's scratch files, or a private runtime daemon's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TempPurpose {

@@ -55,6 +55,7 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cleanup::after_a_panic", || panicking_run_cleans_up("host")));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
     trials.push(Trial::test("exec::outliving_its_container_ends_at_once", || exec_outliving_its_container("host")));
+    trials.push(Trial::test("concurrent::two_runs_on_this_machine_at_once", two_runs_at_once));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
     let vm_trials = [
         Trial::test("vm::ctrl_c_leaves_no_guest", || vm_signal_leaves_nothing(2)),
@@ -182,6 +183,25 @@ fn exec_outliving_its_container(on: &str) -> Result<(), Failed> {
         Some(took) if took < 20_000 => nothing_left(run.pid),
         _ => Err(format!("expected the exec to end within seconds, it took {took_ms:?} ms\n{}", run.output).into()),
     }
+}
+
+/// Two whole runs on this machine at once: each has its own daemon, bridge, subnet, temp dirs
+/// and published ports, so both pass, and neither leaves anything.
+fn two_runs_at_once() -> Result<(), Failed> {
+    let runs: Vec<Result<Run, String>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| run_xtask(&["test", "--on", "host"], None).map_err(|error| format!("{error:?}"))))
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap_or_else(|_| Err("a run's thread panicked".into()))).collect()
+    });
+    for run in runs {
+        let run = run?;
+        if run.status.code() != Some(0) {
+            return Err(format!("expected both runs to pass, one exited {:?}\n{}", run.status, run.output).into());
+        }
+        nothing_left(run.pid)?;
+    }
+    Ok(())
 }
 
 /// The run's own deadline works like Ctrl-C.

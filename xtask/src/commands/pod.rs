@@ -32,7 +32,8 @@ pub fn run(options: Options) -> Result<()> {
         .into_iter()
         .find(|scenario| scenario.path.ends_with("seed-pod.json"))
         .context("scenarios/seed-pod.json is missing")?;
-    let plan = pod::plan(&seed, options.choice.runtime())?;
+    let ports = options.choice.ports(std::slice::from_ref(&seed))?;
+    let plan = pod::plan(&seed, options.choice.runtime(), &ports)?;
     let progress = Progress::new();
     let run_id = names::run_id();
     let run_dir = names::artifacts_dir(workspace, &run_id);
@@ -49,10 +50,13 @@ pub fn run(options: Options) -> Result<()> {
     let started = Instant::now();
     let mut seed_pod = Pod::new(runtime, &plan);
     seed_pod.start()?;
-    progress.done("seed pod created: pause, nginx, ghost (published on 127.0.0.1:8080)", started);
+    let port = ports.published(8080);
+    progress.done(&format!("seed pod created: pause, nginx, ghost (published on 127.0.0.1:{port})"), started);
+    let mut hints = runtime.shell_hints();
+    hints.push(format!("curl -s 127.0.0.1:{port}/"));
     println!(
         "\nA shell beside the pod's runtime. Try:\n  {}\nExit the shell to tear everything down.\n",
-        runtime.shell_hints().join("\n  ")
+        hints.join("\n  ")
     );
     let shell = runtime.host().interactive_shell(&runtime.shell_environment());
     progress.say("tearing down");

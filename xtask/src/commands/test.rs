@@ -82,9 +82,11 @@ pub fn run(options: Options) -> Result<u8> {
     interrupt::install()?;
     let scenarios_dir = options.scenarios.clone().unwrap_or_else(|| pause_build::workspace_root().join("scenarios"));
     let runtime = options.choice.runtime();
-    let planned: Vec<Planned> = scenario::load_all(&scenarios_dir)?
+    let scenarios = scenario::load_all(&scenarios_dir)?;
+    let ports = options.choice.ports(&scenarios)?;
+    let planned: Vec<Planned> = scenarios
         .into_iter()
-        .map(|scenario| Ok(Planned { plan: pod::plan(&scenario, runtime)?, scenario }))
+        .map(|scenario| Ok(Planned { plan: pod::plan(&scenario, runtime, &ports)?, scenario }))
         .collect::<Result<_>>()?;
     if planned.is_empty() {
         bail!("no scenario in {}", scenarios_dir.display());

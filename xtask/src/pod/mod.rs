@@ -10,8 +10,10 @@ use crate::runtime::Runtime;
 use crate::side_by_side;
 
 mod plan;
+mod ports;
 
-pub use plan::{ContainerPlan, PodPlan, plan};
+pub use plan::{ContainerPlan, PodPlan, plan, written_ports};
+pub use ports::Ports;
 
 /// How long removing a pod's containers may take.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(60);

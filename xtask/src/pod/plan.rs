@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
+use super::Ports;
 use crate::runtime::RuntimeKind;
 use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario};
 
@@ -17,6 +18,8 @@ pub struct PodPlan {
     pub hostname: Option<String>,
     pub infra: ContainerPlan,
     pub apps: Vec<ContainerPlan>,
+    /// The ports published for the ports the scenario wrote.
+    pub ports: Ports,
 }
 
 #[derive(Clone, Debug)]
@@ -34,7 +37,8 @@ pub struct ContainerPlan {
     pub command: Option<Vec<String>>,
     /// Appended to the image's entrypoint.
     pub args: Vec<String>,
-    /// Ports published on 127.0.0.1 (TCP), for a container with a network namespace of its own.
+    /// Ports published on 127.0.0.1 (TCP), for a container with a network namespace of its
+    /// own: the host port as the run publishes it (see `Ports`).
     pub publish: Vec<PortMapping>,
 }
 
@@ -51,11 +55,12 @@ impl PodPlan {
     }
 }
 
-/// The pod of `scenario` as `runtime` makes it, or why it cannot make it (naming the file and field).
-pub fn plan(scenario: &Scenario, runtime: RuntimeKind) -> Result<PodPlan> {
+/// The pod of `scenario` as `runtime` makes it, publishing on `ports`, or why it cannot make it
+/// (naming the file and field).
+pub fn plan(scenario: &Scenario, runtime: RuntimeKind, ports: &Ports) -> Result<PodPlan> {
     let pod = &scenario.pod;
     let in_file = |field: String| format!("{}: {field}", scenario.path.display());
-    let infra = container_plan(scenario, &pod.infra).with_context(|| in_file("pod.infra".to_string()))?;
+    let infra = container_plan(scenario, &pod.infra, ports).with_context(|| in_file("pod.infra".to_string()))?;
     let mut apps = Vec::new();
     for (index, container) in pod.containers.iter().enumerate() {
         let field = format!("pod.containers[{index}]");
@@ -69,7 +74,7 @@ pub fn plan(scenario: &Scenario, runtime: RuntimeKind) -> Result<PodPlan> {
                 );
             }
         }
-        let app = container_plan(scenario, container).with_context(|| in_file(field.clone()))?;
+        let app = container_plan(scenario, container, ports).with_context(|| in_file(field.clone()))?;
         if app.joins(NamespaceKind::Net) && !app.publish.is_empty() {
             bail!(
                 "{}.publish: {} joins the infra container's network, so its ports are the infra container's: \
@@ -80,10 +85,17 @@ pub fn plan(scenario: &Scenario, runtime: RuntimeKind) -> Result<PodPlan> {
         }
         apps.push(app);
     }
-    Ok(PodPlan { hostname: pod.hostname.clone(), infra, apps })
+    Ok(PodPlan { hostname: pod.hostname.clone(), infra, apps, ports: ports.clone() })
 }
 
-fn container_plan(scenario: &Scenario, container: &Container) -> Result<ContainerPlan> {
+/// Every host port the scenarios write, for `Ports`.
+pub fn written_ports(scenarios: &[Scenario]) -> Vec<u16> {
+    let containers =
+        scenarios.iter().flat_map(|scenario| std::iter::once(&scenario.pod.infra).chain(&scenario.pod.containers));
+    containers.flat_map(|container| container.publish.iter().map(|mapping| mapping.host)).collect()
+}
+
+fn container_plan(scenario: &Scenario, container: &Container, ports: &Ports) -> Result<ContainerPlan> {
     let mut files = Vec::new();
     for (target, source) in &container.files {
         let source = scenario::file_source(scenario, source);
@@ -100,7 +112,11 @@ fn container_plan(scenario: &Scenario, container: &Container) -> Result<Containe
         restart: container.restart,
         command: container.command.clone(),
         args: container.args.clone().unwrap_or_default(),
-        publish: container.publish.clone(),
+        publish: container
+            .publish
+            .iter()
+            .map(|mapping| PortMapping { host: ports.published(mapping.host), container: mapping.container })
+            .collect(),
     })
 }
 
@@ -128,7 +144,8 @@ mod tests {
 
     #[test]
     fn a_pod_as_docker_makes_it() {
-        let plan = plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), RuntimeKind::Docker).unwrap();
+        let plan =
+            plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), RuntimeKind::Docker, &Ports::as_written()).unwrap();
         assert_eq!(plan.hostname.as_deref(), Some("pod"));
         assert_eq!(plan.infra.publish, [PortMapping { host: 8080, container: 80 }]);
         assert_eq!(plan.apps[0].joins, [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Pid]);
@@ -137,7 +154,9 @@ mod tests {
 
     #[test]
     fn docker_cannot_share_uts_and_says_so_before_any_container() {
-        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), RuntimeKind::Docker).unwrap_err().to_string();
+        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), RuntimeKind::Docker, &Ports::as_written())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             error,
             "scenarios/plan.json: pod.containers[0].share: the docker runtime cannot share `uts` (Docker copies \
@@ -147,11 +166,18 @@ mod tests {
 
     #[test]
     fn ports_belong_to_the_network_namespace() {
-        let error = plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), RuntimeKind::Docker)
+        let as_written = Ports::as_written();
+        let error = plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), RuntimeKind::Docker, &as_written)
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("scenarios/plan.json: pod.containers[0].publish: app joins"), "{error}");
-        let own_network = plan(&scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#), RuntimeKind::Docker);
-        assert_eq!(own_network.unwrap().apps[0].publish[0].host, 9090);
+        let scenario = scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#);
+        assert_eq!(plan(&scenario, RuntimeKind::Docker, &as_written).unwrap().apps[0].publish[0].host, 9090);
+        // On this machine each run publishes on ports of its own; the plan says which.
+        let free = Ports::free_on_this_machine(written_ports(std::slice::from_ref(&scenario))).unwrap();
+        let own = plan(&scenario, RuntimeKind::Docker, &free).unwrap();
+        assert_eq!(own.apps[0].publish[0], PortMapping { host: free.published(9090), container: 90 });
+        assert_eq!(own.infra.publish[0].host, free.published(8080));
+        assert_ne!(own.infra.publish[0].host, own.apps[0].publish[0].host);
     }
 }

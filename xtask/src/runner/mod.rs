@@ -32,7 +32,7 @@ pub fn run_scenario(
     if let Err(error) = &pod_started {
         report.pod_error = Some(format!("{error:#}"));
     }
-    let mut context = steps::StepContext { runtime, infra: &plan.infra.name, variables: Default::default() };
+    let mut context = steps::StepContext { runtime, pod: plan, variables: Default::default() };
     let mut failed = pod_started.is_err();
     for (index, step) in scenario.steps.iter().enumerate() {
         let step_started = Instant::now();

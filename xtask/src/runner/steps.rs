@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use crate::command::argv;
 use crate::host::Host;
 use crate::interrupt;
+use crate::pod::PodPlan;
 use crate::runtime::{self, Runtime};
 use crate::scenario::{Matcher, NamespaceKind, Step};
 use crate::side_by_side;
@@ -30,7 +31,7 @@ impl Variables {
 
 pub struct StepContext<'a> {
     pub runtime: &'a dyn Runtime,
-    pub infra: &'a str,
+    pub pod: &'a PodPlan,
     pub variables: Variables,
 }
 
@@ -79,7 +80,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::SameIp(same) => {
-            let expected = context.runtime.pod_address(context.infra)?;
+            let expected = context.runtime.pod_address(&context.pod.infra.name)?;
             let pids = runtime::main_pids(context.runtime, &same.containers)?;
             let seen = for_each(&same.containers, |name| eth0_address(context, pids[name]))?;
             if seen.values().any(|address| *address != expected) {
@@ -157,7 +158,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::Http(http) => {
-            let url = format!("http://127.0.0.1:{}{}", http.port, http.path);
+            let url = format!("http://127.0.0.1:{}{}", context.pod.ports.published(http.port), http.path);
             let response = http_get(context.host(), &url)?;
             if let Some(expected) = http.status {
                 if response.status != Some(expected) {

@@ -146,7 +146,8 @@ pub trait Runtime: Send + Sync {
     /// Every regular file and link of an image, without a leading slash.
     fn image_files(&self, image: &str) -> Result<Vec<String>>;
 
-    /// What a shell beside the runtime needs to reach it (`DOCKER_HOST=...`), and what to try.
+    /// What a shell beside the runtime needs to reach it (`DOCKER_HOST=...`), and what to try
+    /// with the runtime's own tools.
     fn shell_environment(&self) -> Vec<(String, String)>;
     fn shell_hints(&self) -> Vec<String>;
 

@@ -36,8 +36,9 @@ pub struct Run {
 
 impl Run {
     /// The infra container: it owns the namespaces, so it is what the apps' namespaces join.
-    pub fn infra(pod: &PodPlan, run_id: &str) -> Run {
-        let mut run = Run::common(&pod.infra, run_id);
+    /// `name_prefix` goes before every container name (see `Docker`).
+    pub fn infra(pod: &PodPlan, name_prefix: &str, run_id: &str) -> Run {
+        let mut run = Run::common(&pod.infra, name_prefix, run_id);
         // Docker's default IPC mode is private: without this, `--ipc=container:` fails.
         run.ipc = Some("shareable".to_string());
         run.dns = true;
@@ -46,9 +47,9 @@ impl Run {
     }
 
     /// An app in the infra container's namespaces it joins (the plan has refused `uts`).
-    pub fn app(pod: &PodPlan, app: &ContainerPlan, run_id: &str) -> Run {
-        let mut run = Run::common(app, run_id);
-        let joined = Some(format!("container:{}", pod.infra.name));
+    pub fn app(pod: &PodPlan, app: &ContainerPlan, name_prefix: &str, run_id: &str) -> Run {
+        let mut run = Run::common(app, name_prefix, run_id);
+        let joined = Some(format!("container:{name_prefix}{}", pod.infra.name));
         if app.joins(NamespaceKind::Net) {
             run.network.clone_from(&joined);
         } else {
@@ -64,14 +65,14 @@ impl Run {
     }
 
     /// What every container gets: name, label, files, user, environment, restart policy, command.
-    fn common(container: &ContainerPlan, run_id: &str) -> Run {
+    fn common(container: &ContainerPlan, name_prefix: &str, run_id: &str) -> Run {
         let mut command = Vec::new();
         if let Some(words) = &container.command {
             command.extend(words[1..].iter().cloned());
         }
         command.extend(container.args.iter().cloned());
         Run {
-            name: container.name.clone(),
+            name: format!("{name_prefix}{}", container.name),
             image: container.image.clone(),
             run_id: run_id.to_string(),
             binds: container.files.iter().map(|(source, target)| format!("{}:{target}:ro", source.display())).collect(),
@@ -179,8 +180,8 @@ mod tests {
             .into_iter()
             .find(|scenario| scenario.path.ends_with("seed-pod.json"))
             .unwrap();
-        let mut pod = crate::pod::plan(&seed, RuntimeKind::Docker).unwrap();
-        let infra = Run::infra(&pod, "r1");
+        let mut pod = crate::pod::plan(&seed, RuntimeKind::Docker, &crate::pod::Ports::as_written()).unwrap();
+        let infra = Run::infra(&pod, "", "r1");
         let (body, cli) = (infra.api_body(), infra.cli_arguments());
         assert_eq!(body["Labels"]["podlab.run"], "r1");
         assert_eq!(body["HostConfig"]["IpcMode"], "shareable");
@@ -190,7 +191,7 @@ mod tests {
         assert!(cli.contains(&"--hostname=seed-pod".to_string()), "{cli:?}");
 
         let nginx = pod.apps.iter().position(|app| app.name == "nginx").unwrap();
-        let run = Run::app(&pod, &pod.apps[nginx], "r1");
+        let run = Run::app(&pod, &pod.apps[nginx], "", "r1");
         let (body, cli) = (run.api_body(), run.cli_arguments());
         assert_eq!(body["HostConfig"]["NetworkMode"], "container:pause");
         assert!(cli.contains(&"--network=container:pause".to_string()), "{cli:?}");
@@ -203,8 +204,12 @@ mod tests {
 
         pod.apps[nginx].command = Some(vec!["sleep".to_string()]);
         pod.apps[nginx].args = vec!["3600".to_string()];
-        let run = Run::app(&pod, &pod.apps[nginx], "r1");
+        let run = Run::app(&pod, &pod.apps[nginx], "podlab-7-", "r1");
         let (body, cli) = (run.api_body(), run.cli_arguments());
+        assert_eq!(
+            (run.name.as_str(), &body["HostConfig"]["NetworkMode"]),
+            ("podlab-7-nginx", &json!("container:podlab-7-pause"))
+        );
         assert_eq!((&body["Entrypoint"], &body["Cmd"]), (&json!(["sleep"]), &json!(["3600"])));
         assert!(cli.ends_with(&["--entrypoint=sleep".to_string(), "podlab/nginx".to_string(), "3600".to_string()]));
     }

@@ -104,7 +104,8 @@ impl Drop for PrivateDaemon {
     }
 }
 
-/// The daemon's own bridge, `podlab<pid>`, with a /24 of its own.
+/// The daemon's own bridge, `podlab<pid>`, with a /24 of 10.213.0.0/16 that no other
+/// interface of this machine has (runs side by side each get their own).
 struct Bridge {
     name: String,
     deleted: bool,
@@ -114,15 +115,18 @@ impl Bridge {
     fn create() -> Result<Self> {
         let pid = std::process::id();
         let name = names::bridge(pid);
-        let subnet = format!("10.213.{}.1/24", pid % 250);
         if Path::new("/sys/class/net").join(&name).exists() {
             bail!("the network bridge {name} already exists: a killed run left it; remove it with `cargo xtask clean`");
         }
         let ip = |words: &[&str]| command::run(&argv(words), Duration::from_secs(10)).and_then(Output::ok);
+        // Choosing a subnet and taking it is one step for runs starting together.
+        let _choosing = NetworkLock::take()?;
+        let listing = ip(&["ip", "-4", "-oneline", "address", "show"])?.stdout_text();
+        let third = free_third_octet(&listing, pid).context("every 10.213.N.0/24 is taken: remove what holds them")?;
         ip(&["ip", "link", "add", &name, "type", "bridge"])
             .context("cannot create a network bridge: the host runtime needs root (or run with DOCKER_HOST set)")?;
         let bridge = Bridge { name, deleted: false };
-        ip(&["ip", "address", "add", &subnet, "dev", &bridge.name])?;
+        ip(&["ip", "address", "add", &format!("10.213.{third}.1/24"), "dev", &bridge.name])?;
         ip(&["ip", "link", "set", &bridge.name, "up"])?;
         Ok(bridge)
     }
@@ -135,6 +139,42 @@ impl Bridge {
         match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
             Ok(_) => None,
             Err(error) => Some(format!("cannot delete bridge {}: {error:#}", self.name)),
+        }
+    }
+}
+
+/// N of a 10.213.N.0/24 that no address in `ip -4 -oneline address show` is in, starting
+/// from one the pid gives, so that runs rarely even look at the same one.
+fn free_third_octet(listing: &str, pid: u32) -> Option<u32> {
+    let taken: Vec<u32> = listing
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("10.213."))
+        .filter_map(|rest| rest.split('.').next()?.parse().ok())
+        .collect();
+    (0..250).map(|offset| (pid + offset) % 250).find(|third| !taken.contains(third))
+}
+
+/// Held while a run chooses and takes its subnet: an abstract unix socket of a fixed name,
+/// which only one process can bind, which leaves nothing on disk, and which the kernel
+/// releases when its holder dies.
+struct NetworkLock {
+    _socket: std::os::unix::net::UnixListener,
+}
+
+impl NetworkLock {
+    fn take() -> Result<NetworkLock> {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(names::NETWORK_LOCK)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match std::os::unix::net::UnixListener::bind_addr(&address) {
+                Ok(socket) => return Ok(NetworkLock { _socket: socket }),
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    crate::interrupt::check()?;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => return Err(error).context("another run held the network lock for 30 s"),
+            }
         }
     }
 }
@@ -170,4 +210,29 @@ pub fn unmount_everything_under(path: &Path) -> Vec<String> {
                 .map(|error| format!("cannot unmount {}: {error}", mount_point.display()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subnet_no_interface_has() {
+        let listing = "1: lo    inet 127.0.0.1/8 scope host lo\n\
+                       5: podlab7    inet 10.213.7.1/24 scope global podlab7\n\
+                       6: podlab8    inet 10.213.8.1/24 scope global podlab8\n";
+        assert_eq!(free_third_octet(listing, 7), Some(9));
+        assert_eq!(free_third_octet(listing, 257), Some(9));
+        assert_eq!(free_third_octet(listing, 10), Some(10));
+    }
+
+    #[test]
+    fn the_network_lock_is_held_by_one_at_a_time() {
+        let first = NetworkLock::take().unwrap();
+        let second = std::thread::spawn(NetworkLock::take);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!second.is_finished(), "two held the network lock at once");
+        drop(first);
+        assert!(second.join().unwrap().is_ok());
+    }
 }

@@ -86,6 +86,10 @@ enum Daemon {
 
 pub struct Docker {
     daemon: Daemon,
+    /// Before every container name: on a shared daemon, `podlab-<pid>-`, so that runs side by
+    /// side do not take each other's names; on a daemon of the run's own, nothing (a learner
+    /// in `cargo xtask pod` types `docker exec nginx`).
+    name_prefix: String,
     run_id: String,
     run_dir: PathBuf,
     shut_down: bool,
@@ -117,13 +121,23 @@ impl Docker {
                 Err(_) => Daemon::Private(PrivateDaemon::start(run.run_dir, progress)?),
             },
         };
+        let name_prefix = match daemon {
+            Daemon::Shared { .. } => format!("podlab-{}-", std::process::id()),
+            _ => String::new(),
+        };
         Ok(Docker {
             daemon,
+            name_prefix,
             run_id: run.run_id.to_string(),
             run_dir: run.run_dir.to_path_buf(),
             shut_down: false,
             host,
         })
+    }
+
+    /// The daemon's name of a container of the pod.
+    fn name(&self, container: &str) -> String {
+        format!("{}{container}", self.name_prefix)
     }
 
     /// The daemon's API socket, where the host reaches one.
@@ -164,7 +178,7 @@ impl Docker {
     fn inspect(&self, containers: &[String]) -> Result<BTreeMap<String, Inspected>> {
         if self.socket().is_some() {
             let answers = side_by_side::each(containers, |name| {
-                let path = format!("/containers/{}/json", path_segment(name)?);
+                let path = format!("/containers/{}/json", path_segment(&self.name(name))?);
                 let response = self.api("GET", &path, None, QUICK)?.context("the API went away")?;
                 if response.status != 200 {
                     bail!("cannot inspect container {name}: {}", api::error_of(&response));
@@ -175,8 +189,9 @@ impl Docker {
             return Ok(answers.into_iter().collect());
         }
         // One CLI call for them all: each docker CLI start is costly under emulation.
+        let names: Vec<String> = containers.iter().map(|container| self.name(container)).collect();
         let mut arguments = vec!["inspect"];
-        arguments.extend(containers.iter().map(String::as_str));
+        arguments.extend(names.iter().map(String::as_str));
         let output = self.cli_ok(&arguments, QUICK)?;
         let inspected: Vec<Inspected> = serde_json::from_slice(&output.stdout).context("docker inspect's answer")?;
         if inspected.len() != containers.len() {
@@ -205,7 +220,8 @@ impl Docker {
     }
 
     fn read_logs(&self, container: &str, timestamps: bool) -> Result<Logs> {
-        let path = format!("/containers/{}/logs?stdout=1&stderr=1&timestamps={timestamps}", path_segment(container)?);
+        let name = self.name(container);
+        let path = format!("/containers/{}/logs?stdout=1&stderr=1&timestamps={timestamps}", path_segment(&name)?);
         if let Some(response) = self.api("GET", &path, None, QUICK)? {
             if response.status != 200 {
                 bail!("cannot read the logs of {container}: {}", api::error_of(&response));
@@ -218,7 +234,7 @@ impl Docker {
         if timestamps {
             arguments.push("--timestamps");
         }
-        arguments.push(container);
+        arguments.push(&name);
         let output = self.cli_ok(&arguments, QUICK)?;
         Ok(Logs { stdout: output.stdout, stderr: output.stderr })
     }
@@ -353,12 +369,12 @@ impl Runtime for Docker {
     }
 
     fn start_infra(&self, pod: &PodPlan) -> Result<()> {
-        let run = Run::infra(pod, &self.run_id);
+        let run = Run::infra(pod, &self.name_prefix, &self.run_id);
         self.create_and_start(&run).with_context(|| format!("cannot start container {}", run.name))
     }
 
     fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
-        let run = Run::app(pod, app, &self.run_id);
+        let run = Run::app(pod, app, &self.name_prefix, &self.run_id);
         self.create_and_start(&run).with_context(|| format!("cannot start container {}", run.name))
     }
 
@@ -367,7 +383,7 @@ impl Runtime for Docker {
     fn remove(&self, containers: &[String], timeout: Duration) -> Result<()> {
         if let Some(socket) = self.socket() {
             side_by_side::each(containers, |name| {
-                let path = format!("/containers/{}?force=1&v=1", path_segment(name)?);
+                let path = format!("/containers/{}?force=1&v=1", path_segment(&self.name(name))?);
                 let response = self.host.request_cleanup(&Request::new(&socket, "DELETE", path, None), timeout)?;
                 match response.status {
                     204 | 404 => Ok(()),
@@ -376,8 +392,9 @@ impl Runtime for Docker {
             })?;
             return Ok(());
         }
+        let names: Vec<String> = containers.iter().map(|container| self.name(container)).collect();
         let mut arguments = vec!["rm", "--force", "--volumes"];
-        arguments.extend(containers.iter().map(String::as_str));
+        arguments.extend(names.iter().map(String::as_str));
         let output = self.host.run_cleanup(&self.cli(&arguments), timeout)?;
         // `No such container` is the normal answer when the pod is already gone.
         if !output.success() && !output.stderr.lines().all(|line| line.contains("No such container")) {
@@ -388,7 +405,8 @@ impl Runtime for Docker {
 
     /// Through the API: create the exec, start it attached, read its exit code.
     fn exec(&self, container: &str, argv: &[String], timeout: Duration) -> Result<Output> {
-        let mut cli_arguments = vec!["exec", container];
+        let name = self.name(container);
+        let mut cli_arguments = vec!["exec", name.as_str()];
         cli_arguments.extend(argv.iter().map(String::as_str));
         let cli_argv = self.cli(&cli_arguments);
         let started = Instant::now();
@@ -401,7 +419,7 @@ impl Runtime for Docker {
             duration: started.elapsed(),
         };
         let create = serde_json::json!({ "AttachStdout": true, "AttachStderr": true, "Cmd": argv }).to_string();
-        let path = format!("/containers/{}/exec", path_segment(container)?);
+        let path = format!("/containers/{}/exec", path_segment(&name)?);
         let Some(created) = self.api("POST", &path, Some(create), QUICK)? else {
             return self.host.run(&cli_argv, timeout);
         };
@@ -443,16 +461,17 @@ impl Runtime for Docker {
     }
 
     fn signal(&self, container: &str, signal: Signal) -> Result<()> {
-        self.cli_ok(&["kill", "--signal", signal.as_str(), container], QUICK).map(drop)
+        self.cli_ok(&["kill", "--signal", signal.as_str(), &self.name(container)], QUICK).map(drop)
     }
 
     fn stop(&self, container: &str, grace: Duration) -> Result<()> {
         let grace_seconds = grace.as_secs().to_string();
-        self.cli_ok(&["stop", "--time", &grace_seconds, container], grace + Duration::from_secs(60)).map(drop)
+        self.cli_ok(&["stop", "--time", &grace_seconds, &self.name(container)], grace + Duration::from_secs(60))
+            .map(drop)
     }
 
     fn restart(&self, container: &str) -> Result<()> {
-        self.cli_ok(&["restart", "--time", "10", container], Duration::from_secs(90)).map(drop)
+        self.cli_ok(&["restart", "--time", "10", &self.name(container)], Duration::from_secs(90)).map(drop)
     }
 
     fn logs(&self, container: &str) -> Result<Logs> {
@@ -490,7 +509,7 @@ impl Runtime for Docker {
     }
 
     fn shell_hints(&self) -> Vec<String> {
-        argv(&["docker ps", "docker exec -ti nginx ps -ef", "curl -s 127.0.0.1:8080/"])
+        vec!["docker ps".to_string(), format!("docker exec -ti {} ps -ef", self.name("nginx"))]
     }
 
     fn shut_down(&mut self) -> Result<()> {
