@@ -66,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::pod_shell_on_a_terminal", vm_pod_on_a_terminal),
         Trial::test("vm::a_panic_leaves_no_guest", || panicking_run_cleans_up("vm")),
         Trial::test("vm::exec_outliving_its_container_ends_at_once", || exec_outliving_its_container("vm")),
+        Trial::test("vm::clean_spares_a_live_pod", clean_spares_a_live_pod),
     ];
     trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
     libtest_mimic::run(&arguments, trials).exit_code()
@@ -281,6 +282,76 @@ fn vm_pod_shell() -> Result<(), Failed> {
         return Err(format!("expected `1 /pause`, `exec said 0` and the tear-down; the output:\n{}", run.output).into());
     }
     nothing_left(run.pid)
+}
+
+/// `cargo xtask clean` while a `cargo xtask pod` is open: the pod's guest and temp dir belong
+/// to a live run, so clean leaves them; the pod still answers afterwards, and ends cleanly.
+fn clean_spares_a_live_pod() -> Result<(), Failed> {
+    let mut pod =
+        Command::new(XTASK).arg("pod").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = pod.id();
+    let (lines_sender, lines) = mpsc::channel::<String>();
+    let readers = [
+        spawn_line_reader(pod.stdout.take(), lines_sender.clone()),
+        spawn_line_reader(pod.stderr.take(), lines_sender),
+    ];
+    let mut output = String::new();
+    let ready = wait_for_line(&lines, &mut output, "Exit the shell to tear everything down.", RUN_TIMEOUT);
+    let outcome = ready.and_then(|()| {
+        let clean = Command::new(XTASK).arg("clean").output()?;
+        let said = String::from_utf8_lossy(&clean.stdout).into_owned();
+        if guest_processes(pid).is_empty() {
+            return Err(format!("cargo xtask clean killed the live pod's guest; it said:\n{said}").into());
+        }
+        let mut stdin = pod.stdin.take().ok_or("no stdin")?;
+        stdin.write_all(b"docker exec nginx ps -o pid,args; exit\n")?;
+        drop(stdin);
+        Ok(())
+    });
+    let status = wait_with_deadline(&mut pod, RUN_TIMEOUT);
+    for reader in readers {
+        let _ = reader.join();
+    }
+    output.extend(lines.try_iter().map(|line| line + "\n"));
+    outcome?;
+    let pause_is_pid_1 = output.lines().any(|line| line.split_whitespace().eq(["1", "/pause"]));
+    if status.map(|status| status.code()) != Some(Some(0)) || !pause_is_pid_1 {
+        return Err(format!("expected the pod to answer after clean and exit 0; got {status:?}\n{output}").into());
+    }
+    nothing_left(pid)
+}
+
+/// Collects lines into `output` until one contains `text`.
+fn wait_for_line(
+    lines: &mpsc::Receiver<String>,
+    output: &mut String,
+    text: &str,
+    timeout: Duration,
+) -> Result<(), Failed> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            output.push_str(&line);
+            output.push('\n');
+            if line.contains(text) {
+                return Ok(());
+            }
+        }
+    }
+    Err(format!("never saw {text:?} within {timeout:?}; the output:\n{output}").into())
+}
+
+/// Waits for a child up to `timeout`, then kills it.
+fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill_and_wait(child);
+    None
 }
 
 /// `cargo xtask pod` on a terminal (a pty, driven with rexpect): keys go to the guest's shell
