@@ -171,6 +171,32 @@ pub fn run_in_view(
     })
 }
 
+/// Runs `argv` with its stdout and stderr into `log`, in the harness's process group (so a
+/// Ctrl-C typed in the terminal reaches it too, and it cleans up after itself), killed only at
+/// `timeout`: for a whole run of the harness that `cargo xtask soak` starts.
+pub fn run_logged(argv: &[String], log: &Path, timeout: Duration) -> Result<Output> {
+    let (program, arguments) = argv.split_first().context("an empty command")?;
+    let started = Instant::now();
+    let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut child = Command::new(program)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("cannot run {program}"))?;
+    let status = wait_with_deadline(&mut child, started + timeout, Interruptible::No)
+        .with_context(|| format!("`{}` stopped early", argv.join(" ")))?;
+    Ok(Output {
+        argv: argv.to_vec(),
+        stdout: Vec::new(),
+        stderr: String::new(),
+        exit_code: status.code(),
+        signal: status.signal(),
+        duration: started.elapsed(),
+    })
+}
+
 /// A long-running program (dockerd, QEMU) that its caller owns and stops: its own process
 /// group (a Ctrl-C on the terminal must not stop it under the harness's feet: the harness
 /// stops it, in order), no stdin, stdout and stderr into `log`, and `death_signal` from the

@@ -48,6 +48,8 @@ enum Command {
     Doctor,
     /// Measure pause (and peers given with --vs): size, idle memory, reaping, SIGTERM latency
     Bench(commands::bench::Options),
+    /// Run the whole suite N times and say which scenarios failed in how many runs (false alarms)
+    Soak(commands::soak::Options),
     /// The harness's agent in the throwaway VM (the guest's init starts it)
     #[command(hide = true)]
     GuestAgent,
@@ -69,6 +71,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Test(options)) => match commands::test::run(options) {
+            Ok(code) => return ExitCode::from(code),
+            Err(error) => Err(error),
+        },
+        Some(Command::Soak(options)) => match commands::soak::run(options) {
             Ok(code) => return ExitCode::from(code),
             Err(error) => Err(error),
         },

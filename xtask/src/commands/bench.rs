@@ -15,7 +15,7 @@ use crate::host::Placement;
 use crate::host::vm::VmOptions;
 use crate::lab::{Choice, LabPlan};
 use crate::runtime::{RunIdentity, RuntimeKind};
-use crate::{names, pause_build};
+use crate::{names, pause_build, report};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Needs root, or unprivileged user namespaces, to create PID namespaces.")]
@@ -201,7 +201,10 @@ fn measure_vm_boots(boots: usize) -> Result<()> {
     .iter()
     .map(|header| header.to_string())
     .collect();
-    println!("\nguest boots, {details}; phase columns are the guest's uptime\n{}", markdown_table(&headers, &rows));
+    println!(
+        "\nguest boots, {details}; phase columns are the guest's uptime\n{}",
+        report::markdown_table(&headers, &rows)
+    );
     Ok(())
 }
 
@@ -297,32 +300,7 @@ fn print_table(rows: &[(String, Figures)], sizes: Sizes) {
             ]
         })
         .collect();
-    println!("\n{}", markdown_table(&headers, &cells));
-}
-
-/// A Markdown table with aligned columns, so the output reads well in a terminal and
-/// can be pasted into docs/bench.md as it is.
-fn markdown_table(headers: &[String], rows: &[Vec<String>]) -> String {
-    let width_of = |text: &String| text.chars().count();
-    let widths: Vec<usize> = (0..headers.len())
-        .map(|column| {
-            rows.iter().map(|row| width_of(&row[column])).chain([width_of(&headers[column])]).max().unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - width_of(cell))))
-            .collect();
-        format!("| {} |", padded.join(" | "))
-    };
-    let separator: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
-    std::iter::once(line(headers))
-        .chain([line(&separator)])
-        .chain(rows.iter().map(|row| line(row)))
-        .collect::<Vec<_>>()
-        .join("\n")
+    println!("\n{}", report::markdown_table(&headers, &cells));
 }
 
 #[cfg(test)]
@@ -359,18 +337,5 @@ mod tests {
         assert!(error(&["--runs"]).contains("a value is required for '--runs <RUNS>'"));
         assert!(error(&["--runs", "0"]).contains("0 is not in 1.."), "{}", error(&["--runs", "0"]));
         assert!(error(&["--vs", "/no/such/pause"]).contains("/no/such/pause is not a file"));
-    }
-
-    #[test]
-    fn table_columns_line_up() {
-        let headers = arguments(&["binary", "size (bytes)"]);
-        let rows = vec![arguments(&["a-long-binary-name", "2000"]), arguments(&["µ", "1"])];
-        let table = markdown_table(&headers, &rows);
-        let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 4);
-        assert_eq!(lines[0], "| binary             | size (bytes) |");
-        assert_eq!(lines[1], "| ------------------ | ------------ |");
-        assert_eq!(lines[3], "| µ                  | 1            |");
-        assert!(lines.iter().all(|line| line.chars().count() == lines[0].chars().count()));
     }
 }

@@ -4,4 +4,5 @@ pub mod bench;
 pub mod clean;
 pub mod doctor;
 pub mod pod;
+pub mod soak;
 pub mod test;

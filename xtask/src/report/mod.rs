@@ -199,6 +199,31 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// A Markdown table with aligned columns, so the output reads well in a terminal and
+/// can be pasted into docs/bench.md as it is.
+pub fn markdown_table(headers: &[String], rows: &[Vec<String>]) -> String {
+    let width_of = |text: &String| text.chars().count();
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|column| {
+            rows.iter().map(|row| width_of(&row[column])).chain([width_of(&headers[column])]).max().unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - width_of(cell))))
+            .collect();
+        format!("| {} |", padded.join(" | "))
+    };
+    let separator: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
+    std::iter::once(line(headers))
+        .chain([line(&separator)])
+        .chain(rows.iter().map(|row| line(row)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +278,18 @@ mod tests {
         assert_eq!(json["scenarios"][0]["steps"][2]["outcome"], "not-run");
         assert_eq!(json["scenarios"][0]["steps"][0]["duration_ms"], 1500);
         assert_eq!(json["duration_ms"], 4000);
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let headers = crate::command::argv(&["binary", "size (bytes)"]);
+        let rows = vec![crate::command::argv(&["a-long-binary-name", "2000"]), crate::command::argv(&["µ", "1"])];
+        let table = markdown_table(&headers, &rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], "| binary             | size (bytes) |");
+        assert_eq!(lines[1], "| ------------------ | ------------ |");
+        assert_eq!(lines[3], "| µ                  | 1            |");
+        assert!(lines.iter().all(|line| line.chars().count() == lines[0].chars().count()));
     }
 }
