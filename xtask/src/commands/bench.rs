@@ -306,7 +306,6 @@ fn print_table(rows: &[(String, Figures)], sizes: Sizes) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::argv as arguments;
 
     #[derive(clap::Parser)]
     struct Command {
