@@ -226,6 +226,11 @@ impl Daemon {
         Pid::from_raw(self.child.id() as i32)
     }
 
+    /// Whether it still runs (it may have died without its owner having reaped it yet).
+    pub fn is_running(&self) -> bool {
+        !matches!(pid1::proc::state(self.pid()), None | Some('Z'))
+    }
+
     /// Its exit status, if it has exited.
     pub fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
         Ok(self.child.try_wait()?)

@@ -73,13 +73,18 @@ pub fn bridge(pid: u32) -> String {
     format!("podlab{pid}")
 }
 
-/// The pid in a bridge name that `bridge` made.
+/// The pid in a bridge or cgroup name that `bridge` or `cgroup` made.
 pub fn bridge_owner(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("podlab")?;
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
+}
+
+/// The cgroup (under each hierarchy's root) of a run's containers on this machine: `podlab<pid>`.
+pub fn cgroup(pid: u32) -> String {
+    format!("podlab{pid}")
 }
 
 /// A QEMU of ours: its command line names one of our vm temp dirs.

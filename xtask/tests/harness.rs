@@ -56,6 +56,8 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
     trials.push(Trial::test("exec::outliving_its_container_ends_at_once", || exec_outliving_its_container("host")));
     trials.push(Trial::test("concurrent::two_runs_on_this_machine_at_once", two_runs_at_once));
+    trials.push(Trial::test("faults::dockerd_killed_mid_scenario", || daemon_killed_mid_scenario("dockerd")));
+    trials.push(Trial::test("faults::containerd_killed_mid_scenario", || daemon_killed_mid_scenario("containerd")));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
     let vm_trials = [
         Trial::test("vm::ctrl_c_leaves_no_guest", || vm_signal_leaves_nothing(2)),
@@ -203,6 +205,29 @@ fn two_runs_at_once() -> Result<(), Failed> {
         nothing_left(run.pid)?;
     }
     Ok(())
+}
+
+/// The runtime's daemon killed with SIGKILL while a scenario's steps run, its pod up (dockerd,
+/// or the containerd under it): the run ends within a deadline, a failure says what died, and
+/// nothing is left, not even the container processes that the dead daemon could not stop.
+fn daemon_killed_mid_scenario(daemon: &'static str) -> Result<(), Failed> {
+    let started = Instant::now();
+    // The reaping scenario's pod is up after about 0.5 s on this host, and its steps take 4 s.
+    let trigger = ("scenarios/reaping: ", Action::KillDaemon(daemon, Duration::from_millis(2000)));
+    let run = run_xtask_with(&["test", "--on", "host", "scenarios/reaping", "--exact"], None, Some(trigger))?;
+    let took = started.elapsed();
+    let said_why = run.output.lines().any(|line| line.contains(daemon) && line.contains("died during the run"));
+    let verdict = match run.status.code() {
+        // dockerd restarts a containerd it started; the scenario may then pass.
+        Some(0) => daemon == "containerd",
+        Some(101) => said_why,
+        _ => false,
+    };
+    if !verdict || took > Duration::from_secs(150) {
+        return Err(format!("after {daemon} was killed: {:?} in {took:?}\n{}", run.status, run.output).into());
+    }
+    eprintln!("{daemon} killed: exit {:?} after {:.1} s", run.status.code(), took.as_secs_f64());
+    nothing_left(run.pid)
 }
 
 /// The run's own deadline works like Ctrl-C.
@@ -397,6 +422,15 @@ fn kill_guests_of(xtask_pid: u32) {
     }
 }
 
+/// SIGKILL to the run's daemon called `name` (its command line names the run's temp dir).
+fn kill_daemon_of(xtask_pid: u32, name: &str) {
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if command_line.split_whitespace().next() == Some(name) && owned_by(&command_line, xtask_pid) {
+            nix_kill(pid.as_raw() as u32, 9);
+        }
+    }
+}
+
 /// Whether a text names a temp dir of the run with this pid.
 fn owned_by(text: &str, xtask_pid: u32) -> bool {
     names::temp_dir_in(text).and_then(|dir| names::temp_dir_owner(&dir)) == Some(xtask_pid)
@@ -452,6 +486,8 @@ fn run_xtask_killing_qemu(arguments: &[&str], trigger: &str) -> Result<Run, Fail
 enum Action {
     Signal(i32),
     KillQemu,
+    /// SIGKILL to the run's own daemon of this name (dockerd, containerd), this long after.
+    KillDaemon(&'static str, Duration),
 }
 
 /// `input`, when given, is written to xtask's stdin, which is then closed.
@@ -494,6 +530,12 @@ fn run_program_with(
                     match action {
                         Action::Signal(signal) => nix_kill(pid, signal),
                         Action::KillQemu => kill_guests_of(pid),
+                        Action::KillDaemon(name, after) => {
+                            std::thread::spawn(move || {
+                                std::thread::sleep(after);
+                                kill_daemon_of(pid, name);
+                            });
+                        }
                     }
                 }
             }
@@ -540,8 +582,9 @@ fn nix_kill(pid: u32, signal: i32) {
     let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
 }
 
-/// What a run of xtask with this pid would leave: its bridge, its daemon's or guest's temp
-/// dir, mounts under it, or processes (QEMU, dockerd, containerd, shims) still using it.
+/// What a run of xtask with this pid would leave: its bridge, its containers' cgroups, its
+/// daemon's or guest's temp dir, mounts under it, or processes (QEMU, dockerd, containerd,
+/// shims) still using it.
 /// Everything a run makes carries its pid (`names`), so other runs on the machine do not count.
 fn nothing_left(xtask_pid: u32) -> Result<(), Failed> {
     let bridge = names::bridge(xtask_pid);
@@ -554,6 +597,11 @@ fn nothing_left(xtask_pid: u32) -> Result<(), Failed> {
         let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         if names::is_temp_dir_name(&name) && names::temp_dir_owner(&path) == Some(xtask_pid) {
             leftovers.push(format!("temp dir {name}"));
+        }
+    }
+    for root in std::fs::read_dir("/sys/fs/cgroup")?.flatten().map(|entry| entry.path()) {
+        if root.join(names::cgroup(xtask_pid)).is_dir() {
+            leftovers.push(format!("cgroup {}", root.join(names::cgroup(xtask_pid)).display()));
         }
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;

@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::command::{self, argv};
 use crate::names;
-use crate::runtime::docker::daemon::unmount_everything_under;
+use crate::runtime::docker::daemon::{remove_cgroups, unmount_everything_under};
 
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();
@@ -48,6 +48,15 @@ pub fn run() -> Result<()> {
             removed.push(format!("bridge {bridge}"));
         }
     }
+    for cgroup in cgroups() {
+        if !dead(names::bridge_owner(&cgroup)) {
+            continue;
+        }
+        for problem in remove_cgroups(&cgroup) {
+            eprintln!("warning: {problem}");
+        }
+        removed.push(format!("cgroup {cgroup}"));
+    }
     if removed.is_empty() {
         println!("nothing to clean");
     } else {
@@ -64,6 +73,20 @@ fn our_temp_dirs() -> Vec<PathBuf> {
         .filter(|entry| entry.file_name().to_str().is_some_and(names::is_temp_dir_name))
         .map(|entry| entry.path())
         .collect()
+}
+
+/// The cgroups of runs' containers, under any hierarchy.
+fn cgroups() -> Vec<String> {
+    let roots = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|entry| entry.path());
+    let mut names: Vec<String> = std::iter::once(PathBuf::from("/sys/fs/cgroup"))
+        .chain(roots)
+        .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| names::bridge_owner(name).is_some())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn bridges() -> Vec<String> {

@@ -29,8 +29,13 @@ pub fn run_scenario(
     if std::env::var_os("PODLAB_INJECT_PANIC").is_some() {
         panic!("injected panic (PODLAB_INJECT_PANIC is set), with the pod of {name} running");
     }
+    // What is wrong with the runtime itself goes beside a failure: it is the first thing to know.
+    let with_trouble = |failure: String| match runtime.trouble() {
+        Some(trouble) => format!("{failure}\n{trouble}"),
+        None => failure,
+    };
     if let Err(error) = &pod_started {
-        report.pod_error = Some(format!("{error:#}"));
+        report.pod_error = Some(with_trouble(format!("{error:#}")));
     }
     let mut context = steps::StepContext { runtime, pod: plan, variables: Default::default() };
     let mut failed = pod_started.is_err();
@@ -43,7 +48,7 @@ pub fn run_scenario(
                 Ok(()) => StepOutcome::Passed,
                 Err(error) => {
                     failed = true;
-                    StepOutcome::Failed { failure: format!("{error:#}") }
+                    StepOutcome::Failed { failure: with_trouble(format!("{error:#}")) }
                 }
             }
         };

@@ -151,6 +151,10 @@ pub trait Runtime: Send + Sync {
     fn shell_environment(&self) -> Vec<(String, String)>;
     fn shell_hints(&self) -> Vec<String>;
 
+    /// What is wrong with the runtime itself, if anything (its daemon died): said beside a
+    /// failure, since it is the first thing to know.
+    fn trouble(&self) -> Option<String>;
+
     /// Removes every container of the run, stops what the runtime started, saves its daemon's
     /// logs, then shuts its host down. Also runs on drop; calling it first reports errors.
     fn shut_down(&mut self) -> Result<()>;

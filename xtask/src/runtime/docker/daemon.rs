@@ -21,6 +21,8 @@ const DAEMON_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// no iptables rules and no masquerading (nothing leaves the machine), DNS pointed at 127.0.0.1.
 pub struct PrivateDaemon {
     daemon: Daemon,
+    /// The containerd that dockerd started: another one later means the first died.
+    first_containerd: Option<u32>,
     state_dir: Option<tempfile::TempDir>,
     bridge: Bridge,
     log_path: PathBuf,
@@ -40,13 +42,17 @@ impl PrivateDaemon {
             &format!("--exec-root={}/exec", state.display()),
             &format!("--pidfile={}/docker.pid", state.display()),
             &format!("--bridge={}", bridge.name),
+            // The run's containers in a cgroup of its own, which goes at the end (and with it any
+            // process a dying daemon left behind), instead of the /docker that every dockerd shares.
+            &format!("--cgroup-parent=/{}", names::cgroup(std::process::id())),
         ]);
         dockerd.extend(argv(super::DAEMON_FLAGS));
         // If the harness dies (even by SIGKILL), the daemon is told to stop, and a stopping
         // dockerd stops its containers.
         let daemon = command::spawn_daemon(&dockerd, &log_path, Signal::SIGTERM)
             .context("cannot start dockerd: install it with apt-get install docker.io")?;
-        let mut private = PrivateDaemon { daemon, state_dir: Some(state_dir), bridge, log_path };
+        let mut private =
+            PrivateDaemon { daemon, first_containerd: None, state_dir: Some(state_dir), bridge, log_path };
         let socket = private.socket();
         loop {
             if let Some(status) = private.daemon.exited()? {
@@ -67,7 +73,29 @@ impl PrivateDaemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         progress.done("dockerd ready", started);
+        private.first_containerd = private.containerd();
         Ok(private)
+    }
+
+    /// Why it cannot answer, if it or the containerd it started died: the end of its log.
+    pub fn trouble(&self) -> Option<String> {
+        let what = if !self.daemon.is_running() {
+            "dockerd died during the run"
+        } else if self.containerd() != self.first_containerd {
+            "containerd, which dockerd runs, died during the run (dockerd starts another)"
+        } else {
+            return None;
+        };
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        Some(format!("{what}; the end of dockerd's log:\n{}", last_lines(&log, 10)))
+    }
+
+    /// The pid of the containerd that dockerd started, from its pid file.
+    fn containerd(&self) -> Option<u32> {
+        let state = self.state_dir.as_ref()?.path();
+        let pid: u32 =
+            std::fs::read_to_string(state.join("exec/containerd/containerd.pid")).ok()?.trim().parse().ok()?;
+        pid1::proc::state(nix::unistd::Pid::from_raw(pid as i32)).filter(|state| *state != 'Z').map(|_| pid)
     }
 
     /// Its API socket.
@@ -85,8 +113,10 @@ impl PrivateDaemon {
             self.daemon.kill_group();
         }
         let state = state_dir.path().to_path_buf();
-        // containerd and its shims run under the exec root; none may outlive the run.
-        problems.extend(kill_processes_mentioning(&state));
+        // The containers' processes (gone already, unless dockerd died under them), then
+        // containerd and its shims, which run under the exec root: none may outlive the run.
+        problems.extend(remove_cgroups(&names::cgroup(std::process::id())));
+        kill_processes_mentioning(&state);
         problems.extend(unmount_everything_under(&state));
         if let Err(error) = state_dir.close() {
             problems.push(format!("cannot remove {}: {error}", state.display()));
@@ -179,17 +209,74 @@ impl NetworkLock {
     }
 }
 
-/// Kills every process whose command line mentions `path`.
-fn kill_processes_mentioning(path: &Path) -> Vec<String> {
-    let needle = path.to_string_lossy().into_owned();
+/// Kills every process in the cgroup `name` (directly under the root of each cgroup
+/// hierarchy mounted under /sys/fs/cgroup) and its children, saying so, then removes those
+/// cgroups, deepest first; returns what could not be done.
+pub fn remove_cgroups(name: &str) -> Vec<String> {
+    let roots = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|entry| entry.path());
+    let tops: Vec<PathBuf> = std::iter::once(PathBuf::from("/sys/fs/cgroup"))
+        .chain(roots)
+        .map(|root| root.join(name))
+        .filter(|top| top.is_dir())
+        .collect();
+    let mut groups: Vec<PathBuf> = Vec::new();
+    let mut unseen = tops.clone();
+    while let Some(group) = unseen.pop() {
+        unseen.extend(
+            std::fs::read_dir(&group)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.is_dir()),
+        );
+        groups.push(group);
+    }
+    // Every hierarchy lists the same processes: each is killed once.
+    let pids: std::collections::BTreeSet<i32> = groups
+        .iter()
+        .flat_map(|group| {
+            std::fs::read_to_string(group.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    let killed = pids.iter().filter(|pid| kill(nix::unistd::Pid::from_raw(**pid), Signal::SIGKILL).is_ok()).count();
+    if killed > 0 {
+        eprintln!("note: {killed} container processes outlived their daemon (cgroup {name}): killed them");
+    }
     let mut problems = Vec::new();
-    for (pid, command_line) in pid1::proc::command_lines() {
-        if command_line.contains(&needle) {
-            problems.push(format!("process {pid} outlived dockerd: killed it"));
-            let _ = kill(pid, Signal::SIGKILL);
+    // Deepest first; a cgroup whose last process is still dying cannot go yet: try for a while.
+    groups.sort_by_key(|group| std::cmp::Reverse(group.components().count()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for group in groups {
+        loop {
+            match std::fs::remove_dir(&group) {
+                Ok(()) => break,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(error) => {
+                    problems.push(format!("cannot remove cgroup {}: {error}", group.display()));
+                    break;
+                }
+            }
         }
     }
     problems
+}
+
+/// Kills every process whose command line mentions `path` (containerd and its shims, which
+/// outlive a dockerd that died), saying so.
+fn kill_processes_mentioning(path: &Path) {
+    let needle = path.to_string_lossy().into_owned();
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if command_line.contains(&needle) {
+            eprintln!("note: process {pid} outlived dockerd: killed it ({command_line:.80})");
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
 }
 
 /// Unmounts (lazily) every mount point under `path`, deepest first; returns what failed.

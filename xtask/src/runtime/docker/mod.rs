@@ -50,8 +50,9 @@ const GUEST_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// DNS server but 127.0.0.1, so nothing can leave the machine (the guest has no network card anyway).
 const DAEMON_FLAGS: &[&str] = &["--iptables=false", "--ip-masq=false", "--ip-forward=false", "--dns=127.0.0.1"];
 
-/// dockerd's socket and the daemons' logs in the guest.
+/// dockerd's socket, its pid file (dockerd's default) and the daemons' logs in the guest.
 const GUEST_SOCKET: &str = "/run/docker.sock";
+const GUEST_PIDFILE: &str = "/run/docker.pid";
 const GUEST_LOGS: &[&str] = &["/run/podlab/dockerd.log", "/run/podlab/containerd.log"];
 
 /// What the guest's init runs for this runtime: containerd and dockerd, in the background.
@@ -512,6 +513,25 @@ impl Runtime for Docker {
         vec!["docker ps".to_string(), format!("docker exec -ti {} ps -ef", self.name("nginx"))]
     }
 
+    fn trouble(&self) -> Option<String> {
+        match &self.daemon {
+            Daemon::Private(private) => private.trouble(),
+            Daemon::InGuest => {
+                // In the guest the init started both dockerd and containerd: both must still run.
+                let alive = argv(&["sh", "-c", &format!("kill -0 $(cat {GUEST_PIDFILE}) && pidof containerd")]);
+                if self.host.run(&alive, QUICK).is_ok_and(|output| output.success()) {
+                    return None;
+                }
+                let log = self.host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK).map(|log| log.stdout_text());
+                Some(format!(
+                    "dockerd or containerd died in the guest; the end of dockerd's log:\n{}",
+                    last_lines(&log.unwrap_or_default(), 10)
+                ))
+            }
+            Daemon::Shared { .. } => None,
+        }
+    }
+
     fn shut_down(&mut self) -> Result<()> {
         if std::mem::replace(&mut self.shut_down, true) {
             return Ok(());
@@ -522,9 +542,12 @@ impl Runtime for Docker {
             if let Err(error) = self.save_guest_logs() {
                 problems.push(format!("cannot save the daemons' logs from the guest: {error:#}"));
             }
-        } else if let Err(error) = self.remove_labelled() {
-            // On this machine the containers go first: a shared daemon keeps running, ours stops next.
-            problems.push(format!("{error:#}"));
+        } else if self.trouble().is_none() {
+            // On this machine the containers go first: a shared daemon keeps running, ours stops
+            // next (a private daemon that died cannot remove them: its stop kills what is left).
+            if let Err(error) = self.remove_labelled() {
+                problems.push(format!("{error:#}"));
+            }
         }
         if let Daemon::Private(private) = &mut self.daemon {
             problems.extend(private.stop());
