@@ -56,6 +56,8 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
     trials.push(Trial::test("exec::outliving_its_container_ends_at_once", || exec_outliving_its_container("host")));
     trials.push(Trial::test("concurrent::two_runs_on_this_machine_at_once", two_runs_at_once));
+    trials.push(Trial::test("faults::an_app_that_ignores_sigterm", app_ignoring_sigterm));
+    trials.push(Trial::test("faults::pause_killed_under_its_apps", pause_killed_under_its_apps));
     trials.push(Trial::test("faults::dockerd_killed_mid_scenario", || daemon_killed_mid_scenario("dockerd")));
     trials.push(Trial::test("faults::containerd_killed_mid_scenario", || daemon_killed_mid_scenario("containerd")));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
@@ -69,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::a_panic_leaves_no_guest", || panicking_run_cleans_up("vm")),
         Trial::test("vm::exec_outliving_its_container_ends_at_once", || exec_outliving_its_container("vm")),
         Trial::test("vm::clean_spares_a_live_pod", clean_spares_a_live_pod),
+        Trial::test("vm::a_frozen_guest_ends_the_wait_at_once", vm_frozen_guest_is_reported),
     ];
     trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
     libtest_mimic::run(&arguments, trials).exit_code()
@@ -207,6 +210,38 @@ fn two_runs_at_once() -> Result<(), Failed> {
     Ok(())
 }
 
+/// An app container that ignores SIGTERM: its stop lasts the whole grace period and ends in
+/// SIGKILL; the step that expected a clean exit says both, and the pod still goes.
+fn app_ignoring_sigterm() -> Result<(), Failed> {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").to_string_lossy().into_owned();
+    let run = run_xtask(&["test", "--on", "host", "--scenarios", &scenarios, "scenarios/app-ignores-sigterm"], None)?;
+    let said = ["the stop took", "of a 3 s grace period", "it exited with 137 (128 + 9: killed by SIGKILL)"];
+    if run.status.code() != Some(101) || !said.iter().all(|phrase| run.output.contains(phrase)) {
+        return Err(format!("expected exit code 101 and {said:?}, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// pause killed with SIGKILL while its app runs: the pod's PID namespace dies with it, and the
+/// step that waited for the app says how each container of the pod ended.
+fn pause_killed_under_its_apps() -> Result<(), Failed> {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").to_string_lossy().into_owned();
+    let trigger = ("scenarios/sandbox-killed: ", Action::KillPause(Duration::from_secs(3)));
+    let run = run_xtask_with(
+        &["test", "--on", "host", "--scenarios", &scenarios, "scenarios/sandbox-killed"],
+        None,
+        Some(trigger),
+    )?;
+    let said = [
+        "expected app to exit with code 0, it exited with 137 (128 + 9: killed by SIGKILL)",
+        "the pod now: pause exited 137 (128 + 9: killed by SIGKILL), app exited 137",
+    ];
+    if run.status.code() != Some(101) || !said.iter().all(|phrase| run.output.contains(phrase)) {
+        return Err(format!("expected exit code 101 and {said:?}, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
 /// The runtime's daemon killed with SIGKILL while a scenario's steps run, its pod up (dockerd,
 /// or the containerd under it): the run ends within a deadline, a failure says what died, and
 /// nothing is left, not even the container processes that the dead daemon could not stop.
@@ -289,6 +324,22 @@ fn vm_dead_guest_is_reported() -> Result<(), Failed> {
     }
     if started.elapsed() > Duration::from_secs(150) {
         return Err(format!("the run took {:?} after QEMU died", started.elapsed()).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// QEMU stopped with SIGSTOP while a scenario runs (the guest freezes): the run says so at
+/// once rather than at each request's deadline, and the stopped QEMU is killed all the same.
+fn vm_frozen_guest_is_reported() -> Result<(), Failed> {
+    let started = Instant::now();
+    let trigger = ("scenarios/reaping: ", Action::StopQemu(Duration::from_secs(3)));
+    let run = run_xtask_with(&["test", "scenarios/reaping", "--exact"], None, Some(trigger))?;
+    let said = "is stopped (SIGSTOP?): the guest is frozen";
+    if !matches!(run.status.code(), Some(101) | Some(2)) || !run.output.contains(said) {
+        return Err(format!("expected a failed run that says {said:?}, got {:?}\n{}", run.status, run.output).into());
+    }
+    if started.elapsed() > Duration::from_secs(120) {
+        return Err(format!("the run took {:?} after the guest froze", started.elapsed()).into());
     }
     nothing_left(run.pid)
 }
@@ -413,11 +464,28 @@ fn guest_processes(xtask_pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// SIGKILL to every `/pause` in the cgroups of the run's containers.
+fn kill_pause_of(xtask_pid: u32) {
+    let top = Path::new("/sys/fs/cgroup/pids").join(names::cgroup(xtask_pid));
+    for container in std::fs::read_dir(top).into_iter().flatten().flatten() {
+        let procs = std::fs::read_to_string(container.path().join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| line == b"/pause\0") {
+                nix_kill(pid.parse().unwrap_or(0), 9);
+            }
+        }
+    }
+}
+
 /// SIGKILL to the run's QEMU, as if the guest had died.
 fn kill_guests_of(xtask_pid: u32) {
+    signal_guests_of(xtask_pid, 9);
+}
+
+fn signal_guests_of(xtask_pid: u32, signal: i32) {
     for (pid, command_line) in pid1::proc::command_lines() {
         if names::is_guest(&command_line) && owned_by(&command_line, xtask_pid) {
-            nix_kill(pid.as_raw() as u32, 9);
+            nix_kill(pid.as_raw() as u32, signal);
         }
     }
 }
@@ -488,6 +556,10 @@ enum Action {
     KillQemu,
     /// SIGKILL to the run's own daemon of this name (dockerd, containerd), this long after.
     KillDaemon(&'static str, Duration),
+    /// SIGSTOP to the run's QEMU, this long after: the guest freezes.
+    StopQemu(Duration),
+    /// SIGKILL to the run's pause (on this machine), this long after: the sandbox dies.
+    KillPause(Duration),
 }
 
 /// `input`, when given, is written to xtask's stdin, which is then closed.
@@ -530,6 +602,18 @@ fn run_program_with(
                     match action {
                         Action::Signal(signal) => nix_kill(pid, signal),
                         Action::KillQemu => kill_guests_of(pid),
+                        Action::KillPause(after) => {
+                            std::thread::spawn(move || {
+                                std::thread::sleep(after);
+                                kill_pause_of(pid);
+                            });
+                        }
+                        Action::StopQemu(after) => {
+                            std::thread::spawn(move || {
+                                std::thread::sleep(after);
+                                signal_guests_of(pid, 19);
+                            });
+                        }
                         Action::KillDaemon(name, after) => {
                             std::thread::spawn(move || {
                                 std::thread::sleep(after);

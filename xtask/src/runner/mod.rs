@@ -12,6 +12,28 @@ use crate::scenario::Scenario;
 
 mod steps;
 
+/// `the pod now: pause exited 137 (...), nginx running`, when a container of the pod is no
+/// longer running: a step that fails because the pod died under it should say so.
+fn pod_if_broken(runtime: &dyn Runtime, plan: &PodPlan) -> String {
+    let names: Vec<String> =
+        std::iter::once(&plan.infra).chain(&plan.apps).map(|container| container.name.clone()).collect();
+    let Ok(states) = runtime.states(&names) else { return String::new() };
+    if states.values().all(|state| state.running) {
+        return String::new();
+    }
+    let described: Vec<String> = names
+        .iter()
+        .filter_map(|name| {
+            let state = states.get(name)?;
+            Some(match state.exit_code {
+                Some(code) if !state.running => format!("{name} exited {}", steps::describe_exit_code(code)),
+                _ => format!("{name} running"),
+            })
+        })
+        .collect();
+    format!("\nthe pod now: {}", described.join(", "))
+}
+
 pub fn run_scenario(
     runtime: &dyn Runtime,
     scenario: &Scenario,
@@ -48,7 +70,8 @@ pub fn run_scenario(
                 Ok(()) => StepOutcome::Passed,
                 Err(error) => {
                     failed = true;
-                    StepOutcome::Failed { failure: with_trouble(format!("{error:#}")) }
+                    let failure = format!("{error:#}{}", pod_if_broken(runtime, plan));
+                    StepOutcome::Failed { failure: with_trouble(failure) }
                 }
             }
         };

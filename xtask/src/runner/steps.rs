@@ -177,7 +177,9 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             let started = Instant::now();
             context.runtime.stop(&stop.container, Duration::from_secs(u64::from(stop.grace_seconds)))?;
             let took = started.elapsed();
-            check_ending(context, &stop.container, stop.exit_code, stop.logs.as_ref())?;
+            check_ending(context, &stop.container, stop.exit_code, stop.logs.as_ref()).with_context(|| {
+                format!("the stop took {} ms of a {} s grace period", took.as_millis(), stop.grace_seconds)
+            })?;
             if let Some(within) = stop.within_ms {
                 if took > within.duration() {
                     bail!("expected {} to stop within {within} ms, it took {} ms", stop.container, took.as_millis());
@@ -278,7 +280,7 @@ fn check_ending(context: &StepContext, container: &str, exit_code: Option<u8>, l
     if let Some(expected) = exit_code {
         let actual = state_of(context, container)?.exit_code;
         if actual != Some(i64::from(expected)) {
-            let actual = actual.map_or("nothing (it is still running)".to_string(), |code| code.to_string());
+            let actual = actual.map_or("nothing (it is still running)".to_string(), describe_exit_code);
             let logs = context.runtime.logs(container).map(|logs| logs.text()).unwrap_or_default();
             bail!(
                 "expected {container} to exit with code {expected}, it exited with {actual}; its logs:\n{}",
@@ -291,6 +293,15 @@ fn check_ending(context: &StepContext, container: &str, exit_code: Option<u8>, l
         check_text("logs", logs, &text, &context.variables)?;
     }
     Ok(())
+}
+
+/// An exit code as a runtime reports it, with the signal it means when it is 128 + N.
+pub fn describe_exit_code(code: i64) -> String {
+    let signal = i32::try_from(code - 128).ok().and_then(|number| Signal::try_from(number).ok());
+    match signal {
+        Some(signal) if code > 128 => format!("{code} (128 + {}: killed by {signal})", signal as i32),
+        _ => code.to_string(),
+    }
 }
 
 fn check_text(what: &str, matcher: Option<&Matcher>, text: &str, variables: &Variables) -> Result<()> {
@@ -423,6 +434,14 @@ mod tests {
         variables.0.insert("shmid".into(), "32768".into());
         assert_eq!(variables.substitute("ipcs -m -i ${shmid}"), "ipcs -m -i 32768");
         assert_eq!(variables.substitute("${unknown} stays"), "${unknown} stays");
+    }
+
+    #[test]
+    fn exit_codes_say_their_signal() {
+        assert_eq!(describe_exit_code(137), "137 (128 + 9: killed by SIGKILL)");
+        assert_eq!(describe_exit_code(143), "143 (128 + 15: killed by SIGTERM)");
+        assert_eq!(describe_exit_code(1), "1");
+        assert_eq!(describe_exit_code(255), "255");
     }
 
     #[test]

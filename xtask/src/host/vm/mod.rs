@@ -107,10 +107,19 @@ impl VmHost {
         Ok(Response { status, body: answer.stdout, cut_short: answer.cut_short })
     }
 
+    /// Fails when QEMU is gone, or stopped (SIGSTOP: the guest is frozen and would answer
+    /// nothing until each request's deadline).
     fn check_qemu_alive(&self) -> Result<()> {
         let mut qemu = self.qemu.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(status) = qemu.exited()? {
             bail!("{}", boot::qemu_died_message(status, &self.console_log, &self.qemu_command_line));
+        }
+        if pid1::proc::state(qemu.pid()) == Some('T') {
+            bail!(
+                "QEMU (pid {}) is stopped (SIGSTOP?): the guest is frozen; QEMU command line: {}",
+                qemu.pid(),
+                self.qemu_command_line
+            );
         }
         Ok(())
     }
