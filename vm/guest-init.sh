@@ -19,5 +19,8 @@ busybox mkdir -p /run/podlab
 # The runtime's daemons start first, in the background, so that they load (large binaries,
 # read over 9p, under emulation) while the agent starts; the runtime waits for them itself.
 [ -n "$services" ] && . "$services"
+# The agent must outlive whatever a scenario does to the guest's memory: the kernel's OOM
+# killer never picks it (the commands it runs inherit this; containers, which containerd starts, do not).
 "$agent" guest-agent &
+echo -1000 > /proc/$!/oom_score_adj
 exec "$pause"

@@ -72,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::exec_outliving_its_container_ends_at_once", || exec_outliving_its_container("vm")),
         Trial::test("vm::clean_spares_a_live_pod", clean_spares_a_live_pod),
         Trial::test("vm::a_frozen_guest_ends_the_wait_at_once", vm_frozen_guest_is_reported),
+        Trial::test("vm::guest_out_of_memory_and_disk_full", vm_guest_out_of_memory_and_disk_full),
     ];
     trials.extend(vm_trials.into_iter().map(|trial| trial.with_ignored_flag(vm_missing.is_some())));
     libtest_mimic::run(&arguments, trials).exit_code()
@@ -340,6 +341,24 @@ fn vm_frozen_guest_is_reported() -> Result<(), Failed> {
     }
     if started.elapsed() > Duration::from_secs(120) {
         return Err(format!("the run took {:?} after the guest froze", started.elapsed()).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// The guest's memory filled by an app (the guest's OOM killer ends it) and its runtime's disk
+/// filled by another (a tmpfs of half the guest's memory): each step says what happened, in
+/// the kernel's or the command's words, and the run still removes everything.
+fn vm_guest_out_of_memory_and_disk_full() -> Result<(), Failed> {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios-vm").to_string_lossy().into_owned();
+    let run = run_xtask(&["test", "--scenarios", &scenarios], None)?;
+    let said = [
+        "got exit code 137 (128 + 9: killed by SIGKILL)",
+        "the guest ran out of memory; its kernel said:",
+        "Killed process",
+        "No space left on device",
+    ];
+    if run.status.code() != Some(101) || !said.iter().all(|phrase| run.output.contains(phrase)) {
+        return Err(format!("expected exit code 101 and {said:?}, got {:?}\n{}", run.status, run.output).into());
     }
     nothing_left(run.pid)
 }

@@ -43,6 +43,11 @@ impl Host for LocalHost {
         unix_http::send_until(request, timeout, Interruptible::Yes, stop)
     }
 
+    /// This machine's kernel log is shared with everything else it runs: nothing to read there.
+    fn trouble(&self) -> Option<String> {
+        None
+    }
+
     fn uptime(&self) -> Result<Duration> {
         let text = std::fs::read_to_string("/proc/uptime").context("cannot read /proc/uptime")?;
         super::parse_uptime(&text).context("unreadable /proc/uptime")

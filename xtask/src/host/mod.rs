@@ -53,6 +53,10 @@ pub trait Host: Send + Sync {
     /// came until then is the answer (`cut_short`): for a stream the server may never close.
     fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response>;
 
+    /// What is wrong with the host itself, if anything it can tell (the guest's kernel ran out
+    /// of memory): said beside a failure.
+    fn trouble(&self) -> Option<String>;
+
     /// How long the host has been up: the guest's uptime tells the phases of a boot apart.
     fn uptime(&self) -> Result<Duration>;
 

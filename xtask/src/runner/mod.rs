@@ -52,9 +52,9 @@ pub fn run_scenario(
         panic!("injected panic (PODLAB_INJECT_PANIC is set), with the pod of {name} running");
     }
     // What is wrong with the runtime itself goes beside a failure: it is the first thing to know.
-    let with_trouble = |failure: String| match runtime.trouble() {
-        Some(trouble) => format!("{failure}\n{trouble}"),
-        None => failure,
+    let with_trouble = |failure: String| {
+        let troubles = [runtime.trouble(), runtime.host().trouble()];
+        std::iter::once(failure).chain(troubles.into_iter().flatten()).collect::<Vec<_>>().join("\n")
     };
     if let Err(error) = &pod_started {
         report.pod_error = Some(with_trouble(format!("{error:#}")));

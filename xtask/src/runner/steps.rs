@@ -65,10 +65,13 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             let output = context.runtime.exec(&exec.container, &argv, EXEC_TIMEOUT)?;
             if output.exit_code != Some(i32::from(exec.exit_code)) {
                 let took = output.duration.as_millis();
+                let ending = match output.exit_code {
+                    Some(code) => format!("exit code {}", describe_exit_code(i64::from(code))),
+                    None => output.ending(),
+                };
                 bail!(
-                    "expected exit code {}, got {} after {took} ms; stderr: {}",
+                    "expected exit code {}, got {ending} after {took} ms; stderr: {}",
                     exec.exit_code,
-                    output.ending(),
                     output.stderr.trim()
                 );
             }

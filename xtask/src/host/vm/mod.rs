@@ -154,6 +154,17 @@ impl Host for VmHost {
         self.http_job(request, timeout, Interruptible::Yes, stop)
     }
 
+    /// The guest's kernel is the run's own: an OOM kill in its log is the run's.
+    fn trouble(&self) -> Option<String> {
+        let log = self.run(&argv(&["dmesg"]), Duration::from_secs(10)).ok()?.stdout_text();
+        // The guest's own OOM killer says "Out of memory", a cgroup's "Memory cgroup out of memory".
+        let kills: Vec<&str> = log.lines().filter(|line| line.to_lowercase().contains("out of memory")).collect();
+        if kills.is_empty() {
+            return None;
+        }
+        Some(format!("the guest ran out of memory; its kernel said:\n{}", kills.join("\n")))
+    }
+
     fn uptime(&self) -> Result<Duration> {
         let output = self.run(&argv(&["cat", "/proc/uptime"]), Duration::from_secs(10))?.ok()?;
         super::parse_uptime(&output.stdout_text()).context("unreadable /proc/uptime in the guest")

@@ -61,14 +61,19 @@ const GUEST_LOGS: &[&str] = &["/run/podlab/dockerd.log", "/run/podlab/containerd
 /// cannot stack on the guest's overlay root: /var/lib/docker is a tmpfs of its own (vm/init).
 pub fn guest_services() -> String {
     format!(
-        "# the docker runtime's daemons, written by the harness for this run (runtime/docker/mod.rs)\n\
-         busybox mkdir -p /run/podlab/containerd\n\
-         printf 'version = 2\\nroot = \"/var/lib/docker/containerd\"\\nstate = \"/run/podlab/containerd\"\\n\
-         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\\n[grpc]\\n  address = \"/run/podlab/containerd/containerd.sock\"\\n' \
-         > /run/podlab/containerd.toml\n\
-         containerd --config /run/podlab/containerd.toml > {containerd_log} 2>&1 &\n\
-         dockerd --host=unix://{GUEST_SOCKET} --containerd=/run/podlab/containerd/containerd.sock \
-         {flags} --storage-driver=overlay2 > {dockerd_log} 2>&1 &\n",
+        r#"# the docker runtime's daemons, written by the harness for this run (xtask/src/runtime/docker/mod.rs)
+busybox mkdir -p /run/podlab/containerd
+cat > /run/podlab/containerd.toml <<EOF
+version = 2
+root = "/var/lib/docker/containerd"
+state = "/run/podlab/containerd"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "/run/podlab/containerd/containerd.sock"
+EOF
+containerd --config /run/podlab/containerd.toml > {containerd_log} 2>&1 &
+dockerd --host=unix://{GUEST_SOCKET} --containerd=/run/podlab/containerd/containerd.sock {flags} --storage-driver=overlay2 > {dockerd_log} 2>&1 &
+"#,
         flags = DAEMON_FLAGS.join(" "),
         dockerd_log = GUEST_LOGS[0],
         containerd_log = GUEST_LOGS[1],
