@@ -105,10 +105,12 @@ pub trait Runtime: Send + Sync {
     /// Makes an image tar (a root filesystem) an image of this runtime.
     fn import(&self, image: &ImageTar) -> Result<()>;
 
-    /// Creates and starts the pod's infra container: it owns the namespaces.
+    /// Creates and starts the pod's infra container: it owns the namespaces. Returns once its
+    /// main process runs the container's program (or has already ended).
     fn start_infra(&self, pod: &PodPlan) -> Result<()>;
 
-    /// Creates and starts an app container in the infra container's namespaces it joins.
+    /// Creates and starts an app container in the infra container's namespaces it joins;
+    /// returns as `start_infra` does.
     fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()>;
 
     /// Removes containers (running or not; one already gone is no error), for cleanup: only

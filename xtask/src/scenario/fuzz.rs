@@ -110,7 +110,10 @@ fn mutate_tree(value: &mut Value, random: &mut Random) {
             map.remove(&key);
         }
         (1, Value::Object(map)) => {
-            map.insert(random.pick(&["x", "steps", "exec", "share", "within_ms", "container"]).to_string(), odd_value(random));
+            map.insert(
+                random.pick(&["x", "steps", "exec", "share", "within_ms", "container"]).to_string(),
+                odd_value(random),
+            );
         }
         (2, Value::Array(items)) => {
             let copy = items.get(random.below(items.len())).cloned().unwrap_or_else(|| odd_value(random));

@@ -94,9 +94,9 @@ impl Matcher {
 impl std::fmt::Display for Matcher {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Matcher::Equals(text) => write!(formatter, "equals {text:?}"),
-            Matcher::Contains(text) => write!(formatter, "contains {text:?}"),
-            Matcher::Regex(pattern) => write!(formatter, "matches /{pattern}/"),
+            Matcher::Equals(text) => write!(formatter, "equal {text:?}"),
+            Matcher::Contains(text) => write!(formatter, "contain {text:?}"),
+            Matcher::Regex(pattern) => write!(formatter, "match /{pattern}/"),
             Matcher::Not(inner) => write!(formatter, "not ({inner})"),
             Matcher::All(inner) => {
                 let parts: Vec<String> = inner.iter().map(ToString::to_string).collect();
@@ -133,7 +133,7 @@ mod tests {
         ]);
         assert!(matcher.matches("a ghost stand-in"));
         assert!(!matcher.matches("ghost error"));
-        assert_eq!(matcher.to_string(), "contains \"ghost\" and not (contains \"error\")");
+        assert_eq!(matcher.to_string(), "contain \"ghost\" and not (contain \"error\")");
     }
 
     #[test]
@@ -147,7 +147,7 @@ mod tests {
         assert!(error(r#"{"equal": "a"}"#).starts_with("unknown variant `equal`, expected one of"));
         assert!(error(r#""a""#).contains("expected a matcher"));
         let nested: Matcher = serde_json::from_str(r#"{"not": {"all": [{"regex": "^a"}, {"equals": "ab"}]}}"#).unwrap();
-        assert_eq!(nested.to_string(), r#"not (matches /^a/ and equals "ab")"#);
+        assert_eq!(nested.to_string(), r#"not (match /^a/ and equal "ab")"#);
     }
 
     #[test]

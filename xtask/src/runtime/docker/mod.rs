@@ -212,7 +212,7 @@ impl Docker {
             let arguments = run.cli_arguments();
             let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
             self.cli_ok(&words, START_TIMEOUT)?;
-            return Ok(());
+            return self.wait_for_program(&run.name);
         };
         if created.status != 201 {
             bail!("dockerd: {}", api::error_of(&created));
@@ -222,7 +222,38 @@ impl Docker {
         if started.status != 204 {
             bail!("dockerd: {}", api::error_of(&started));
         }
-        Ok(())
+        self.wait_for_program(&run.name)
+    }
+
+    /// Waits until a started container's main process runs the container's program. dockerd
+    /// says it started once runc has let its `runc init` go on, which then sets the user and
+    /// calls execve: for a moment the main process is still `runc init`, as root (seen here: 1
+    /// run in 100 read pause's command line as `runc init`). A program that already ended is
+    /// no wait.
+    fn wait_for_program(&self, docker_name: &str) -> Result<()> {
+        let path = format!("/containers/{}/json", path_segment(docker_name)?);
+        let inspected: Inspected = match self.api("GET", &path, None, QUICK)? {
+            Some(response) if response.status == 200 => serde_json::from_slice(&response.body)?,
+            Some(response) => bail!("cannot inspect container {docker_name}: {}", api::error_of(&response)),
+            None => {
+                let output = self.cli_ok(&["inspect", docker_name], QUICK)?;
+                let mut inspected: Vec<Inspected> = serde_json::from_slice(&output.stdout)?;
+                inspected.pop().with_context(|| format!("docker inspect described no {docker_name}"))?
+            }
+        };
+        let Some(pid) = inspected.state().pid else { return Ok(()) };
+        let read = argv(&["cat", &format!("/proc/{pid}/cmdline")]);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let command_line = self.host.run(&read, QUICK)?;
+            if !command_line.success() || command_line.stdout != b"runc\0init\0" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("container {docker_name} stayed `runc init` for {START_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn read_logs(&self, container: &str, timestamps: bool) -> Result<Logs> {
