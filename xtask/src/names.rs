@@ -14,6 +14,11 @@ const TEMP_PREFIX: &str = "podlab-";
 /// The label key on every container a run creates; its value is the run id.
 pub const RUN_LABEL: &str = "podlab.run";
 
+/// What a run puts before its container names on a daemon it shares with other runs.
+pub fn container_prefix(pid: u32) -> String {
+    format!("podlab-{pid}-")
+}
+
 /// The abstract unix socket a run binds while it chooses and takes a subnet for its bridge.
 pub const NETWORK_LOCK: &str = "podlab-networks";
 

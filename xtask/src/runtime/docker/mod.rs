@@ -128,7 +128,7 @@ impl Docker {
             },
         };
         let name_prefix = match daemon {
-            Daemon::Shared { .. } => format!("podlab-{}-", std::process::id()),
+            Daemon::Shared { .. } => names::container_prefix(std::process::id()),
             _ => String::new(),
         };
         Ok(Docker {
@@ -206,13 +206,14 @@ impl Docker {
         Ok(containers.iter().cloned().zip(inspected).collect())
     }
 
-    fn create_and_start(&self, run: &Run) -> Result<()> {
+    /// Creates and starts `container` (the pod's name for it) as `run` says.
+    fn create_and_start(&self, container: &str, run: &Run) -> Result<()> {
         let path = format!("/containers/create?name={}", path_segment(&run.name)?);
         let Some(created) = self.api("POST", &path, Some(run.api_body().to_string()), START_TIMEOUT)? else {
             let arguments = run.cli_arguments();
             let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
             self.cli_ok(&words, START_TIMEOUT)?;
-            return self.wait_for_program(&run.name);
+            return self.wait_for_program(container);
         };
         if created.status != 201 {
             bail!("dockerd: {}", api::error_of(&created));
@@ -222,7 +223,7 @@ impl Docker {
         if started.status != 204 {
             bail!("dockerd: {}", api::error_of(&started));
         }
-        self.wait_for_program(&run.name)
+        self.wait_for_program(container)
     }
 
     /// Waits until a started container's main process runs the container's program. dockerd
@@ -230,18 +231,9 @@ impl Docker {
     /// calls execve: for a moment the main process is still `runc init`, as root (seen here: 1
     /// run in 100 read pause's command line as `runc init`). A program that already ended is
     /// no wait.
-    fn wait_for_program(&self, docker_name: &str) -> Result<()> {
-        let path = format!("/containers/{}/json", path_segment(docker_name)?);
-        let inspected: Inspected = match self.api("GET", &path, None, QUICK)? {
-            Some(response) if response.status == 200 => serde_json::from_slice(&response.body)?,
-            Some(response) => bail!("cannot inspect container {docker_name}: {}", api::error_of(&response)),
-            None => {
-                let output = self.cli_ok(&["inspect", docker_name], QUICK)?;
-                let mut inspected: Vec<Inspected> = serde_json::from_slice(&output.stdout)?;
-                inspected.pop().with_context(|| format!("docker inspect described no {docker_name}"))?
-            }
-        };
-        let Some(pid) = inspected.state().pid else { return Ok(()) };
+    fn wait_for_program(&self, container: &str) -> Result<()> {
+        let state = self.states(&[container.to_string()])?.remove(container);
+        let Some(pid) = state.and_then(|state| state.pid) else { return Ok(()) };
         let read = argv(&["cat", &format!("/proc/{pid}/cmdline")]);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -250,7 +242,7 @@ impl Docker {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("container {docker_name} stayed `runc init` for {START_TIMEOUT:?}");
+                bail!("container {container} stayed `runc init` for {START_TIMEOUT:?}");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -407,12 +399,12 @@ impl Runtime for Docker {
 
     fn start_infra(&self, pod: &PodPlan) -> Result<()> {
         let run = Run::infra(pod, &self.name_prefix, &self.run_id);
-        self.create_and_start(&run).with_context(|| format!("cannot start container {}", run.name))
+        self.create_and_start(&pod.infra.name, &run).with_context(|| format!("cannot start container {}", run.name))
     }
 
     fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
         let run = Run::app(pod, app, &self.name_prefix, &self.run_id);
-        self.create_and_start(&run).with_context(|| format!("cannot start container {}", run.name))
+        self.create_and_start(&app.name, &run).with_context(|| format!("cannot start container {}", run.name))
     }
 
     /// `docker rm --force --volumes`: through the API, side by side, where the host reaches
