@@ -56,6 +56,7 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
     trials.push(Trial::test("exec::outliving_its_container_ends_at_once", || exec_outliving_its_container("host")));
     trials.push(Trial::test("concurrent::two_runs_on_this_machine_at_once", two_runs_at_once));
+    trials.push(Trial::test("concurrent::a_run_on_a_shared_daemon_beside_a_pod", run_on_a_shared_daemon));
     trials.push(Trial::test("faults::an_app_that_ignores_sigterm", app_ignoring_sigterm));
     trials.push(Trial::test("faults::pause_killed_under_its_apps", pause_killed_under_its_apps));
     trials.push(Trial::test("faults::dockerd_killed_mid_scenario", || daemon_killed_mid_scenario("dockerd")));
@@ -263,6 +264,24 @@ fn daemon_killed_mid_scenario(daemon: &'static str) -> Result<(), Failed> {
         return Err(format!("after {daemon} was killed: {:?} in {took:?}\n{}", run.status, run.output).into());
     }
     eprintln!("{daemon} killed: exit {:?} after {:.1} s", run.status.code(), took.as_secs_f64());
+    nothing_left(run.pid)
+}
+
+/// A run on a daemon it shares (`DOCKER_HOST`): here the private daemon of a live `cargo xtask
+/// pod`, which already holds containers named pause, nginx and ghost. The run names its own
+/// containers apart, passes, removes only its own, and leaves the pod as it was.
+fn run_on_a_shared_daemon() -> Result<(), Failed> {
+    let script = format!(
+        "{XTASK} test --on host scenarios/version --exact; echo \"shared run said $?\"; \
+         echo \"left: $(docker ps --all --format '{{{{.Names}}}}' | sort | tr '\\n' ' ')\"\n"
+    );
+    let run = run_xtask_with(&["pod", "--on", "host"], Some(&script), None)?;
+    let said = ["using the Docker daemon at DOCKER_HOST=unix://", "shared run said 0", "left: ghost nginx pause \n"];
+    if run.status.code() != Some(0) || !said.iter().all(|phrase| run.output.contains(phrase)) {
+        return Err(
+            format!("expected the shared run to pass and {said:?}, got {:?}\n{}", run.status, run.output).into()
+        );
+    }
     nothing_left(run.pid)
 }
 
