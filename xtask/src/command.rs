@@ -159,16 +159,7 @@ pub fn run_in_view(
         .envs(environment.iter().map(|(name, value)| (name, value)))
         .spawn()
         .with_context(|| format!("cannot run {program}: is it installed? (cargo xtask doctor)"))?;
-    let status = wait_with_deadline(&mut child, started + timeout, interruptible)
-        .with_context(|| format!("`{}` stopped early", argv.join(" ")))?;
-    Ok(Output {
-        argv: argv.to_vec(),
-        stdout: Vec::new(),
-        stderr: String::new(),
-        exit_code: status.code(),
-        signal: status.signal(),
-        duration: started.elapsed(),
-    })
+    wait_elsewhere(argv, &mut child, started, timeout, interruptible)
 }
 
 /// Runs `argv` with its stdout and stderr into `log`, in the harness's process group (so a
@@ -185,7 +176,19 @@ pub fn run_logged(argv: &[String], log: &Path, timeout: Duration) -> Result<Outp
         .stderr(log_file)
         .spawn()
         .with_context(|| format!("cannot run {program}"))?;
-    let status = wait_with_deadline(&mut child, started + timeout, Interruptible::No)
+    wait_elsewhere(argv, &mut child, started, timeout, Interruptible::No)
+}
+
+/// Waits for a command whose output goes elsewhere (a terminal, a log): its `Output` holds
+/// how it ended, no streams.
+fn wait_elsewhere(
+    argv: &[String],
+    child: &mut Child,
+    started: Instant,
+    timeout: Duration,
+    interruptible: Interruptible,
+) -> Result<Output> {
+    let status = wait_with_deadline(child, started + timeout, interruptible)
         .with_context(|| format!("`{}` stopped early", argv.join(" ")))?;
     Ok(Output {
         argv: argv.to_vec(),
