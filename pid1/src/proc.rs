@@ -20,20 +20,24 @@ pub fn children(pid: Pid) -> Vec<Pid> {
         .collect()
 }
 
+/// Field `number` of a /proc/PID/stat text, numbered as in proc(5) (3 is the state, 14 and
+/// 15 utime and stime, 22 the start time); from any machine's /proc, read however it was.
+pub fn stat_field(stat: &str, number: usize) -> Option<&str> {
+    // The command name (field 2) is in parentheses and may contain spaces: count after the last ')'.
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(number.checked_sub(3)?)
+}
+
 /// The one-letter state from /proc/PID/stat: R, S, T, Z...
 pub fn state(pid: Pid) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces: start after the last ')'.
-    stat[stat.rfind(')')? + 1..].split_whitespace().next()?.chars().next()
+    stat_field(&stat, 3)?.chars().next()
 }
 
 /// User plus system CPU time, in clock ticks.
 pub fn cpu_ticks(pid: Pid) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    // After the name: state is field 3, utime field 14, stime field 15 (man 5 proc).
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let utime: u64 = stat_field(&stat, 14)?.parse().ok()?;
+    let stime: u64 = stat_field(&stat, 15)?.parse().ok()?;
     Some(utime + stime)
 }
 
@@ -102,6 +106,15 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_a_name_with_spaces_and_parentheses() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 123456 8192";
+        assert_eq!(stat_field(stat, 3), Some("S"));
+        assert_eq!((stat_field(stat, 14), stat_field(stat, 15)), (Some("7"), Some("3")));
+        assert_eq!(stat_field(stat, 22), Some("123456"));
+        assert_eq!((stat_field(stat, 2), stat_field(stat, 40)), (None, None));
+    }
 
     #[test]
     fn reads_this_thread() {

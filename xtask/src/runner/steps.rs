@@ -377,13 +377,13 @@ fn namespaces_of(
 /// User plus system CPU time of a process, from /proc/PID/stat (USER_HZ is 100 on Linux: 10 ms ticks).
 fn cpu_milliseconds(host: &dyn Host, pid: u32) -> Result<u64> {
     let stat = read_on_host(host, &format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rfind(')').map(|index| &stat[index + 1..]).context("unreadable /proc/PID/stat")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
-    let ticks = |index: usize| {
-        fields.get(index).and_then(|field| field.parse::<u64>().ok()).context("unreadable /proc/PID/stat")
+    let ticks = |number: usize| {
+        pid1::proc::stat_field(&stat, number)
+            .and_then(|field| field.parse::<u64>().ok())
+            .context("unreadable /proc/PID/stat")
     };
-    Ok((ticks(11)? + ticks(12)?) * 10)
+    // utime and stime.
+    Ok((ticks(14)? + ticks(15)?) * 10)
 }
 
 fn read_on_host(host: &dyn Host, path: &str) -> Result<String> {

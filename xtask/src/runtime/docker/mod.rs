@@ -324,9 +324,8 @@ impl Docker {
             return Ok(false);
         }
         let stat = self.host.run(&argv(&["cat", &format!("/proc/{}/stat", inspected.pid)]), QUICK)?;
-        // Field 22 of stat(5), the start time, counted after the command's closing parenthesis.
         let text = stat.stdout_text();
-        let started = text.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)).map(str::to_string);
+        let started = pid1::proc::stat_field(&text, 22).map(str::to_string);
         let Some(started) = started.filter(|_| stat.success()) else { return Ok(true) };
         match process {
             Some((pid, first_start)) if *pid == inspected.pid => Ok(*first_start != started),
@@ -465,11 +464,15 @@ impl Runtime for Docker {
         let mut stderr = String::from_utf8_lossy(&stderr).into_owned();
         let exit_code = match self.inspect_exec(id)? {
             Some(api::InspectedExec { running: false, exit_code: Some(code), .. }) => Some(code as i32),
-            _ => {
+            _ if streams.cut_short => {
                 stderr.push_str(
                     "podlab: the exec ended but dockerd gave no exit code and did not close its output \
                      (its container exited under it)\n",
                 );
+                None
+            }
+            _ => {
+                stderr.push_str("podlab: dockerd gave no exit code for this exec (its container exited under it)\n");
                 None
             }
         };
