@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::command::{self, argv};
 use crate::names;
-use crate::runtime::docker::daemon::{remove_cgroups, unmount_everything_under};
+use crate::runtime::docker::daemon::{cgroup_roots, remove_cgroups, unmount_everything_under};
 
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();
@@ -77,9 +77,8 @@ fn our_temp_dirs() -> Vec<PathBuf> {
 
 /// The cgroups of runs' containers, under any hierarchy.
 fn cgroups() -> Vec<String> {
-    let roots = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|entry| entry.path());
-    let mut names: Vec<String> = std::iter::once(PathBuf::from("/sys/fs/cgroup"))
-        .chain(roots)
+    let mut names: Vec<String> = cgroup_roots()
+        .into_iter()
         .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| names::bridge_owner(name).is_some())

@@ -209,16 +209,19 @@ impl NetworkLock {
     }
 }
 
+/// Where a cgroup named at the top of a hierarchy can be: /sys/fs/cgroup itself (cgroup v2)
+/// and each hierarchy mounted under it (v1, and v2's `unified` beside them).
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    let mounted = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|entry| entry.path());
+    std::iter::once(PathBuf::from("/sys/fs/cgroup")).chain(mounted).collect()
+}
+
 /// Kills every process in the cgroup `name` (directly under the root of each cgroup
 /// hierarchy mounted under /sys/fs/cgroup) and its children, saying so, then removes those
 /// cgroups, deepest first; returns what could not be done.
 pub fn remove_cgroups(name: &str) -> Vec<String> {
-    let roots = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|entry| entry.path());
-    let tops: Vec<PathBuf> = std::iter::once(PathBuf::from("/sys/fs/cgroup"))
-        .chain(roots)
-        .map(|root| root.join(name))
-        .filter(|top| top.is_dir())
-        .collect();
+    let tops: Vec<PathBuf> =
+        cgroup_roots().into_iter().map(|root| root.join(name)).filter(|top| top.is_dir()).collect();
     let mut groups: Vec<PathBuf> = Vec::new();
     let mut unseen = tops.clone();
     while let Some(group) = unseen.pop() {
