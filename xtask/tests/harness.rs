@@ -173,8 +173,7 @@ fn panicking_run_cleans_up(on: &str) -> Result<(), Failed> {
 /// open and forgets its exit code (its log says `exit event ... no such container`). The step
 /// ends within seconds, not at its 60 s deadline, and says what happened.
 fn exec_outliving_its_container(on: &str) -> Result<(), Failed> {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
-    let scenarios = scenarios.to_string_lossy().into_owned();
+    let scenarios = fixture_scenarios("scenarios");
     let run =
         run_xtask(&["test", "--on", on, "--scenarios", &scenarios, "scenarios/exec-outlives-its-container"], None)?;
     let said = "dockerd gave no exit code and did not close its output (its container exited under it)";
@@ -215,7 +214,7 @@ fn two_runs_at_once() -> Result<(), Failed> {
 /// An app container that ignores SIGTERM: its stop lasts the whole grace period and ends in
 /// SIGKILL; the step that expected a clean exit says both, and the pod still goes.
 fn app_ignoring_sigterm() -> Result<(), Failed> {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").to_string_lossy().into_owned();
+    let scenarios = fixture_scenarios("scenarios");
     let run = run_xtask(&["test", "--on", "host", "--scenarios", &scenarios, "scenarios/app-ignores-sigterm"], None)?;
     let said = ["the stop took", "of a 3 s grace period", "it exited with 137 (128 + 9: killed by SIGKILL)"];
     if run.status.code() != Some(101) || !said.iter().all(|phrase| run.output.contains(phrase)) {
@@ -227,7 +226,7 @@ fn app_ignoring_sigterm() -> Result<(), Failed> {
 /// pause killed with SIGKILL while its app runs: the pod's PID namespace dies with it, and the
 /// step that waited for the app says how each container of the pod ended.
 fn pause_killed_under_its_apps() -> Result<(), Failed> {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").to_string_lossy().into_owned();
+    let scenarios = fixture_scenarios("scenarios");
     let trigger = ("scenarios/sandbox-killed: ", Action::KillPause(Duration::from_secs(3)));
     let run = run_xtask_with(
         &["test", "--on", "host", "--scenarios", &scenarios, "scenarios/sandbox-killed"],
@@ -368,7 +367,7 @@ fn vm_frozen_guest_is_reported() -> Result<(), Failed> {
 /// filled by another (a tmpfs of half the guest's memory): each step says what happened, in
 /// the kernel's or the command's words, and the run still removes everything.
 fn vm_guest_out_of_memory_and_disk_full() -> Result<(), Failed> {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios-vm").to_string_lossy().into_owned();
+    let scenarios = fixture_scenarios("scenarios-vm");
     let run = run_xtask(&["test", "--scenarios", &scenarios], None)?;
     let said = [
         "got exit code 137 (128 + 9: killed by SIGKILL)",
@@ -559,6 +558,11 @@ fn load_error_stops_early() -> Result<(), Failed> {
         return Err("the daemon was started although a scenario did not load".into());
     }
     Ok(())
+}
+
+/// A folder of this test's own scenarios (`xtask/tests/<folder>`), for `--scenarios`.
+fn fixture_scenarios(folder: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(folder).to_string_lossy().into_owned()
 }
 
 fn compile_fixture(fixture: &str, directory: &Path) -> Result<PathBuf, Failed> {
