@@ -22,6 +22,7 @@ mod runtime;
 mod scenario;
 mod side_by_side;
 mod terminal;
+mod unix_grpc;
 mod unix_http;
 
 /// Exit code when the harness itself could not do its job (bad arguments, missing

@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::command::{self, argv};
 use crate::names;
-use crate::runtime::docker::daemon::{cgroup_roots, remove_cgroups, unmount_everything_under};
+use crate::runtime::machine::{cgroup_roots, remove_cgroups, unmount_everything_under};
 
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();

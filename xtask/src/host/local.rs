@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::{Host, Placement};
 use crate::command::{self, Interruptible, Output};
+use crate::unix_grpc::{self, Call, Reply};
 use crate::unix_http::{self, Request, Response};
 
 /// How long an interactive shell may stay open.
@@ -41,6 +42,14 @@ impl Host for LocalHost {
 
     fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response> {
         unix_http::send_until(request, timeout, Interruptible::Yes, stop)
+    }
+
+    fn grpc(&self, call: &Call, timeout: Duration) -> Result<Reply> {
+        unix_grpc::send(call, timeout, Interruptible::Yes)
+    }
+
+    fn grpc_cleanup(&self, call: &Call, timeout: Duration) -> Result<Reply> {
+        unix_grpc::send(call, timeout, Interruptible::No)
     }
 
     /// This machine's kernel log is shared with everything else it runs: nothing to read there.

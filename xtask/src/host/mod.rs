@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::command::Output;
+use crate::unix_grpc::{Call, Reply};
 use crate::unix_http::{Request, Response};
 
 pub mod local;
@@ -52,6 +53,12 @@ pub trait Host: Send + Sync {
     /// Like `request`, but reading stops within a moment of `stop` becoming true, and what
     /// came until then is the answer (`cut_short`): for a stream the server may never close.
     fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response>;
+
+    /// A gRPC call to a unix socket there (containerd), with a deadline; Ctrl-C stops it.
+    fn grpc(&self, call: &Call, timeout: Duration) -> Result<Reply>;
+
+    /// The same for cleanup: only its deadline stops it.
+    fn grpc_cleanup(&self, call: &Call, timeout: Duration) -> Result<Reply>;
 
     /// What is wrong with the host itself, if anything it can tell (the guest's kernel ran out
     /// of memory): said beside a failure.

@@ -20,6 +20,7 @@ use crate::progress::Progress;
 use crate::scenario::NamespaceKind;
 
 pub mod docker;
+pub mod machine;
 
 /// Which runtime makes the pod, as `--runtime` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -2,7 +2,7 @@
 //!
 //! Stage 2 of the guest (vm/guest-init.sh) starts it from the host's disk (the guest's root
 //! is the host's, over 9p). It says it listens on the virtio-serial port, then runs each job
-//! it is sent (a command, or a request to a unix socket), each in its own thread and with its
+//! it is sent (a command, or an HTTP request or gRPC call to a unix socket), each in its own thread and with its
 //! deadline, and answers with what it did.
 
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use super::protocol::{Answer, GuestMessage, Job, PORT_NAME, Request};
 use crate::command::{self, Interruptible};
-use crate::unix_http;
+use crate::{unix_grpc, unix_http};
 
 pub fn run() -> Result<()> {
     let agent_started_ms = uptime_ms();
@@ -53,7 +53,7 @@ pub fn run() -> Result<()> {
             Job::Http(_) => {
                 lock(&stops).insert(request.id, Arc::clone(&stop));
             }
-            Job::Run(_) => {}
+            Job::Run(_) | Job::Grpc(_) => {}
         }
         let (writer, stops) = (Arc::clone(&writer), Arc::clone(&stops));
         std::thread::spawn(move || {
@@ -92,6 +92,12 @@ fn answer(request: Request, stop: &AtomicBool) -> Answer {
             stdout: response.body,
             http_status: Some(response.status),
             cut_short: response.cut_short,
+            duration_ms: started.elapsed().as_millis() as u64,
+            ..Answer::default()
+        }),
+        Job::Grpc(call) => unix_grpc::send(call, timeout, Interruptible::No).map(|reply| Answer {
+            id,
+            grpc: Some(reply),
             duration_ms: started.elapsed().as_millis() as u64,
             ..Answer::default()
         }),

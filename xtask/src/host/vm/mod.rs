@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use super::{Host, Placement};
 use crate::command::{Daemon, Interruptible, Output, argv};
 use crate::progress::Progress;
+use crate::unix_grpc::{Call, Reply};
 use crate::unix_http::{Request, Response};
 
 pub mod agent;
@@ -107,6 +108,14 @@ impl VmHost {
         Ok(Response { status, body: answer.stdout, cut_short: answer.cut_short })
     }
 
+    fn grpc_job(&self, call: &Call, timeout: Duration, interruptible: Interruptible) -> Result<Reply> {
+        let answer = self.ask(Job::Grpc(call.clone()), timeout, interruptible, &AtomicBool::new(false))?;
+        if let Some(error) = answer.error {
+            bail!("in the guest, {}: {error}", call.describe());
+        }
+        answer.grpc.context("the guest agent gave no gRPC reply")
+    }
+
     /// Fails when QEMU is gone, or stopped (SIGSTOP: the guest is frozen and would answer
     /// nothing until each request's deadline).
     fn check_qemu_alive(&self) -> Result<()> {
@@ -152,6 +161,14 @@ impl Host for VmHost {
 
     fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response> {
         self.http_job(request, timeout, Interruptible::Yes, stop)
+    }
+
+    fn grpc(&self, call: &Call, timeout: Duration) -> Result<Reply> {
+        self.grpc_job(call, timeout, Interruptible::Yes)
+    }
+
+    fn grpc_cleanup(&self, call: &Call, timeout: Duration) -> Result<Reply> {
+        self.grpc_job(call, timeout, Interruptible::No)
     }
 
     /// The guest's kernel is the run's own: an OOM kill in its log is the run's.

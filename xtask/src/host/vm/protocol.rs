@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::unix_http;
+use crate::{unix_grpc, unix_http};
 
 /// The name of the virtio-serial port, as the guest finds it under /sys/class/virtio-ports.
 pub const PORT_NAME: &str = "podlab.agent";
@@ -24,6 +24,8 @@ pub enum Job {
     /// An HTTP request to a unix socket in the guest (a runtime's API): the answer carries
     /// the status in `http_status` and the body in `stdout`.
     Http(unix_http::Request),
+    /// A gRPC call to a unix socket in the guest (containerd): the answer carries the reply in `grpc`.
+    Grpc(unix_grpc::Call),
     /// Stop reading the answer to the `Http` job with this id: it answers at once with what
     /// came until then (`cut_short`). This job's own answer is empty.
     StopReading(u64),
@@ -35,6 +37,7 @@ impl Job {
         match self {
             Job::Run(argv) => argv.join(" "),
             Job::Http(request) => request.describe(),
+            Job::Grpc(call) => call.describe(),
             Job::StopReading(id) => format!("stop reading the answer to request {id}"),
         }
     }
@@ -61,6 +64,8 @@ pub struct Answer {
     /// The status of an `Http` job, and whether it was stopped before the server closed.
     pub http_status: Option<u16>,
     pub cut_short: bool,
+    /// The reply to a `Grpc` job.
+    pub grpc: Option<unix_grpc::Reply>,
     /// Set when the job could not run or was stopped at its deadline.
     pub error: Option<String>,
 }

@@ -27,7 +27,7 @@ use crate::unix_http::{Request, Response};
 
 mod api;
 mod container;
-pub mod daemon;
+mod daemon;
 mod saved_image;
 
 use api::{Inspected, InspectedImage, path_segment};

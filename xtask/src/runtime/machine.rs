@@ -1,0 +1,207 @@
+//! What a runtime's private daemon takes on this machine, and how it is given back: its own
+//! bridge and subnet, its cgroup, its mounts and stray processes. Shared by the private dockerd
+//! (`docker/daemon.rs`) and the private containerd (`cri/daemon.rs`), and read by `clean`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+
+use crate::command::{self, Output, argv};
+use crate::names;
+
+/// The daemon's own bridge, `podlab<pid>`, with a /24 of 10.213.0.0/16 that no other
+/// interface of this machine has (runs side by side each get their own).
+pub struct Bridge {
+    pub name: String,
+    /// Its /24, as `10.213.N`: the bridge holds .1.
+    pub prefix: String,
+    deleted: bool,
+}
+
+impl Bridge {
+    pub fn create() -> Result<Self> {
+        let pid = std::process::id();
+        let name = names::bridge(pid);
+        if Path::new("/sys/class/net").join(&name).exists() {
+            bail!("the network bridge {name} already exists: a killed run left it; remove it with `cargo xtask clean`");
+        }
+        let ip = |words: &[&str]| command::run(&argv(words), Duration::from_secs(10)).and_then(Output::ok);
+        // Choosing a subnet and taking it is one step for runs starting together.
+        let _choosing = NetworkLock::take()?;
+        let listing = ip(&["ip", "-4", "-oneline", "address", "show"])?.stdout_text();
+        let third = free_third_octet(&listing, pid).context("every 10.213.N.0/24 is taken: remove what holds them")?;
+        ip(&["ip", "link", "add", &name, "type", "bridge"])
+            .context("cannot create a network bridge: the host runtime needs root (or run with DOCKER_HOST set)")?;
+        let bridge = Bridge { name, prefix: format!("10.213.{third}"), deleted: false };
+        ip(&["ip", "address", "add", &format!("10.213.{third}.1/24"), "dev", &bridge.name])?;
+        ip(&["ip", "link", "set", &bridge.name, "up"])?;
+        Ok(bridge)
+    }
+
+    pub fn delete(&mut self) -> Option<String> {
+        if std::mem::replace(&mut self.deleted, true) {
+            return None;
+        }
+        let delete = argv(&["ip", "link", "delete", &self.name]);
+        match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
+            Ok(_) => None,
+            Err(error) => Some(format!("cannot delete bridge {}: {error:#}", self.name)),
+        }
+    }
+}
+
+/// N of a 10.213.N.0/24 that no address in `ip -4 -oneline address show` is in, starting
+/// from one the pid gives, so that runs rarely even look at the same one.
+fn free_third_octet(listing: &str, pid: u32) -> Option<u32> {
+    let taken: Vec<u32> = listing
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("10.213."))
+        .filter_map(|rest| rest.split('.').next()?.parse().ok())
+        .collect();
+    (0..250).map(|offset| (pid + offset) % 250).find(|third| !taken.contains(third))
+}
+
+/// Held while a run chooses and takes its subnet: an abstract unix socket of a fixed name,
+/// which only one process can bind, which leaves nothing on disk, and which the kernel
+/// releases when its holder dies.
+pub struct NetworkLock {
+    _socket: std::os::unix::net::UnixListener,
+}
+
+impl NetworkLock {
+    pub fn take() -> Result<NetworkLock> {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(names::NETWORK_LOCK)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match std::os::unix::net::UnixListener::bind_addr(&address) {
+                Ok(socket) => return Ok(NetworkLock { _socket: socket }),
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    crate::interrupt::check()?;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => return Err(error).context("another run held the network lock for 30 s"),
+            }
+        }
+    }
+}
+
+/// Where a cgroup named at the top of a hierarchy can be: /sys/fs/cgroup itself (cgroup v2)
+/// and each hierarchy mounted under it (v1, and v2's `unified` beside them).
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    let mounted = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|entry| entry.path());
+    std::iter::once(PathBuf::from("/sys/fs/cgroup")).chain(mounted).collect()
+}
+
+/// Kills every process in the cgroup `name` (directly under the root of each cgroup
+/// hierarchy mounted under /sys/fs/cgroup) and its children, saying so, then removes those
+/// cgroups, deepest first; returns what could not be done.
+pub fn remove_cgroups(name: &str) -> Vec<String> {
+    let tops: Vec<PathBuf> =
+        cgroup_roots().into_iter().map(|root| root.join(name)).filter(|top| top.is_dir()).collect();
+    let mut groups: Vec<PathBuf> = Vec::new();
+    let mut unseen = tops.clone();
+    while let Some(group) = unseen.pop() {
+        unseen.extend(
+            std::fs::read_dir(&group)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.is_dir()),
+        );
+        groups.push(group);
+    }
+    // Every hierarchy lists the same processes: each is killed once.
+    let pids: std::collections::BTreeSet<i32> = groups
+        .iter()
+        .flat_map(|group| {
+            std::fs::read_to_string(group.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    let killed = pids.iter().filter(|pid| kill(nix::unistd::Pid::from_raw(**pid), Signal::SIGKILL).is_ok()).count();
+    if killed > 0 {
+        eprintln!("note: {killed} container processes outlived their daemon (cgroup {name}): killed them");
+    }
+    let mut problems = Vec::new();
+    // Deepest first; a cgroup whose last process is still dying cannot go yet: try for a while.
+    groups.sort_by_key(|group| std::cmp::Reverse(group.components().count()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for group in groups {
+        loop {
+            match std::fs::remove_dir(&group) {
+                Ok(()) => break,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(error) => {
+                    problems.push(format!("cannot remove cgroup {}: {error}", group.display()));
+                    break;
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Kills every process whose command line mentions `path` (containerd and its shims, which
+/// outlive a daemon that died), saying so.
+pub fn kill_processes_mentioning(path: &Path) {
+    let needle = path.to_string_lossy().into_owned();
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if command_line.contains(&needle) {
+            eprintln!("note: process {pid} outlived its daemon: killed it ({command_line:.80})");
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Unmounts (lazily) every mount point under `path`, deepest first; returns what failed.
+pub fn unmount_everything_under(path: &Path) -> Vec<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mount_points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4))
+        .map(PathBuf::from)
+        .filter(|mount_point| mount_point.starts_with(path))
+        .collect();
+    mount_points.sort_by_key(|mount_point| std::cmp::Reverse(mount_point.components().count()));
+    mount_points
+        .into_iter()
+        .filter_map(|mount_point| {
+            nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH)
+                .err()
+                .map(|error| format!("cannot unmount {}: {error}", mount_point.display()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subnet_no_interface_has() {
+        let listing = "1: lo    inet 127.0.0.1/8 scope host lo\n\
+                       5: podlab7    inet 10.213.7.1/24 scope global podlab7\n\
+                       6: podlab8    inet 10.213.8.1/24 scope global podlab8\n";
+        assert_eq!(free_third_octet(listing, 7), Some(9));
+        assert_eq!(free_third_octet(listing, 257), Some(9));
+        assert_eq!(free_third_octet(listing, 10), Some(10));
+    }
+
+    #[test]
+    fn the_network_lock_is_held_by_one_at_a_time() {
+        let first = NetworkLock::take().unwrap();
+        let second = std::thread::spawn(NetworkLock::take);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!second.is_finished(), "two held the network lock at once");
+        drop(first);
+        assert!(second.join().unwrap().is_ok());
+    }
+}
