@@ -27,15 +27,17 @@ pub const NETWORK_LOCK: &str = "podlab-networks";
 pub enum TempPurpose {
     Vm,
     Docker,
+    Cri,
 }
 
 impl TempPurpose {
-    const ALL: [TempPurpose; 2] = [TempPurpose::Vm, TempPurpose::Docker];
+    const ALL: [TempPurpose; 3] = [TempPurpose::Vm, TempPurpose::Docker, TempPurpose::Cri];
 
     fn word(self) -> &'static str {
         match self {
             TempPurpose::Vm => "vm",
             TempPurpose::Docker => "docker",
+            TempPurpose::Cri => "cri",
         }
     }
 }

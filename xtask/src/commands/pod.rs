@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::lab::{Choice, Lab, LabPlan};
 use crate::pod::{self, Pod};
@@ -33,7 +33,10 @@ pub fn run(options: Options) -> Result<()> {
         .find(|scenario| scenario.path.ends_with("seed-pod.json"))
         .context("scenarios/seed-pod.json is missing")?;
     let ports = options.choice.ports(std::slice::from_ref(&seed))?;
-    let plan = pod::plan(&seed, options.choice.runtime(), &ports)?;
+    let plan = pod::plan(&seed, &ports)?;
+    if let Some(reason) = options.choice.runtime().cannot_make(&plan) {
+        bail!("{} cannot make the seed pod: {reason}", options.choice.runtime().name());
+    }
     let progress = Progress::new();
     let run_id = names::run_id();
     let run_dir = names::artifacts_dir(workspace, &run_id);

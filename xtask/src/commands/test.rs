@@ -15,7 +15,7 @@ use libtest_mimic::{Failed, Trial};
 use crate::lab::{Choice, Lab, LabPlan};
 use crate::pod::{self, PodPlan};
 use crate::progress::Progress;
-use crate::report::{self, RunReport, ScenarioReport};
+use crate::report::{self, RunReport, ScenarioReport, Skipped};
 use crate::scenario::{self, Scenario};
 use crate::{EXIT_HARNESS_ERROR, interrupt, names, pause_build, runner};
 
@@ -60,10 +60,11 @@ pub fn existing_file(path: &str) -> Result<PathBuf, String> {
     path.canonicalize().map_err(|error| format!("{}: {error}", path.display()))
 }
 
-/// A loaded scenario and its pod as the chosen runtime makes it.
+/// A loaded scenario and its pod, or why the chosen runtime cannot make that pod.
 struct Planned {
     scenario: Scenario,
     plan: PodPlan,
+    cannot_make: Option<String>,
 }
 
 /// Shared by the trials: started on first use, shut down after the last.
@@ -86,7 +87,10 @@ pub fn run(options: Options) -> Result<u8> {
     let ports = options.choice.ports(&scenarios)?;
     let planned: Vec<Planned> = scenarios
         .into_iter()
-        .map(|scenario| Ok(Planned { plan: pod::plan(&scenario, runtime, &ports)?, scenario }))
+        .map(|scenario| {
+            let plan = pod::plan(&scenario, &ports)?;
+            Ok(Planned { cannot_make: runtime.cannot_make(&plan), plan, scenario })
+        })
         .collect::<Result<_>>()?;
     if planned.is_empty() {
         bail!("no scenario in {}", scenarios_dir.display());
@@ -98,12 +102,23 @@ pub fn run(options: Options) -> Result<u8> {
     let run_started = Instant::now();
     let run_id = names::run_id();
     let run_dir = names::artifacts_dir(pause_build::workspace_root(), &run_id);
+    let skipped: Vec<Skipped> = planned
+        .iter()
+        .filter_map(|planned| {
+            let reason = planned.cannot_make.clone()?;
+            Some(Skipped { name: trial_name(&planned.scenario.path), reason })
+        })
+        .collect();
+    let progress = Progress::new();
+    for skip in &skipped {
+        progress.say(&format!("{}: skipped: {} cannot make this pod: {}", skip.name, runtime.name(), skip.reason));
+    }
     let shared = Arc::new(Mutex::new(Run {
         choice: options.choice,
         pause_bin: options.pause_bin,
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
-        progress: Progress::new(),
+        progress,
         lab: None,
         harness_error: None,
         reports: Vec::new(),
@@ -135,6 +150,7 @@ pub fn run(options: Options) -> Result<u8> {
             harness_error: run.harness_error.clone(),
             passed: false,
             scenarios: std::mem::take(&mut run.reports),
+            skipped,
         };
         report.conclude();
         report::write_all(&run_dir, &report)?;
@@ -157,6 +173,12 @@ pub fn run(options: Options) -> Result<u8> {
 
 fn trial(planned: Planned, shared: Arc<Mutex<Run>>) -> Trial {
     let name = trial_name(&planned.scenario.path);
+    if let Some(reason) = planned.cannot_make {
+        // Ignored, as libtest shows it; run anyway (--include-ignored), it fails saying why.
+        let runtime = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).choice.runtime();
+        return Trial::test(name, move || Err(Failed::from(format!("{} cannot make this pod: {reason}", runtime.name()))))
+            .with_ignored_flag(true);
+    }
     Trial::test(name.clone(), move || {
         let mut run = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         set_up(&mut run).map_err(|error| Failed::from(format!("the harness could not run: {error:#}")))?;

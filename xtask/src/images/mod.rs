@@ -6,6 +6,7 @@
 //! run left there.
 
 mod app_base;
+pub mod docker_archive;
 mod ghost_standin;
 mod nginx;
 mod pause;

@@ -87,15 +87,21 @@ fn write_tar(rootfs: &Rootfs, file: fs::File) -> Result<()> {
 /// Removes the tars of earlier keys of the same image: only the newest is ever reused. A tar that cannot
 /// be removed costs only disk space, so this warns instead of failing the build.
 fn remove_older_tars(cache_dir: &Path, slug: &str, keep: &Path) {
-    let pattern = Regex::new(&format!(r"^{}-[0-9a-f]{{16}}\.tar$", regex::escape(slug))).expect("a valid regex");
+    // The tar, and the docker-archive made from it for containerd (`docker_archive.rs`).
+    let pattern = Regex::new(&format!(r"^{}-([0-9a-f]{{16}})(\.docker-archive)?\.tar$", regex::escape(slug)))
+        .expect("a valid regex");
+    let key_of = |path: &Path| {
+        let name = path.file_name()?.to_str()?;
+        Some(pattern.captures(name)?.get(1)?.as_str().to_string())
+    };
+    let kept_key = key_of(keep);
     let Ok(entries) = fs::read_dir(cache_dir) else {
         return;
     };
     let older: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
-        .filter(|path| path != keep)
-        .filter(|path| path.file_name().and_then(|name| name.to_str()).is_some_and(|name| pattern.is_match(name)))
+        .filter(|path| key_of(path).is_some_and(|key| Some(key) != kept_key))
         .collect();
     for path in older {
         if let Err(error) = fs::remove_file(&path) {

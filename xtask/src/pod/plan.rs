@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use super::Ports;
-use crate::runtime::RuntimeKind;
 use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario};
 
 /// The pod: its infra container (which owns the namespaces) and the apps that join them.
@@ -55,24 +54,22 @@ impl PodPlan {
     }
 }
 
-/// The pod of `scenario` as `runtime` makes it, publishing on `ports`, or why it cannot make it
-/// (naming the file and field).
-pub fn plan(scenario: &Scenario, runtime: RuntimeKind, ports: &Ports) -> Result<PodPlan> {
+/// The pod of `scenario`, publishing on `ports`, or why no runtime can make it (naming the
+/// file and field). Whether one runtime can is `RuntimeKind::cannot_make`.
+pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
     let pod = &scenario.pod;
     let in_file = |field: String| format!("{}: {field}", scenario.path.display());
     let infra = container_plan(scenario, &pod.infra, ports).with_context(|| in_file("pod.infra".to_string()))?;
     let mut apps = Vec::new();
     for (index, container) in pod.containers.iter().enumerate() {
         let field = format!("pod.containers[{index}]");
-        for kind in &container.share {
-            if let Some(reason) = runtime.cannot_share(*kind) {
-                bail!(
-                    "{}.share: the {} runtime cannot share `{}` ({reason}): drop it from the list",
-                    in_file(field),
-                    runtime.name(),
-                    kind.proc_name()
-                );
-            }
+        if let Some(kind) = container.share.iter().find(|kind| !kind.is_shared_in_pods()) {
+            bail!(
+                "{}.share: no runtime shares `{}` between a pod's containers (a pod shares net, ipc, pid and uts): \
+                 drop it from the list",
+                in_file(field),
+                kind.proc_name()
+            );
         }
         let app = container_plan(scenario, container, ports).with_context(|| in_file(field.clone()))?;
         if app.joins(NamespaceKind::Net) && !app.publish.is_empty() {
@@ -145,7 +142,7 @@ mod tests {
     #[test]
     fn a_pod_as_docker_makes_it() {
         let plan =
-            plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), RuntimeKind::Docker, &Ports::as_written()).unwrap();
+            plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), &Ports::as_written()).unwrap();
         assert_eq!(plan.hostname.as_deref(), Some("pod"));
         assert_eq!(plan.infra.publish, [PortMapping { host: 8080, container: 80 }]);
         assert_eq!(plan.apps[0].joins, [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Pid]);
@@ -154,7 +151,7 @@ mod tests {
 
     #[test]
     fn docker_cannot_share_uts_and_says_so_before_any_container() {
-        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), RuntimeKind::Docker, &Ports::as_written())
+        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), &Ports::as_written())
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -167,15 +164,15 @@ mod tests {
     #[test]
     fn ports_belong_to_the_network_namespace() {
         let as_written = Ports::as_written();
-        let error = plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), RuntimeKind::Docker, &as_written)
+        let error = plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), &as_written)
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("scenarios/plan.json: pod.containers[0].publish: app joins"), "{error}");
         let scenario = scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#);
-        assert_eq!(plan(&scenario, RuntimeKind::Docker, &as_written).unwrap().apps[0].publish[0].host, 9090);
+        assert_eq!(plan(&scenario, &as_written).unwrap().apps[0].publish[0].host, 9090);
         // On this machine each run publishes on ports of its own; the plan says which.
         let free = Ports::free_on_this_machine(written_ports(std::slice::from_ref(&scenario))).unwrap();
-        let own = plan(&scenario, RuntimeKind::Docker, &free).unwrap();
+        let own = plan(&scenario, &free).unwrap();
         assert_eq!(own.apps[0].publish[0], PortMapping { host: free.published(9090), container: 90 });
         assert_eq!(own.infra.publish[0].host, free.published(8080));
         assert_ne!(own.infra.publish[0].host, own.apps[0].publish[0].host);

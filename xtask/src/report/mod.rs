@@ -22,6 +22,15 @@ pub struct RunReport {
     pub harness_error: Option<String>,
     pub passed: bool,
     pub scenarios: Vec<ScenarioReport>,
+    /// Scenarios the runtime cannot make a pod for, and why: not run.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A scenario not run: the runtime cannot make its pod.
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
 }
 
 /// What one scenario did.
@@ -171,6 +180,13 @@ fn to_junit(report: &RunReport) -> String {
         ));
         xml.push_str("  </testsuite>\n");
     }
+    for skip in &report.skipped {
+        xml.push_str(&format!(
+            "  <testsuite name=\"{name}\" tests=\"1\" skipped=\"1\">\n    <testcase classname=\"{name}\" name=\"pod\">\n      <skipped message=\"{}\"/>\n    </testcase>\n  </testsuite>\n",
+            escape(&skip.reason),
+            name = escape(&skip.name),
+        ));
+    }
     xml.push_str("</testsuites>\n");
     xml
 }
@@ -251,6 +267,7 @@ mod tests {
             harness_error: None,
             passed: true,
             scenarios: vec![scenario],
+            skipped: vec![Skipped { name: "scenarios/version".to_string(), reason: "cri runs pause as it is".to_string() }],
         };
         report.conclude();
         report
@@ -265,6 +282,7 @@ mod tests {
         assert!(xml.contains("name=\"01 exec nginx: echo &lt;1&gt;\" time=\"1.500\""));
         assert!(xml.contains("<failure message=\"expected &quot;a&quot;\">expected &quot;a&quot;\ngot b</failure>"));
         assert!(xml.contains("<skipped message=\"an earlier step failed\"/>"));
+        assert!(xml.contains("<skipped message=\"cri runs pause as it is\"/>"));
     }
 
     #[test]

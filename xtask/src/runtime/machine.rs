@@ -181,6 +181,62 @@ pub fn unmount_everything_under(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The nat chains that CNI's portmap plugin makes once and never removes (its per-pod chains go
+/// with each pod); `remove_portmap_chains` takes them away when a run made them.
+const PORTMAP_CHAINS: [&str; 3] = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"];
+
+fn iptables_nat(arguments: &[&str]) -> Result<Output> {
+    let mut words = vec!["iptables", "-w", "5", "-t", "nat"];
+    words.extend(arguments);
+    command::run_even_if_interrupted(&argv(&words), Duration::from_secs(20))
+}
+
+/// Whether portmap's chains are in this machine's nat table (another CNI user's, or a run's).
+pub fn portmap_chains_exist() -> bool {
+    iptables_nat(&["-S", PORTMAP_CHAINS[0]]).is_ok_and(|output| output.success())
+}
+
+/// Removes portmap's chains and the jumps to them, unless a pod still has a mapping in them
+/// (another run, or another CNI user, still needs them); returns what failed.
+pub fn remove_portmap_chains() -> Vec<String> {
+    // Under the network lock: a run starting beside us must not see them half removed.
+    let Ok(_choosing) = NetworkLock::take() else { return vec!["cannot take the network lock".to_string()] };
+    let Ok(dnat) = iptables_nat(&["-S", PORTMAP_CHAINS[0]]) else { return Vec::new() };
+    if !dnat.success() {
+        return Vec::new();
+    }
+    let mappings = dnat.stdout_text().lines().filter(|line| line.starts_with("-A ")).count();
+    if mappings > 0 {
+        return vec![format!("portmap's chain {} still holds {mappings} pod mappings: left in place", PORTMAP_CHAINS[0])];
+    }
+    let mut problems = Vec::new();
+    for builtin in ["PREROUTING", "OUTPUT", "POSTROUTING"] {
+        let rules = iptables_nat(&["-S", builtin]).map(|output| output.stdout_text()).unwrap_or_default();
+        for rule in rules.lines().filter(|rule| PORTMAP_CHAINS.iter().any(|chain| rule.ends_with(&format!("-j {chain}")))) {
+            // `-A CHAIN spec...` becomes `-D CHAIN spec...`; the comment's quotes go through a shell.
+            let delete = format!("iptables -w 5 -t nat -D{}", &rule[2..]);
+            if let Err(error) = command::run_even_if_interrupted(&argv(&["sh", "-c", &delete]), Duration::from_secs(20))
+                .and_then(Output::ok)
+            {
+                problems.push(format!("cannot delete the nat rule `{rule}`: {error:#}"));
+            }
+        }
+    }
+    // All emptied before any is deleted: one may jump to another.
+    let present: Vec<&str> = PORTMAP_CHAINS
+        .into_iter()
+        .filter(|chain| iptables_nat(&["-S", chain]).is_ok_and(|output| output.success()))
+        .collect();
+    for action in ["-F", "-X"] {
+        for chain in &present {
+            if let Err(error) = iptables_nat(&[action, chain]).and_then(Output::ok) {
+                problems.push(format!("cannot remove the nat chain {chain}: {error:#}"));
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

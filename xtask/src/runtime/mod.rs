@@ -3,7 +3,8 @@
 //! it runs on a host (`crate::host`: this machine or the throwaway guest), which it owns, and
 //! reaches its daemon through that host's commands and sockets.
 //!
-//! Docker is the one runtime today (`docker/`); containerd's CRI plugin and Podman come next.
+//! Docker (`docker/`) imitates a pod with `--net/--ipc/--pid=container:`; containerd's CRI
+//! plugin (`cri/`) makes the pod as the kubelet asks for it. Podman comes next.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,35 +18,36 @@ use crate::host::Host;
 use crate::images::ImageTar;
 use crate::pod::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
-use crate::scenario::NamespaceKind;
+use crate::scenario::{NamespaceKind, RestartPolicy};
 
+pub mod cri;
 pub mod docker;
 pub mod machine;
+mod saved_image;
 
 /// Which runtime makes the pod, as `--runtime` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
     /// Docker: the infra container, then each app with --net/--ipc/--pid=container:<infra>.
     Docker,
+    /// containerd's CRI plugin, as the kubelet uses it: the pause under test as the sandbox image.
+    Cri,
 }
 
 impl RuntimeKind {
     pub fn name(self) -> &'static str {
         match self {
             RuntimeKind::Docker => "docker",
+            RuntimeKind::Cri => "cri",
         }
     }
 
-    /// Why this runtime cannot share `kind` between a pod's containers, if it cannot.
-    pub fn cannot_share(self, kind: NamespaceKind) -> Option<&'static str> {
-        match (self, kind) {
-            (_, NamespaceKind::Net | NamespaceKind::Ipc | NamespaceKind::Pid) => None,
-            (RuntimeKind::Docker, NamespaceKind::Uts) => {
-                Some("Docker copies the infra container's hostname, it cannot share its UTS namespace")
-            }
-            (_, NamespaceKind::Mnt | NamespaceKind::User | NamespaceKind::Cgroup) => {
-                Some("a pod shares net, ipc, pid and uts only")
-            }
+    /// Why this runtime cannot make `pod`, if it cannot: the scenario is then skipped on it,
+    /// with this reason, rather than run half-way. (What no runtime can do, the plan refuses.)
+    pub fn cannot_make(self, pod: &PodPlan) -> Option<String> {
+        match self {
+            RuntimeKind::Docker => docker_cannot_make(pod),
+            RuntimeKind::Cri => cri_cannot_make(pod),
         }
     }
 
@@ -54,6 +56,7 @@ impl RuntimeKind {
     pub fn guest_services(self) -> String {
         match self {
             RuntimeKind::Docker => docker::guest_services(),
+            RuntimeKind::Cri => cri::guest_services(),
         }
     }
 
@@ -61,8 +64,56 @@ impl RuntimeKind {
     pub fn start(self, host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Box<dyn Runtime>> {
         match self {
             RuntimeKind::Docker => Ok(Box::new(docker::Docker::start(host, run, progress)?)),
+            RuntimeKind::Cri => Ok(Box::new(cri::Cri::start(host, run, progress)?)),
         }
     }
+}
+
+fn docker_cannot_make(pod: &PodPlan) -> Option<String> {
+    let app = pod.apps.iter().find(|app| app.joins(NamespaceKind::Uts))?;
+    Some(format!(
+        "{} shares `uts`: Docker copies the infra container's hostname, it cannot share its UTS namespace",
+        app.name
+    ))
+}
+
+fn cri_cannot_make(pod: &PodPlan) -> Option<String> {
+    let infra = &pod.infra;
+    if infra.image != cri::config::SANDBOX_IMAGE_AS_WRITTEN {
+        return Some(format!(
+            "the infra container is the pod sandbox, whose image is always {}, not {}",
+            cri::config::SANDBOX_IMAGE_AS_WRITTEN,
+            infra.image
+        ));
+    }
+    if infra.command.is_some()
+        || !infra.args.is_empty()
+        || !infra.env.is_empty()
+        || !infra.files.is_empty()
+        || infra.user.is_some()
+        || infra.restart.is_some()
+    {
+        return Some(
+            "CRI runs the sandbox image as it is: no command, arguments, environment, files, user or restart policy of the \
+             scenario's for the infra container"
+                .to_string(),
+        );
+    }
+    for app in &pod.apps {
+        if !app.joins(NamespaceKind::Net) || !app.joins(NamespaceKind::Ipc) {
+            return Some(format!(
+                "{} does not share both `net` and `ipc`: a CRI pod's containers always share the sandbox's network and IPC",
+                app.name
+            ));
+        }
+        if app.restart.is_some_and(|policy| policy != RestartPolicy::No) {
+            return Some(format!(
+                "{} has a restart policy: under CRI the kubelet restarts containers, and none runs here",
+                app.name
+            ));
+        }
+    }
+    None
 }
 
 /// What a runtime needs to know of the run: to label what it creates and keep its logs.
@@ -97,6 +148,9 @@ impl Logs {
 }
 
 pub trait Runtime: Send + Sync {
+    /// Which runtime this is: steps that differ by runtime pick their variant by it.
+    fn kind(&self) -> RuntimeKind;
+
     /// What reports say of the runtime: `docker (a private dockerd)`.
     fn details(&self) -> String;
 
@@ -179,4 +233,24 @@ pub fn main_pids(runtime: &dyn Runtime, containers: &[String]) -> Result<BTreeMa
 pub fn main_pid(runtime: &dyn Runtime, container: &str) -> Result<u32> {
     let pids = main_pids(runtime, &[container.to_string()])?;
     pids.get(container).copied().ok_or_else(|| anyhow::anyhow!("the runtime gave no pid for {container}"))
+}
+
+/// Waits until a container's main process runs its program: a runtime may answer "started"
+/// while the process is still `runc init`, which has not yet joined every namespace or dropped
+/// its privileges, and a step that reads /proc then would see runc, not the program.
+pub fn wait_for_program(runtime: &dyn Runtime, container: &str, timeout: Duration) -> Result<()> {
+    let state = runtime.states(&[container.to_string()])?.remove(container);
+    let Some(pid) = state.and_then(|state| state.pid) else { return Ok(()) };
+    let read = crate::command::argv(&["cat", &format!("/proc/{pid}/cmdline")]);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let command_line = runtime.host().run(&read, Duration::from_secs(30))?;
+        if !command_line.success() || command_line.stdout != b"runc\0init\0" {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("container {container} stayed `runc init` for {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -180,7 +180,7 @@ mod tests {
             .into_iter()
             .find(|scenario| scenario.path.ends_with("seed-pod.json"))
             .unwrap();
-        let mut pod = crate::pod::plan(&seed, RuntimeKind::Docker, &crate::pod::Ports::as_written()).unwrap();
+        let mut pod = crate::pod::plan(&seed, &crate::pod::Ports::as_written()).unwrap();
         let infra = Run::infra(&pod, "", "r1");
         let (body, cli) = (infra.api_body(), infra.cli_arguments());
         assert_eq!(body["Labels"]["podlab.run"], "r1");

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
-use super::{ContainerState, Logs, RunIdentity, Runtime};
+use super::{ContainerState, Logs, RunIdentity, Runtime, RuntimeKind};
 use crate::command::{Output, argv, last_lines};
 use crate::host::{Host, Placement};
 use crate::images::ImageTar;
@@ -28,7 +28,6 @@ use crate::unix_http::{Request, Response};
 mod api;
 mod container;
 mod daemon;
-mod saved_image;
 
 use api::{Inspected, InspectedImage, path_segment};
 use container::Run;
@@ -213,7 +212,7 @@ impl Docker {
             let arguments = run.cli_arguments();
             let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
             self.cli_ok(&words, START_TIMEOUT)?;
-            return self.wait_for_program(container);
+            return super::wait_for_program(self, container, START_TIMEOUT);
         };
         if created.status != 201 {
             bail!("dockerd: {}", api::error_of(&created));
@@ -223,29 +222,7 @@ impl Docker {
         if started.status != 204 {
             bail!("dockerd: {}", api::error_of(&started));
         }
-        self.wait_for_program(container)
-    }
-
-    /// Waits until a started container's main process runs the container's program. dockerd
-    /// says it started once runc has let its `runc init` go on, which then sets the user and
-    /// calls execve: for a moment the main process is still `runc init`, as root (seen here: 1
-    /// run in 100 read pause's command line as `runc init`). A program that already ended is
-    /// no wait.
-    fn wait_for_program(&self, container: &str) -> Result<()> {
-        let state = self.states(&[container.to_string()])?.remove(container);
-        let Some(pid) = state.and_then(|state| state.pid) else { return Ok(()) };
-        let read = argv(&["cat", &format!("/proc/{pid}/cmdline")]);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let command_line = self.host.run(&read, QUICK)?;
-            if !command_line.success() || command_line.stdout != b"runc\0init\0" {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("container {container} stayed `runc init` for {START_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        super::wait_for_program(self, container, START_TIMEOUT)
     }
 
     fn read_logs(&self, container: &str, timestamps: bool) -> Result<Logs> {
@@ -374,6 +351,10 @@ impl Docker {
 }
 
 impl Runtime for Docker {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Docker
+    }
+
     fn details(&self) -> String {
         match &self.daemon {
             Daemon::InGuest => "docker (dockerd in the guest)".to_string(),
@@ -533,7 +514,7 @@ impl Runtime for Docker {
 
     fn image_files(&self, image: &str) -> Result<Vec<String>> {
         let saved = self.cli_ok(&["save", image], Duration::from_secs(120))?;
-        saved_image::files_of_saved_image(&saved.stdout)
+        super::saved_image::files_of_saved_image(&saved.stdout)
     }
 
     fn shell_environment(&self) -> Vec<(String, String)> {

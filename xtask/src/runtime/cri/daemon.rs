@@ -1,0 +1,125 @@
+//! A private containerd on this machine, with its CRI plugin: its own directory (sockets,
+//! root, state, runc root, CNI config, leases, logs), its own bridge and subnet, its pods under
+//! a cgroup of the run's own, and `ctr events` beside it. At the end it is stopped and
+//! everything it made is removed: shims, cgroups, network namespaces and mounts, portmap's
+//! iptables chains, the bridge, the directory. (In the guest, containerd is started by the
+//! guest's init instead, and dies with the guest.)
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+
+use super::config::{self, Layout};
+use crate::command::{self, Daemon, argv, last_lines};
+use crate::names::{self, TempPurpose};
+use crate::progress::Progress;
+use crate::runtime::machine::{self, Bridge, kill_processes_mentioning, remove_cgroups, unmount_everything_under};
+
+/// How long containerd may take to answer; 0.015 s on this machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct PrivateContainerd {
+    containerd: Daemon,
+    events: Option<Daemon>,
+    dir: Option<tempfile::TempDir>,
+    pub layout: Layout,
+    bridge: Bridge,
+    /// Whether portmap's chains were in the nat table before the run: if so they are not ours.
+    portmap_chains_were_there: bool,
+}
+
+impl PrivateContainerd {
+    pub fn start(progress: &Progress) -> Result<Self> {
+        let started = Instant::now();
+        let dir = names::temp_dir(TempPurpose::Cri)?;
+        let layout = Layout { dir: dir.path().to_path_buf() };
+        let bridge = Bridge::create()?;
+        config::write_files(&layout, &bridge.name, &bridge.prefix)?;
+        let portmap_chains_were_there = machine::portmap_chains_exist();
+        let containerd_argv = argv(&["containerd", "--config", &layout.config_file().display().to_string()]);
+        // Should the harness die, even by SIGKILL, containerd is told to stop; its shims and
+        // pods stay, and `cargo xtask clean` removes them.
+        let containerd = command::spawn_daemon(&containerd_argv, &layout.daemon_log(), Signal::SIGTERM)
+            .context("cannot start containerd: install it with apt-get install containerd")?;
+        let mut private =
+            PrivateContainerd { containerd, events: None, dir: Some(dir), layout, bridge, portmap_chains_were_there };
+        let socket = private.layout.socket();
+        loop {
+            if let Some(status) = private.containerd.exited()? {
+                bail!("containerd exited during start-up ({status}); the end of its log:\n{}", private.log_tail(15));
+            }
+            if socket.exists() {
+                break;
+            }
+            crate::interrupt::check()?;
+            if started.elapsed() > START_TIMEOUT {
+                bail!("containerd did not listen within {START_TIMEOUT:?}; the end of its log:\n{}", private.log_tail(15));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let events_argv = argv(&["ctr", "--address", &socket.display().to_string(), "events"]);
+        private.events = Some(
+            command::spawn_daemon(&events_argv, &private.layout.events_log(), Signal::SIGKILL)
+                .context("cannot start `ctr events` (ctr comes with containerd)")?,
+        );
+        progress.done("containerd ready", started);
+        Ok(private)
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        last_lines(&std::fs::read_to_string(self.layout.daemon_log()).unwrap_or_default(), lines)
+    }
+
+    /// Why it cannot answer, if it died: the end of its log.
+    pub fn trouble(&self) -> Option<String> {
+        if self.containerd.is_running() {
+            return None;
+        }
+        Some(format!("containerd died during the run; the end of its log:\n{}", self.log_tail(10)))
+    }
+
+    /// Stops containerd and removes what it left; returns what could not be cleaned. Its logs
+    /// are copied to `save_logs_to` first.
+    pub fn stop(&mut self, save_logs_to: Option<&PathBuf>) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(dir) = self.dir.take() else { return problems };
+        if let Some(run_dir) = save_logs_to {
+            for (from, to) in [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")] {
+                let _ = std::fs::copy(from, run_dir.join(to));
+            }
+        }
+        if let Some(mut events) = self.events.take() {
+            events.kill_group();
+        }
+        let _ = kill(self.containerd.pid(), Signal::SIGTERM);
+        if !self.containerd.exits_within(STOP_TIMEOUT).unwrap_or(false) {
+            problems.push(format!("containerd did not stop within {STOP_TIMEOUT:?}: killed it"));
+            self.containerd.kill_group();
+        }
+        let path = dir.path().to_path_buf();
+        // The pods are gone already (the runtime removed them), unless containerd died under
+        // them: their processes, then the shims, which outlive containerd by design.
+        problems.extend(remove_cgroups(&names::cgroup(std::process::id())));
+        kill_processes_mentioning(&path);
+        problems.extend(unmount_everything_under(&path));
+        if !self.portmap_chains_were_there {
+            problems.extend(machine::remove_portmap_chains());
+        }
+        if let Err(error) = dir.close() {
+            problems.push(format!("cannot remove {}: {error}", path.display()));
+        }
+        problems.extend(self.bridge.delete());
+        problems
+    }
+}
+
+impl Drop for PrivateContainerd {
+    fn drop(&mut self) {
+        for problem in self.stop(None) {
+            eprintln!("warning: {problem}");
+        }
+    }
+}

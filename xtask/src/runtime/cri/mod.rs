@@ -1,0 +1,794 @@
+//! The `cri` runtime: the pod as Kubernetes makes it, through containerd's CRI plugin
+//! (`runtime.v1`), with the pause under test as the plugin's sandbox image. The infra
+//! container is the pod sandbox (RunPodSandbox: containerd starts pause with its own spec),
+//! each app a container created in it (CreateContainer, StartContainer). Every call is a gRPC
+//! call that the host makes (`Host::grpc`: in the guest, its agent does), with the message
+//! types of the `k8s-cri` crate. CRI has no signal call: signals go through containerd's task
+//! service (`ctr tasks kill`). It tells no sandbox's exit status either: `ctr events`, kept
+//! beside containerd for the run, does. Logs are the CRI log files.
+//!
+//! Where the containerd runs, by host: in the guest, the one the guest's init starts at boot
+//! (`guest_services`); on this machine, a private one (`daemon.rs`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_cri::v1 as cri;
+use nix::sys::signal::Signal;
+use prost::Message;
+
+use super::{ContainerState, Logs, RunIdentity, Runtime, RuntimeKind};
+use crate::command::{Output, argv, last_lines};
+use crate::host::{Host, Placement};
+use crate::images::ImageTar;
+use crate::images::docker_archive::docker_archive;
+use crate::names;
+use crate::pod::{ContainerPlan, PodPlan};
+use crate::progress::Progress;
+use crate::scenario::NamespaceKind;
+use crate::unix_grpc::{Call, NOT_FOUND, Reply};
+
+pub mod config;
+mod daemon;
+mod log_file;
+
+use config::Layout;
+use daemon::PrivateContainerd;
+
+/// Deadline of a call that should answer at once (status, create, remove).
+const QUICK: Duration = Duration::from_secs(30);
+/// Deadline of a sandbox's or a container's start: the image is already there.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long containerd may take to answer in the guest, after its start at boot.
+const GUEST_START_TIMEOUT: Duration = Duration::from_secs(120);
+/// `docker restart`'s grace period, for the `restart` step.
+const RESTART_GRACE_SECONDS: i64 = 10;
+
+/// In the guest: containerd's directory (on the /run tmpfs: overlayfs cannot stack on the
+/// guest's overlay root), its bridge and subnet (the guest has no other network).
+const GUEST_DIR: &str = "/run/podlab/cri";
+const GUEST_BRIDGE: &str = "podlab0";
+const GUEST_PREFIX: &str = "10.213.0";
+
+fn guest_layout() -> Layout {
+    Layout { dir: PathBuf::from(GUEST_DIR) }
+}
+
+/// What the guest's init runs for this runtime: the bridge, containerd's config and network,
+/// containerd in the background, and `ctr events` once its socket is there.
+pub fn guest_services() -> String {
+    let layout = guest_layout();
+    format!(
+        r#"# the cri runtime's containerd, written by the harness for this run (xtask/src/runtime/cri/mod.rs)
+{files}busybox ip link add {GUEST_BRIDGE} type bridge
+busybox ip address add {GUEST_PREFIX}.1/24 dev {GUEST_BRIDGE}
+busybox ip link set {GUEST_BRIDGE} up
+containerd --config {config} > {log} 2>&1 &
+( while [ ! -S {socket} ]; do busybox usleep 10000; done; exec ctr --address {socket} events > {events} 2>&1 ) &
+"#,
+        files = config::write_script(&layout, GUEST_BRIDGE, GUEST_PREFIX),
+        config = layout.config_file().display(),
+        log = layout.daemon_log().display(),
+        socket = layout.socket().display(),
+        events = layout.events_log().display(),
+    )
+}
+
+/// Which containerd the runtime talks to.
+enum Daemon {
+    /// Started by the guest's init at boot; it dies with the guest, its logs are copied out.
+    InGuest,
+    /// Our own, on this machine.
+    Private(PrivateContainerd),
+}
+
+/// A pod sandbox the run made: its id and the config it was made with (CreateContainer
+/// takes it again).
+struct Sandbox {
+    id: String,
+    config: cri::PodSandboxConfig,
+}
+
+/// An app container the run made, in the sandbox of `infra`.
+struct AppContainer {
+    id: String,
+    attempt: u32,
+    plan: ContainerPlan,
+    infra: String,
+}
+
+pub struct Cri {
+    daemon: Daemon,
+    layout: Layout,
+    /// `containerd 1.6.20 (CRI v1)`.
+    version: String,
+    /// What the run made, by the names the scenario gives: sandboxes by their infra container's name.
+    sandboxes: Mutex<BTreeMap<String, Sandbox>>,
+    containers: Mutex<BTreeMap<String, AppContainer>>,
+    /// Numbers the sandboxes, so that each gets a log directory and uid of its own.
+    sandbox_count: AtomicU32,
+    run_id: String,
+    run_dir: PathBuf,
+    shut_down: bool,
+    // Last, so that it drops after the daemon: the guest outlives what runs in it.
+    host: Box<dyn Host>,
+}
+
+/// containerd said no: the gRPC status code and message.
+#[derive(Debug)]
+struct Refused {
+    method: String,
+    code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "containerd refused {}: {}", self.method, self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn is_not_found(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<Refused>().is_some_and(|refused| refused.code == NOT_FOUND)
+}
+
+/// Whether a call waits for the run's Ctrl-C or only for its deadline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Test,
+    Cleanup,
+}
+
+impl Cri {
+    pub fn start(host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Cri> {
+        let started = Instant::now();
+        let (daemon, layout) = match host.placement() {
+            Placement::Vm => (Daemon::InGuest, guest_layout()),
+            Placement::Host => {
+                let private = PrivateContainerd::start(progress)?;
+                let layout = private.layout.clone();
+                (Daemon::Private(private), layout)
+            }
+        };
+        let mut cri = Cri {
+            daemon,
+            layout,
+            version: String::new(),
+            sandboxes: Mutex::default(),
+            containers: Mutex::default(),
+            sandbox_count: AtomicU32::new(0),
+            run_id: run.run_id.to_string(),
+            run_dir: run.run_dir.to_path_buf(),
+            shut_down: false,
+            host,
+        };
+        cri.version = cri.wait_until_ready()?;
+        let uptime = match cri.host.placement() {
+            Placement::Vm => cri
+                .host
+                .uptime()
+                .map_or(String::new(), |uptime| format!(" at {:.1} s of guest uptime", uptime.as_secs_f64())),
+            Placement::Host => String::new(),
+        };
+        progress.done(&format!("containerd's CRI plugin ready{uptime}"), started);
+        Ok(cri)
+    }
+
+    /// Waits until the CRI plugin answers and says both the runtime and its network (the CNI
+    /// config) are ready; returns what it says it is.
+    fn wait_until_ready(&self) -> Result<String> {
+        let deadline = Instant::now() + GUEST_START_TIMEOUT;
+        loop {
+            crate::interrupt::check()?;
+            let last_problem = match self.readiness() {
+                Ok(Ok(version)) => return Ok(version),
+                Ok(Err(problem)) | Err(problem) => format!("{problem:#}"),
+            };
+            if let Some(trouble) = self.trouble() {
+                bail!("{trouble}");
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "containerd's CRI plugin was not ready within {GUEST_START_TIMEOUT:?} ({last_problem}); the end of its log:\n{}",
+                    last_lines(&self.daemon_log(), 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ok(Ok(version)) once ready; Ok(Err(what is not ready)) before.
+    fn readiness(&self) -> Result<Result<String>> {
+        let version: cri::VersionResponse =
+            self.call("RuntimeService", "Version", &cri::VersionRequest::default(), Duration::from_secs(5))?;
+        let status: cri::StatusResponse =
+            self.call("RuntimeService", "Status", &cri::StatusRequest::default(), Duration::from_secs(5))?;
+        let conditions = status.status.map(|status| status.conditions).unwrap_or_default();
+        if let Some(unready) = conditions.iter().find(|condition| !condition.status) {
+            return Ok(Err(anyhow::anyhow!("{}: {} {}", unready.r#type, unready.reason, unready.message)));
+        }
+        Ok(Ok(format!("{} {} (CRI {})", version.runtime_name, version.runtime_version, version.runtime_api_version)))
+    }
+
+    /// One call to the CRI plugin: `service` is `RuntimeService` or `ImageService`.
+    fn call<Q: Message, A: Message + Default>(
+        &self,
+        service: &str,
+        method: &str,
+        request: &Q,
+        timeout: Duration,
+    ) -> Result<A> {
+        self.call_for(Purpose::Test, service, method, request, timeout)
+    }
+
+    fn call_for<Q: Message, A: Message + Default>(
+        &self,
+        purpose: Purpose,
+        service: &str,
+        method: &str,
+        request: &Q,
+        timeout: Duration,
+    ) -> Result<A> {
+        let call = Call {
+            socket: self.layout.socket(),
+            method: format!("/runtime.v1.{service}/{method}"),
+            metadata: Vec::new(),
+            message: request.encode_to_vec(),
+        };
+        let reply = match purpose {
+            Purpose::Test => self.host.grpc(&call, timeout)?,
+            Purpose::Cleanup => self.host.grpc_cleanup(&call, timeout)?,
+        };
+        match reply {
+            Reply::Message(bytes) => {
+                A::decode(bytes.as_slice()).with_context(|| format!("an answer to {method} that is not its message"))
+            }
+            Reply::Refused { code, message } => Err(Refused { method: method.to_string(), code, message }.into()),
+        }
+    }
+
+    fn daemon_log(&self) -> String {
+        let cat = argv(&["cat", &self.layout.daemon_log().display().to_string()]);
+        self.host.run_cleanup(&cat, QUICK).map(|output| output.stdout_text()).unwrap_or_default()
+    }
+
+    fn sandbox_id(&self, infra: &str) -> Option<String> {
+        lock(&self.sandboxes).get(infra).map(|sandbox| sandbox.id.clone())
+    }
+
+    fn container_id(&self, name: &str) -> Option<String> {
+        lock(&self.containers).get(name).map(|container| container.id.clone())
+    }
+
+    /// containerd's id of a sandbox or container (its task has the same id).
+    fn task_id(&self, name: &str) -> Result<String> {
+        self.sandbox_id(name)
+            .or_else(|| self.container_id(name))
+            .with_context(|| format!("no container {name} in this pod"))
+    }
+
+    fn sandbox_config(&self, pod: &PodPlan) -> cri::PodSandboxConfig {
+        let number = self.sandbox_count.fetch_add(1, Ordering::SeqCst);
+        let infra = &pod.infra;
+        let uid = format!("{}-{number}", self.run_id);
+        let cgroup_parent = match self.host.placement() {
+            Placement::Host => format!("/{}", names::cgroup(std::process::id())),
+            Placement::Vm => "/podlab".to_string(),
+        };
+        let shares_pid = pod.apps.iter().any(|app| app.joins(NamespaceKind::Pid));
+        cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: infra.name.clone(),
+                uid: uid.clone(),
+                namespace: "podlab".to_string(),
+                attempt: 0,
+            }),
+            // The kubelet gives the pod's name where the pod spec gives no hostname.
+            hostname: pod.hostname.clone().unwrap_or_else(|| infra.name.clone()),
+            log_directory: self.layout.logs().join(&uid).display().to_string(),
+            // As dockerd's --dns=127.0.0.1: no lookup leaves the machine.
+            dns_config: Some(cri::DnsConfig { servers: vec!["127.0.0.1".to_string()], ..Default::default() }),
+            port_mappings: infra
+                .publish
+                .iter()
+                .map(|mapping| cri::PortMapping {
+                    protocol: cri::Protocol::Tcp as i32,
+                    container_port: i32::from(mapping.container),
+                    host_port: i32::from(mapping.host),
+                    host_ip: "127.0.0.1".to_string(),
+                })
+                .collect(),
+            labels: [(names::RUN_LABEL.to_string(), self.run_id.clone())].into(),
+            linux: Some(cri::LinuxPodSandboxConfig {
+                cgroup_parent,
+                security_context: Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: Some(cri::NamespaceOption {
+                        network: cri::NamespaceMode::Pod as i32,
+                        ipc: cri::NamespaceMode::Pod as i32,
+                        // As the kubelet asks for a pod with shareProcessNamespace.
+                        pid: if shares_pid { cri::NamespaceMode::Pod } else { cri::NamespaceMode::Container } as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn container_config(&self, app: &ContainerPlan, attempt: u32) -> Result<cri::ContainerConfig> {
+        let mut security = cri::LinuxContainerSecurityContext {
+            namespace_options: Some(cri::NamespaceOption {
+                network: cri::NamespaceMode::Pod as i32,
+                ipc: cri::NamespaceMode::Pod as i32,
+                pid: if app.joins(NamespaceKind::Pid) { cri::NamespaceMode::Pod } else { cri::NamespaceMode::Container }
+                    as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if let Some(user) = &app.user {
+            let (user, group) = user.split_once(':').map_or((user.as_str(), None), |(user, group)| (user, Some(group)));
+            match user.parse::<i64>() {
+                Ok(uid) => security.run_as_user = Some(cri::Int64Value { value: uid }),
+                Err(_) => security.run_as_username = user.to_string(),
+            }
+            if let Some(group) = group {
+                let gid = group.parse::<i64>().with_context(|| format!("user {user}:{group}: CRI takes a numeric group"))?;
+                security.run_as_group = Some(cri::Int64Value { value: gid });
+            }
+        }
+        Ok(cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata { name: app.name.clone(), attempt }),
+            image: Some(cri::ImageSpec { image: app.image.clone(), ..Default::default() }),
+            command: app.command.clone().unwrap_or_default(),
+            args: app.args.clone(),
+            envs: app.env.iter().map(|(key, value)| cri::KeyValue { key: key.clone(), value: value.clone() }).collect(),
+            mounts: app
+                .files
+                .iter()
+                .map(|(source, target)| cri::Mount {
+                    container_path: target.clone(),
+                    host_path: source.display().to_string(),
+                    readonly: true,
+                    ..Default::default()
+                })
+                .collect(),
+            log_path: format!("{}_{attempt}.log", app.name),
+            labels: [(names::RUN_LABEL.to_string(), self.run_id.clone())].into(),
+            linux: Some(cri::LinuxContainerConfig { security_context: Some(security), ..Default::default() }),
+            ..Default::default()
+        })
+    }
+
+    /// Creates and starts `app` in the sandbox of `infra`, as attempt `attempt`.
+    fn create_and_start(&self, infra: &str, app: &ContainerPlan, attempt: u32) -> Result<()> {
+        let (sandbox_id, sandbox_config) = {
+            let sandboxes = lock(&self.sandboxes);
+            let sandbox = sandboxes.get(infra).with_context(|| format!("no pod sandbox {infra}"))?;
+            (sandbox.id.clone(), sandbox.config.clone())
+        };
+        let created: cri::CreateContainerResponse = self.call(
+            "RuntimeService",
+            "CreateContainer",
+            &cri::CreateContainerRequest {
+                pod_sandbox_id: sandbox_id,
+                config: Some(self.container_config(app, attempt)?),
+                sandbox_config: Some(sandbox_config),
+            },
+            START_TIMEOUT,
+        )?;
+        lock(&self.containers).insert(
+            app.name.clone(),
+            AppContainer { id: created.container_id.clone(), attempt, plan: app.clone(), infra: infra.to_string() },
+        );
+        let _: cri::StartContainerResponse = self.call(
+            "RuntimeService",
+            "StartContainer",
+            &cri::StartContainerRequest { container_id: created.container_id },
+            START_TIMEOUT,
+        )?;
+        super::wait_for_program(self, &app.name, START_TIMEOUT)
+    }
+
+    fn sandbox_status(&self, id: &str) -> Result<cri::PodSandboxStatusResponse> {
+        self.call(
+            "RuntimeService",
+            "PodSandboxStatus",
+            &cri::PodSandboxStatusRequest { pod_sandbox_id: id.to_string(), verbose: true },
+            QUICK,
+        )
+    }
+
+    /// The exit status containerd's events gave the task `id`, if it has exited: CRI's
+    /// sandbox status has none. Lines read `TIME UTC NAMESPACE /tasks/exit {"container_id":...}`;
+    /// an exit status of 0 is left out of the JSON.
+    fn exit_status_from_events(&self, id: &str) -> Result<Option<i64>> {
+        let cat = argv(&["cat", &self.layout.events_log().display().to_string()]);
+        let events = self.host.run(&cat, QUICK)?.ok()?.stdout_text();
+        Ok(events.lines().rev().find_map(|line| {
+            let (_, json) = line.split_once(" /tasks/exit ")?;
+            let event: serde_json::Value = serde_json::from_str(json).ok()?;
+            (event["container_id"] == id && event["id"] == id).then(|| event["exit_status"].as_i64().unwrap_or(0))
+        }))
+    }
+
+    fn ctr(&self, arguments: &[&str]) -> Vec<String> {
+        let socket = self.layout.socket().display().to_string();
+        let mut words = vec!["ctr", "--address", &socket, "--namespace", config::NAMESPACE];
+        words.extend(arguments);
+        argv(&words)
+    }
+
+    /// Stops and removes a sandbox (and with it its containers); one already gone is no error.
+    fn remove_sandbox(&self, id: &str, purpose: Purpose, timeout: Duration) -> Result<()> {
+        for method in ["StopPodSandbox", "RemovePodSandbox"] {
+            let request = cri::StopPodSandboxRequest { pod_sandbox_id: id.to_string() };
+            let removed: Result<cri::StopPodSandboxResponse> =
+                self.call_for(purpose, "RuntimeService", method, &request, timeout);
+            match removed {
+                Err(error) if !is_not_found(&error) => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every sandbox of the run that containerd still has, found by the run's label.
+    fn remove_labelled(&self) -> Result<()> {
+        let request = cri::ListPodSandboxRequest {
+            filter: Some(cri::PodSandboxFilter {
+                label_selector: [(names::RUN_LABEL.to_string(), self.run_id.clone())].into(),
+                ..Default::default()
+            }),
+        };
+        let listed: cri::ListPodSandboxResponse =
+            self.call_for(Purpose::Cleanup, "RuntimeService", "ListPodSandbox", &request, QUICK)?;
+        for sandbox in listed.items {
+            self.remove_sandbox(&sandbox.id, Purpose::Cleanup, QUICK)?;
+        }
+        Ok(())
+    }
+
+    fn log_path(&self, name: &str) -> Option<String> {
+        let containers = lock(&self.containers);
+        let container = containers.get(name)?;
+        let sandboxes = lock(&self.sandboxes);
+        let directory = &sandboxes.get(&container.infra)?.config.log_directory;
+        Some(format!("{directory}/{}_{}.log", container.plan.name, container.attempt))
+    }
+
+    fn read_logs(&self, container: &str, stamped: bool) -> Result<Logs> {
+        if self.sandbox_id(container).is_some() {
+            // The CRI plugin gives pause /dev/null for stdin, stdout and stderr: it has no log.
+            return Ok(Logs::default());
+        }
+        let path = self.log_path(container).with_context(|| format!("no container {container} in this pod"))?;
+        let text = self.host.run_cleanup(&argv(&["cat", &path]), QUICK)?.ok()?.stdout_text();
+        Ok(log_file::parse(&text, stamped))
+    }
+
+    fn image_status(&self, image: &str) -> Result<cri::ImageStatusResponse> {
+        let request = cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec { image: image.to_string(), ..Default::default() }),
+            verbose: true,
+        };
+        let status: cri::ImageStatusResponse = self.call("ImageService", "ImageStatus", &request, QUICK)?;
+        if status.image.is_none() {
+            bail!("containerd has no image {image}");
+        }
+        Ok(status)
+    }
+
+    fn save_guest_logs(&self) -> Result<()> {
+        for (from, to) in [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")]
+        {
+            let output = self.host.run_cleanup(&argv(&["cat", &from.display().to_string()]), QUICK)?.ok()?;
+            let path = self.run_dir.join(to);
+            std::fs::write(&path, &output.stdout).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The `pid` of a verbose status's `info` JSON.
+fn pid_in_info(info: &std::collections::HashMap<String, String>) -> Option<u32> {
+    let info: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
+    info["pid"].as_u64().filter(|pid| *pid > 0).map(|pid| pid as u32)
+}
+
+impl Runtime for Cri {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Cri
+    }
+
+    fn details(&self) -> String {
+        let whose = match self.daemon {
+            Daemon::InGuest => "started by the guest's init",
+            Daemon::Private(_) => "a private one",
+        };
+        format!("cri ({}, {whose})", self.version)
+    }
+
+    fn host(&self) -> &dyn Host {
+        self.host.as_ref()
+    }
+
+    fn import(&self, image: &ImageTar) -> Result<()> {
+        let archive = docker_archive(image)?;
+        let import = self.ctr(&["images", "import", &archive.display().to_string()]);
+        self.host.run(&import, Duration::from_secs(300))?.ok().with_context(|| format!("cannot import image {}", image.name))?;
+        Ok(())
+    }
+
+    fn start_infra(&self, pod: &PodPlan) -> Result<()> {
+        let config = self.sandbox_config(pod);
+        let response: cri::RunPodSandboxResponse = self
+            .call(
+                "RuntimeService",
+                "RunPodSandbox",
+                &cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() },
+                START_TIMEOUT,
+            )
+            .with_context(|| format!("cannot start the pod sandbox {}", pod.infra.name))?;
+        lock(&self.sandboxes).insert(pod.infra.name.clone(), Sandbox { id: response.pod_sandbox_id, config });
+        super::wait_for_program(self, &pod.infra.name, START_TIMEOUT)
+    }
+
+    fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
+        self.create_and_start(&pod.infra.name, app, 0).with_context(|| format!("cannot start container {}", app.name))
+    }
+
+    fn remove(&self, containers: &[String], timeout: Duration) -> Result<()> {
+        for name in containers {
+            if let Some(id) = self.sandbox_id(name) {
+                self.remove_sandbox(&id, Purpose::Cleanup, timeout)?;
+                lock(&self.sandboxes).remove(name);
+                lock(&self.containers).retain(|_, container| container.infra != *name);
+            } else if let Some(id) = self.container_id(name) {
+                let request = cri::RemoveContainerRequest { container_id: id };
+                let removed: Result<cri::RemoveContainerResponse> =
+                    self.call_for(Purpose::Cleanup, "RuntimeService", "RemoveContainer", &request, timeout);
+                match removed {
+                    Err(error) if !is_not_found(&error) => return Err(error),
+                    _ => {
+                        lock(&self.containers).remove(name);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn exec(&self, container: &str, command: &[String], timeout: Duration) -> Result<Output> {
+        let started = Instant::now();
+        let refusal = |message: String| Output {
+            argv: command.to_vec(),
+            stdout: Vec::new(),
+            stderr: message,
+            exit_code: Some(1),
+            signal: None,
+            duration: started.elapsed(),
+        };
+        if self.sandbox_id(container).is_some() {
+            return Ok(refusal(format!("{container} is the pod's sandbox: CRI has no exec into it")));
+        }
+        let Some(id) = self.container_id(container) else {
+            return Ok(refusal(format!("no container {container} in this pod")));
+        };
+        let request = cri::ExecSyncRequest {
+            container_id: id,
+            cmd: command.to_vec(),
+            timeout: timeout.as_secs().max(1) as i64,
+        };
+        // The call's own deadline a little later than the exec's, so that containerd says which ran out.
+        let answer: Result<cri::ExecSyncResponse> =
+            self.call("RuntimeService", "ExecSync", &request, timeout + Duration::from_secs(5));
+        match answer {
+            Ok(answer) => Ok(Output {
+                argv: command.to_vec(),
+                stdout: answer.stdout,
+                stderr: String::from_utf8_lossy(&answer.stderr).into_owned(),
+                exit_code: Some(answer.exit_code),
+                signal: None,
+                duration: started.elapsed(),
+            }),
+            Err(error) => match error.downcast::<Refused>() {
+                Ok(refused) => Ok(refusal(refused.to_string())),
+                Err(error) => Err(error),
+            },
+        }
+    }
+
+    fn states(&self, containers: &[String]) -> Result<BTreeMap<String, ContainerState>> {
+        let mut states = BTreeMap::new();
+        for name in containers {
+            let state = if let Some(id) = self.sandbox_id(name) {
+                let status = self.sandbox_status(&id)?;
+                let ready = status.status.as_ref().is_some_and(|status| status.state == cri::PodSandboxState::SandboxReady as i32);
+                let exit_code = if ready { None } else { self.exit_status_from_events(&id)? };
+                ContainerState { running: ready && exit_code.is_none(), pid: pid_in_info(&status.info), exit_code }
+            } else if let Some(id) = self.container_id(name) {
+                let status: cri::ContainerStatusResponse = self.call(
+                    "RuntimeService",
+                    "ContainerStatus",
+                    &cri::ContainerStatusRequest { container_id: id, verbose: true },
+                    QUICK,
+                )?;
+                let container = status.status.as_ref().context("containerd gave no container status")?;
+                let running = container.state == cri::ContainerState::ContainerRunning as i32;
+                let exited = container.state == cri::ContainerState::ContainerExited as i32;
+                ContainerState {
+                    running,
+                    pid: pid_in_info(&status.info).filter(|_| running),
+                    exit_code: exited.then_some(i64::from(container.exit_code)),
+                }
+            } else {
+                bail!("no container {name} in this pod");
+            };
+            states.insert(name.clone(), state);
+        }
+        Ok(states)
+    }
+
+    fn pod_address(&self, infra: &str) -> Result<String> {
+        let id = self.sandbox_id(infra).with_context(|| format!("{infra} is not a pod sandbox of this run"))?;
+        let status = self.sandbox_status(&id)?;
+        status
+            .status
+            .and_then(|status| status.network)
+            .map(|network| network.ip)
+            .filter(|ip| !ip.is_empty())
+            .with_context(|| format!("the pod sandbox {infra} has no IP address"))
+    }
+
+    /// Through containerd's task service: CRI itself has no way to signal a container.
+    fn signal(&self, container: &str, signal: Signal) -> Result<()> {
+        let id = self.task_id(container)?;
+        let kill = self.ctr(&["tasks", "kill", "--signal", signal.as_str(), &id]);
+        self.host.run(&kill, QUICK)?.ok().with_context(|| format!("cannot send {signal} to {container}"))?;
+        Ok(())
+    }
+
+    /// An app: StopContainer with `grace`. The sandbox: StopPodSandbox, which has no grace
+    /// period (containerd kills pause at once).
+    fn stop(&self, container: &str, grace: Duration) -> Result<()> {
+        if let Some(id) = self.sandbox_id(container) {
+            let request = cri::StopPodSandboxRequest { pod_sandbox_id: id };
+            let _: cri::StopPodSandboxResponse = self.call("RuntimeService", "StopPodSandbox", &request, QUICK)?;
+            return Ok(());
+        }
+        let id = self.task_id(container)?;
+        let request = cri::StopContainerRequest { container_id: id, timeout: grace.as_secs() as i64 };
+        let _: cri::StopContainerResponse = self.call("RuntimeService", "StopContainer", &request, grace + QUICK)?;
+        Ok(())
+    }
+
+    /// As the kubelet restarts a container: the old one stopped and removed, a new one (its
+    /// attempt one more) created and started in the same sandbox.
+    fn restart(&self, container: &str) -> Result<()> {
+        if self.sandbox_id(container).is_some() {
+            bail!("{container} is the pod's sandbox: CRI restarts containers, not sandboxes");
+        }
+        let (id, attempt, plan, infra) = {
+            let containers = lock(&self.containers);
+            let old = containers.get(container).with_context(|| format!("no container {container} in this pod"))?;
+            (old.id.clone(), old.attempt, old.plan.clone(), old.infra.clone())
+        };
+        let stop = cri::StopContainerRequest { container_id: id.clone(), timeout: RESTART_GRACE_SECONDS };
+        let grace = Duration::from_secs(RESTART_GRACE_SECONDS as u64);
+        let _: cri::StopContainerResponse = self.call("RuntimeService", "StopContainer", &stop, grace + QUICK)?;
+        let _: cri::RemoveContainerResponse =
+            self.call("RuntimeService", "RemoveContainer", &cri::RemoveContainerRequest { container_id: id }, QUICK)?;
+        self.create_and_start(&infra, &plan, attempt + 1)
+    }
+
+    fn logs(&self, container: &str) -> Result<Logs> {
+        self.read_logs(container, false)
+    }
+
+    fn stamped_logs(&self, container: &str) -> Result<Logs> {
+        self.read_logs(container, true)
+    }
+
+    fn image_user(&self, image: &str) -> Result<String> {
+        let status = self.image_status(image)?;
+        let info: serde_json::Value = serde_json::from_str(status.info.get("info").map_or("{}", String::as_str))
+            .context("containerd's image info is not JSON")?;
+        Ok(info["imageSpec"]["config"]["User"].as_str().unwrap_or_default().to_string())
+    }
+
+    fn image_files(&self, image: &str) -> Result<Vec<String>> {
+        let reference = self.image_status(image)?.image.map(|image| image.repo_tags).unwrap_or_default();
+        let reference = reference.first().with_context(|| format!("image {image} has no tag"))?;
+        let exported = self.layout.dir.join(format!("export-{}.tar", std::process::id()));
+        let exported_text = exported.display().to_string();
+        let export = self.ctr(&["images", "export", &exported_text, reference]);
+        let saved = self.host.run(&export, QUICK)?.ok().and_then(|_| {
+            let cat = self.host.run(&argv(&["cat", &exported_text]), QUICK)?.ok()?;
+            Ok(cat.stdout)
+        });
+        let _ = self.host.run_cleanup(&argv(&["rm", "-f", &exported_text]), QUICK);
+        super::saved_image::files_of_saved_image(&saved?)
+    }
+
+    fn shell_environment(&self) -> Vec<(String, String)> {
+        vec![
+            ("CONTAINERD_ADDRESS".to_string(), self.layout.socket().display().to_string()),
+            ("CONTAINERD_NAMESPACE".to_string(), config::NAMESPACE.to_string()),
+        ]
+    }
+
+    fn shell_hints(&self) -> Vec<String> {
+        vec![
+            "ctr tasks ls".to_string(),
+            "ctr containers ls".to_string(),
+            "(crictl is not packaged in Debian 12: ctr shows the same pods, by containerd's ids)".to_string(),
+        ]
+    }
+
+    fn trouble(&self) -> Option<String> {
+        match &self.daemon {
+            Daemon::Private(private) => private.trouble(),
+            Daemon::InGuest => {
+                if self.host.run(&argv(&["pidof", "containerd"]), QUICK).is_ok_and(|output| output.success()) {
+                    return None;
+                }
+                Some(format!("containerd died in the guest; the end of its log:\n{}", last_lines(&self.daemon_log(), 10)))
+            }
+        }
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.shut_down, true) {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        match &self.daemon {
+            Daemon::InGuest => {
+                // The guest is killed with everything in it: only containerd's logs are worth keeping.
+                if let Err(error) = self.save_guest_logs() {
+                    problems.push(format!("cannot save containerd's logs from the guest: {error:#}"));
+                }
+            }
+            Daemon::Private(private) => {
+                if private.trouble().is_none() {
+                    // Through CRI first, so that CNI takes each pod's network down (its veth,
+                    // lease and portmap rules); a containerd that died cannot: its stop kills what is left.
+                    if let Err(error) = self.remove_labelled() {
+                        problems.push(format!("{error:#}"));
+                    }
+                }
+            }
+        }
+        if let Daemon::Private(private) = &mut self.daemon {
+            problems.extend(private.stop(Some(&self.run_dir)));
+        }
+        if let Err(error) = self.host.shut_down() {
+            problems.push(format!("{error:#}"));
+        }
+        if !problems.is_empty() {
+            bail!("cleanup was incomplete:\n{}", problems.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cri {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down() {
+            eprintln!("warning: {error:#}");
+        }
+    }
+}
