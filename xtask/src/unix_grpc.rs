@@ -39,7 +39,10 @@ impl Call {
 pub enum Reply {
     Message(Vec<u8>),
     /// The status code (5 is NotFound) and message.
-    Refused { code: i32, message: String },
+    Refused {
+        code: i32,
+        message: String,
+    },
 }
 
 /// gRPC status code 5: what containerd answers for an id it does not know.

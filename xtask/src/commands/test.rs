@@ -176,8 +176,10 @@ fn trial(planned: Planned, shared: Arc<Mutex<Run>>) -> Trial {
     if let Some(reason) = planned.cannot_make {
         // Ignored, as libtest shows it; run anyway (--include-ignored), it fails saying why.
         let runtime = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).choice.runtime();
-        return Trial::test(name, move || Err(Failed::from(format!("{} cannot make this pod: {reason}", runtime.name()))))
-            .with_ignored_flag(true);
+        return Trial::test(name, move || {
+            Err(Failed::from(format!("{} cannot make this pod: {reason}", runtime.name())))
+        })
+        .with_ignored_flag(true);
     }
     Trial::test(name.clone(), move || {
         let mut run = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

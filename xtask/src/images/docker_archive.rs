@@ -33,7 +33,8 @@ pub fn docker_archive(image: &ImageTar) -> Result<PathBuf> {
         .with_context(|| format!("cannot create a temporary file in {}", cache_dir.display()))?
         .into_parts();
     let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
-    let manifest = json!([{ "Config": "config.json", "RepoTags": [format!("{}:latest", image.name)], "Layers": ["layer.tar"] }]);
+    let manifest =
+        json!([{ "Config": "config.json", "RepoTags": [format!("{}:latest", image.name)], "Layers": ["layer.tar"] }]);
     append_bytes(&mut builder, "config.json", &serde_json::to_vec(&config)?)?;
     builder
         .append_path_with_name(&image.tar, "layer.tar")

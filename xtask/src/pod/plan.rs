@@ -141,8 +141,7 @@ mod tests {
 
     #[test]
     fn a_pod_as_docker_makes_it() {
-        let plan =
-            plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), &Ports::as_written()).unwrap();
+        let plan = plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), &Ports::as_written()).unwrap();
         assert_eq!(plan.hostname.as_deref(), Some("pod"));
         assert_eq!(plan.infra.publish, [PortMapping { host: 8080, container: 80 }]);
         assert_eq!(plan.apps[0].joins, [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Pid]);
@@ -151,9 +150,7 @@ mod tests {
 
     #[test]
     fn docker_cannot_share_uts_and_says_so_before_any_container() {
-        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), &Ports::as_written())
-            .unwrap_err()
-            .to_string();
+        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), &Ports::as_written()).unwrap_err().to_string();
         assert_eq!(
             error,
             "scenarios/plan.json: pod.containers[0].share: the docker runtime cannot share `uts` (Docker copies \
@@ -164,9 +161,8 @@ mod tests {
     #[test]
     fn ports_belong_to_the_network_namespace() {
         let as_written = Ports::as_written();
-        let error = plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), &as_written)
-            .unwrap_err()
-            .to_string();
+        let error =
+            plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), &as_written).unwrap_err().to_string();
         assert!(error.starts_with("scenarios/plan.json: pod.containers[0].publish: app joins"), "{error}");
         let scenario = scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#);
         assert_eq!(plan(&scenario, &as_written).unwrap().apps[0].publish[0].host, 9090);

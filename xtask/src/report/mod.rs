@@ -52,6 +52,9 @@ pub struct ScenarioReport {
 pub struct StepReport {
     pub index: usize,
     pub summary: String,
+    /// For a `by-runtime` step: the fact it checks, whose outcome on this runtime this is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fact: Option<String>,
     #[serde(flatten)]
     pub outcome: StepOutcome,
     #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
@@ -246,6 +249,7 @@ mod tests {
 
     fn sample() -> RunReport {
         let step = |index, outcome| StepReport {
+            fact: None,
             index,
             summary: format!("exec nginx: echo <{index}>"),
             outcome,
@@ -267,7 +271,10 @@ mod tests {
             harness_error: None,
             passed: true,
             scenarios: vec![scenario],
-            skipped: vec![Skipped { name: "scenarios/version".to_string(), reason: "cri runs pause as it is".to_string() }],
+            skipped: vec![Skipped {
+                name: "scenarios/version".to_string(),
+                reason: "cri runs pause as it is".to_string(),
+            }],
         };
         report.conclude();
         report

@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::pod::{Pod, PodPlan};
 use crate::report::{ScenarioReport, StepOutcome, StepReport};
 use crate::runtime::Runtime;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Step};
 
 mod steps;
 
@@ -77,7 +77,11 @@ pub fn run_scenario(
         };
         report.steps.push(StepReport {
             index,
-            summary: steps::summary(step),
+            summary: steps::summary_on(step, runtime.kind()),
+            fact: match step {
+                Step::ByRuntime(by_runtime) => Some(by_runtime.fact.clone()),
+                _ => None,
+            },
             outcome,
             duration: step_started.elapsed(),
         });

@@ -10,7 +10,7 @@ use crate::command::argv;
 use crate::host::Host;
 use crate::interrupt;
 use crate::pod::PodPlan;
-use crate::runtime::{self, Runtime};
+use crate::runtime::{self, Runtime, RuntimeKind};
 use crate::scenario::{Matcher, NamespaceKind, Step};
 use crate::side_by_side;
 
@@ -51,9 +51,21 @@ pub fn summary(step: &Step) -> String {
         Step::SameNamespace(same) => format!("{} of {}", same.kind.proc_name(), same.containers.join(", ")),
         Step::Image(image) => image.name.clone(),
         Step::Eventually(eventually) => format!("within {} ms: {}", eventually.within_ms, summary(&eventually.step)),
+        Step::ByRuntime(by_runtime) => by_runtime.fact.clone(),
         other => other.container_names().join(", "),
     };
     format!("{} {details}", step.kind())
+}
+
+/// The same, saying which runtime's step a `by-runtime` step runs.
+pub fn summary_on(step: &Step, runtime: RuntimeKind) -> String {
+    match step {
+        Step::ByRuntime(by_runtime) => match by_runtime.step_for(runtime.name()) {
+            Some(chosen) => format!("{} (on {}: {})", summary(step), runtime.name(), summary(chosen)),
+            None => summary(step),
+        },
+        _ => summary(step),
+    }
 }
 
 /// Runs one step; `Err` says what was expected and what came instead.
@@ -235,6 +247,41 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                     bail!("expected the main process of {} to {command}, it is `{command_line}`", process.container);
                 }
             }
+            for (field, expected) in &process.status {
+                let value = status.lines().find_map(|line| line.strip_prefix(&format!("{field}:"))).map(str::trim);
+                let Some(value) = value else {
+                    bail!("/proc/{pid}/status of {} has no field {field}", process.container)
+                };
+                check_text(&format!("{field} of {}", process.container), Some(expected), value, &context.variables)?;
+            }
+            if let Some(fds) = &process.fds {
+                // Each link of /proc/PID/fd, read where the process runs (numerically sorted).
+                let script =
+                    format!("cd /proc/{pid}/fd && for fd in $(ls | sort -n); do echo \"$fd -> $(readlink $fd)\"; done");
+                let listing = context.host().run(&argv(&["sh", "-c", &script]), QUICK)?.ok()?.stdout_text();
+                check_text(
+                    &format!("the open files of {}", process.container),
+                    Some(fds),
+                    &listing,
+                    &context.variables,
+                )?;
+            }
+            if let Some(expected) = &process.root_mount {
+                let mountinfo = read_on_host(context.host(), &format!("/proc/{pid}/mountinfo"))?;
+                // Fields: id, parent, major:minor, root, mount point, options, ...
+                let options = mountinfo
+                    .lines()
+                    .map(|line| line.split_whitespace().collect::<Vec<_>>())
+                    .find(|fields| fields.get(4) == Some(&"/"))
+                    .and_then(|fields| fields.get(5).map(|options| options.to_string()))
+                    .with_context(|| format!("no mount at / in /proc/{pid}/mountinfo"))?;
+                check_text(
+                    &format!("the root mount of {}", process.container),
+                    Some(expected),
+                    &options,
+                    &context.variables,
+                )?;
+            }
         }
         Step::Image(image) => {
             if let Some(expected) = &image.user {
@@ -273,6 +320,11 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                     Err(_) => std::thread::sleep(eventually.every_ms.duration()),
                 }
             }
+        }
+        Step::ByRuntime(by_runtime) => {
+            let runtime = context.runtime.kind().name();
+            let step = by_runtime.step_for(runtime).with_context(|| format!("no step for the {runtime} runtime"))?;
+            run(context, step).with_context(|| format!("on {runtime}, {}: {}", by_runtime.fact, summary(step)))?;
         }
     }
     Ok(())

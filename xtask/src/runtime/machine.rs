@@ -207,12 +207,17 @@ pub fn remove_portmap_chains() -> Vec<String> {
     }
     let mappings = dnat.stdout_text().lines().filter(|line| line.starts_with("-A ")).count();
     if mappings > 0 {
-        return vec![format!("portmap's chain {} still holds {mappings} pod mappings: left in place", PORTMAP_CHAINS[0])];
+        return vec![format!(
+            "portmap's chain {} still holds {mappings} pod mappings: left in place",
+            PORTMAP_CHAINS[0]
+        )];
     }
     let mut problems = Vec::new();
     for builtin in ["PREROUTING", "OUTPUT", "POSTROUTING"] {
         let rules = iptables_nat(&["-S", builtin]).map(|output| output.stdout_text()).unwrap_or_default();
-        for rule in rules.lines().filter(|rule| PORTMAP_CHAINS.iter().any(|chain| rule.ends_with(&format!("-j {chain}")))) {
+        for rule in
+            rules.lines().filter(|rule| PORTMAP_CHAINS.iter().any(|chain| rule.ends_with(&format!("-j {chain}"))))
+        {
             // `-A CHAIN spec...` becomes `-D CHAIN spec...`; the comment's quotes go through a shell.
             let delete = format!("iptables -w 5 -t nat -D{}", &rule[2..]);
             if let Err(error) = command::run_even_if_interrupted(&argv(&["sh", "-c", &delete]), Duration::from_secs(20))

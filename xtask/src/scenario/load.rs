@@ -121,9 +121,29 @@ fn check_references(step: &Step, field: &str, saved: &mut BTreeSet<String>) -> R
         Step::Logs(logs) => check("matches".to_string(), logs.matches.texts())?,
         Step::Stop(stop) => check("logs".to_string(), matcher_texts(stop.logs.as_ref()))?,
         Step::WaitExit(wait) => check("logs".to_string(), matcher_texts(wait.logs.as_ref()))?,
-        Step::Process(process) => check("command".to_string(), matcher_texts(process.command.as_ref()))?,
+        Step::Process(process) => {
+            check("command".to_string(), matcher_texts(process.command.as_ref()))?;
+            for (name, matcher) in &process.status {
+                check(format!("status.{name}"), matcher.texts())?;
+            }
+            check("fds".to_string(), matcher_texts(process.fds.as_ref()))?;
+            check("root_mount".to_string(), matcher_texts(process.root_mount.as_ref()))?;
+        }
         Step::Eventually(eventually) => {
             check_references(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), saved)?;
+        }
+        Step::ByRuntime(by_runtime) => {
+            // A name saved by one runtime's step only cannot be used after it.
+            let mut saved_by_all: Option<BTreeSet<String>> = None;
+            for (runtime, step) in by_runtime.steps() {
+                let mut saved_here = saved.clone();
+                check_references(step, &format!("{field}.{runtime}.{}", step.kind()), &mut saved_here)?;
+                saved_by_all = Some(match saved_by_all {
+                    None => saved_here,
+                    Some(all) => all.intersection(&saved_here).cloned().collect(),
+                });
+            }
+            saved.extend(saved_by_all.unwrap_or_default());
         }
         Step::SameIp(_)
         | Step::SameHostname(_)
@@ -233,10 +253,22 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
         }
         Step::Stop(stop) => check_matcher("logs", stop.logs.as_ref())?,
         Step::WaitExit(wait) => check_matcher("logs", wait.logs.as_ref())?,
-        Step::Process(process) => check_matcher("command", process.command.as_ref())?,
+        Step::Process(process) => {
+            check_matcher("command", process.command.as_ref())?;
+            for (name, matcher) in &process.status {
+                check_matcher(&format!("status.{name}"), Some(matcher))?;
+            }
+            check_matcher("fds", process.fds.as_ref())?;
+            check_matcher("root_mount", process.root_mount.as_ref())?;
+        }
         Step::Logs(logs) => check_matcher("matches", Some(&logs.matches))?,
         Step::Eventually(eventually) => {
             check_step(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), published)?;
+        }
+        Step::ByRuntime(by_runtime) => {
+            for (runtime, step) in by_runtime.steps() {
+                check_step(step, &format!("{field}.{runtime}.{}", step.kind()), published)?;
+            }
         }
         Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) | Step::CpuIdle(_) => {}
     }

@@ -308,6 +308,9 @@ pub enum Step {
     Logs(Logs),
     /// Retries one `step` every `every_ms` (default 200) until it passes or `within_ms` runs out.
     Eventually(Eventually),
+    /// A fact that differs between runtimes: one step per runtime says what that runtime shows.
+    /// The report names the fact and the runtime whose step ran.
+    ByRuntime(ByRuntime),
 }
 
 impl OneKeyEnum for Step {
@@ -498,6 +501,16 @@ pub struct Process {
     pub gid: Option<u32>,
     /// What the process's command line must match. Absent or null: not checked.
     pub command: Option<Matcher>,
+    /// Fields of `/proc/PID/status` (`CapEff`, `NoNewPrivs`, `SigIgn`, `Threads`, ...) and what
+    /// each value must match. A field missing from the file fails.
+    #[serde(default)]
+    pub status: BTreeMap<String, Matcher>,
+    /// What the process's open file descriptors must match: one `N -> target` line each, in
+    /// order (`0 -> /dev/null`, `2 -> pipe:[...]`). Absent or null: not checked.
+    pub fds: Option<Matcher>,
+    /// What the mount options of the process's root (`/` in its mount namespace, as
+    /// /proc/PID/mountinfo gives them: `ro,relatime`) must match. Absent or null: not checked.
+    pub root_mount: Option<Matcher>,
 }
 
 /// The image to inspect and what it should hold.
@@ -534,6 +547,29 @@ pub struct Eventually {
     pub every_ms: Milliseconds,
     /// The step to retry.
     pub step: Box<Step>,
+}
+
+/// What each runtime should show of one fact: every runtime must be given its step.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ByRuntime {
+    /// The fact, in a few words: `the pod's containers share one UTS namespace`.
+    pub fact: String,
+    /// What the docker runtime shows (`docker run --net/--ipc/--pid=container:`).
+    pub docker: Box<Step>,
+    /// What the cri runtime shows (containerd's CRI plugin, as the kubelet uses it).
+    pub cri: Box<Step>,
+}
+
+impl ByRuntime {
+    /// Each runtime's step, by the name `--runtime` gives it.
+    pub fn steps(&self) -> [(&'static str, &Step); 2] {
+        [("docker", &self.docker), ("cri", &self.cri)]
+    }
+
+    pub fn step_for(&self, runtime: &str) -> Option<&Step> {
+        self.steps().into_iter().find(|(name, _)| *name == runtime).map(|(_, step)| step)
+    }
 }
 
 fn yes() -> bool {
@@ -598,6 +634,7 @@ impl Step {
             Step::CpuIdle(step) => one(&step.container),
             Step::Logs(step) => one(&step.container),
             Step::Eventually(step) => step.step.container_names(),
+            Step::ByRuntime(step) => step.steps().into_iter().flat_map(|(_, step)| step.container_names()).collect(),
             Step::Http(_) | Step::Image(_) => Vec::new(),
         }
     }

@@ -29,7 +29,13 @@ pub struct PrivateContainerd {
     bridge: Bridge,
     /// Whether portmap's chains were in the nat table before the run: if so they are not ours.
     portmap_chains_were_there: bool,
+    /// Whether /var/lib/cni was there before the run: CNI keeps each pod's result there (the
+    /// CRI plugin has no setting to move it) and leaves the directories behind.
+    cni_cache_was_there: bool,
 }
+
+/// Where libcni caches each attachment's result: containerd 1.6 cannot point it elsewhere.
+const CNI_CACHE: &str = "/var/lib/cni";
 
 impl PrivateContainerd {
     pub fn start(progress: &Progress) -> Result<Self> {
@@ -39,13 +45,21 @@ impl PrivateContainerd {
         let bridge = Bridge::create()?;
         config::write_files(&layout, &bridge.name, &bridge.prefix)?;
         let portmap_chains_were_there = machine::portmap_chains_exist();
+        let cni_cache_was_there = std::path::Path::new(CNI_CACHE).exists();
         let containerd_argv = argv(&["containerd", "--config", &layout.config_file().display().to_string()]);
         // Should the harness die, even by SIGKILL, containerd is told to stop; its shims and
         // pods stay, and `cargo xtask clean` removes them.
         let containerd = command::spawn_daemon(&containerd_argv, &layout.daemon_log(), Signal::SIGTERM)
             .context("cannot start containerd: install it with apt-get install containerd")?;
-        let mut private =
-            PrivateContainerd { containerd, events: None, dir: Some(dir), layout, bridge, portmap_chains_were_there };
+        let mut private = PrivateContainerd {
+            containerd,
+            events: None,
+            dir: Some(dir),
+            layout,
+            bridge,
+            portmap_chains_were_there,
+            cni_cache_was_there,
+        };
         let socket = private.layout.socket();
         loop {
             if let Some(status) = private.containerd.exited()? {
@@ -56,7 +70,10 @@ impl PrivateContainerd {
             }
             crate::interrupt::check()?;
             if started.elapsed() > START_TIMEOUT {
-                bail!("containerd did not listen within {START_TIMEOUT:?}; the end of its log:\n{}", private.log_tail(15));
+                bail!(
+                    "containerd did not listen within {START_TIMEOUT:?}; the end of its log:\n{}",
+                    private.log_tail(15)
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -87,7 +104,9 @@ impl PrivateContainerd {
         let mut problems = Vec::new();
         let Some(dir) = self.dir.take() else { return problems };
         if let Some(run_dir) = save_logs_to {
-            for (from, to) in [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")] {
+            for (from, to) in
+                [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")]
+            {
                 let _ = std::fs::copy(from, run_dir.join(to));
             }
         }
@@ -107,6 +126,11 @@ impl PrivateContainerd {
         problems.extend(unmount_everything_under(&path));
         if !self.portmap_chains_were_there {
             problems.extend(machine::remove_portmap_chains());
+        }
+        if !self.cni_cache_was_there {
+            // Empty once every pod is gone; a run beside us may still have pods there: then it stays.
+            let _ = std::fs::remove_dir(format!("{CNI_CACHE}/results"));
+            let _ = std::fs::remove_dir(CNI_CACHE);
         }
         if let Err(error) = dir.close() {
             problems.push(format!("cannot remove {}: {error}", path.display()));

@@ -341,7 +341,8 @@ impl Cri {
                 Err(_) => security.run_as_username = user.to_string(),
             }
             if let Some(group) = group {
-                let gid = group.parse::<i64>().with_context(|| format!("user {user}:{group}: CRI takes a numeric group"))?;
+                let gid =
+                    group.parse::<i64>().with_context(|| format!("user {user}:{group}: CRI takes a numeric group"))?;
                 security.run_as_group = Some(cri::Int64Value { value: gid });
             }
         }
@@ -488,7 +489,8 @@ impl Cri {
     }
 
     fn save_guest_logs(&self) -> Result<()> {
-        for (from, to) in [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")]
+        for (from, to) in
+            [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")]
         {
             let output = self.host.run_cleanup(&argv(&["cat", &from.display().to_string()]), QUICK)?.ok()?;
             let path = self.run_dir.join(to);
@@ -528,7 +530,10 @@ impl Runtime for Cri {
     fn import(&self, image: &ImageTar) -> Result<()> {
         let archive = docker_archive(image)?;
         let import = self.ctr(&["images", "import", &archive.display().to_string()]);
-        self.host.run(&import, Duration::from_secs(300))?.ok().with_context(|| format!("cannot import image {}", image.name))?;
+        self.host
+            .run(&import, Duration::from_secs(300))?
+            .ok()
+            .with_context(|| format!("cannot import image {}", image.name))?;
         Ok(())
     }
 
@@ -587,11 +592,8 @@ impl Runtime for Cri {
         let Some(id) = self.container_id(container) else {
             return Ok(refusal(format!("no container {container} in this pod")));
         };
-        let request = cri::ExecSyncRequest {
-            container_id: id,
-            cmd: command.to_vec(),
-            timeout: timeout.as_secs().max(1) as i64,
-        };
+        let request =
+            cri::ExecSyncRequest { container_id: id, cmd: command.to_vec(), timeout: timeout.as_secs().max(1) as i64 };
         // The call's own deadline a little later than the exec's, so that containerd says which ran out.
         let answer: Result<cri::ExecSyncResponse> =
             self.call("RuntimeService", "ExecSync", &request, timeout + Duration::from_secs(5));
@@ -616,7 +618,10 @@ impl Runtime for Cri {
         for name in containers {
             let state = if let Some(id) = self.sandbox_id(name) {
                 let status = self.sandbox_status(&id)?;
-                let ready = status.status.as_ref().is_some_and(|status| status.state == cri::PodSandboxState::SandboxReady as i32);
+                let ready = status
+                    .status
+                    .as_ref()
+                    .is_some_and(|status| status.state == cri::PodSandboxState::SandboxReady as i32);
                 let exit_code = if ready { None } else { self.exit_status_from_events(&id)? };
                 ContainerState { running: ready && exit_code.is_none(), pid: pid_in_info(&status.info), exit_code }
             } else if let Some(id) = self.container_id(name) {
@@ -745,7 +750,10 @@ impl Runtime for Cri {
                 if self.host.run(&argv(&["pidof", "containerd"]), QUICK).is_ok_and(|output| output.success()) {
                     return None;
                 }
-                Some(format!("containerd died in the guest; the end of its log:\n{}", last_lines(&self.daemon_log(), 10)))
+                Some(format!(
+                    "containerd died in the guest; the end of its log:\n{}",
+                    last_lines(&self.daemon_log(), 10)
+                ))
             }
         }
     }
