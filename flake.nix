@@ -23,7 +23,9 @@
         version = "0.1.0";
         inherit src;
         cargoLock.lockFile = ./Cargo.lock;
-      } // args);
+        # The k8s-cri crate compiles the CRI protocol with protoc when xtask builds.
+        nativeBuildInputs = [ pkgs.protobuf ] ++ (args.nativeBuildInputs or [ ]);
+      } // builtins.removeAttrs args [ "nativeBuildInputs" ]);
 
       # The static, no_std pause: `cargo build --release -p pause`, as the README says.
       pause = rustPackage {
@@ -49,7 +51,7 @@
 
       # What the harness calls at run time, on the host or in a guest.
       harnessTools = with pkgs; [
-        docker nginx nodejs pkgsStatic.busybox util-linux iproute2 procps curl xz glibc.bin
+        docker containerd cni-plugins iptables nginx nodejs pkgsStatic.busybox util-linux iproute2 procps curl xz glibc.bin
       ];
     in
     {
@@ -60,7 +62,7 @@
 
       devShells.${system}.default = pkgs.mkShell {
         packages = with pkgs; [
-          cargo rustc rustfmt clippy
+          cargo rustc rustfmt clippy protobuf
           gcc glibc.static # the harness tests build broken pauses with gcc -static
           qemu
         ] ++ harnessTools;

@@ -9,9 +9,18 @@ use crate::images;
 
 /// (program, Debian package, what needs it)
 const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("protoc", "protobuf-compiler", "building the harness: the k8s-cri crate compiles the CRI protocol"),
     ("docker", "docker.io", "the docker CLI talks to the daemon"),
     ("dockerd", "docker.io", "the docker runtime starts a private daemon on this host"),
-    ("containerd", "containerd", "dockerd runs containers through it"),
+    ("containerd", "containerd", "dockerd runs containers through it; the cri runtime is its CRI plugin"),
+    ("ctr", "containerd", "the cri runtime imports images, sends signals and reads events with it"),
+    (
+        "/usr/lib/cni/bridge",
+        "containernetworking-plugins",
+        "the cri runtime's pod network (bridge, host-local, portmap, loopback)",
+    ),
+    ("iptables", "iptables", "CNI's portmap publishes the cri runtime's ports with it"),
+    ("sha256sum", "coreutils", "the cri runtime's images name their layer by its digest"),
     ("runc", "runc", "containerd starts containers with it"),
     ("ip", "iproute2", "the private daemon's bridge; same-ip reads eth0"),
     ("nsenter", "util-linux", "same-ip and same-hostname look inside each container's namespaces"),
@@ -61,6 +70,9 @@ pub fn run() -> Result<()> {
 }
 
 fn find_program(program: &str) -> bool {
+    if program.starts_with('/') {
+        return Path::new(program).is_file();
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path).chain([Path::new("/usr/sbin").to_path_buf(), Path::new("/sbin").to_path_buf()]).any(
         |directory| {

@@ -54,8 +54,8 @@ impl PodPlan {
     }
 }
 
-/// The pod of `scenario`, publishing on `ports`, or why no runtime can make it (naming the
-/// file and field). Whether one runtime can is `RuntimeKind::cannot_make`.
+/// The pod of `scenario`, publishing on `ports`, or what is wrong with it (naming the file and
+/// field). Whether a runtime can make it is `RuntimeKind::cannot_make`.
 pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
     let pod = &scenario.pod;
     let in_file = |field: String| format!("{}: {field}", scenario.path.display());
@@ -63,14 +63,6 @@ pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
     let mut apps = Vec::new();
     for (index, container) in pod.containers.iter().enumerate() {
         let field = format!("pod.containers[{index}]");
-        if let Some(kind) = container.share.iter().find(|kind| !kind.is_shared_in_pods()) {
-            bail!(
-                "{}.share: no runtime shares `{}` between a pod's containers (a pod shares net, ipc, pid and uts): \
-                 drop it from the list",
-                in_file(field),
-                kind.proc_name()
-            );
-        }
         let app = container_plan(scenario, container, ports).with_context(|| in_file(field.clone()))?;
         if app.joins(NamespaceKind::Net) && !app.publish.is_empty() {
             bail!(
@@ -149,13 +141,22 @@ mod tests {
     }
 
     #[test]
-    fn docker_cannot_share_uts_and_says_so_before_any_container() {
-        let error = plan(&scenario_with(r#"["net", "uts"]"#, ""), &Ports::as_written()).unwrap_err().to_string();
+    fn what_each_runtime_cannot_make_is_said_before_any_container() {
+        use crate::runtime::RuntimeKind;
+        let shares_uts = plan(&scenario_with(r#"["net", "ipc", "uts"]"#, ""), &Ports::as_written()).unwrap();
         assert_eq!(
-            error,
-            "scenarios/plan.json: pod.containers[0].share: the docker runtime cannot share `uts` (Docker copies \
-             the infra container's hostname, it cannot share its UTS namespace): drop it from the list"
+            RuntimeKind::Docker.cannot_make(&shares_uts).unwrap(),
+            "app shares `uts`: Docker copies the infra container's hostname, it cannot share its UTS namespace"
         );
+        assert_eq!(RuntimeKind::Cri.cannot_make(&shares_uts), None);
+        let net_only = plan(&scenario_with(r#"["net"]"#, ""), &Ports::as_written()).unwrap();
+        assert_eq!(RuntimeKind::Docker.cannot_make(&net_only), None);
+        assert!(
+            RuntimeKind::Cri.cannot_make(&net_only).unwrap().contains("always share the sandbox's network and IPC")
+        );
+        let restarts =
+            plan(&scenario_with(r#"["net", "ipc"]"#, r#", "restart": "always""#), &Ports::as_written()).unwrap();
+        assert!(RuntimeKind::Cri.cannot_make(&restarts).unwrap().contains("the kubelet restarts containers"));
     }
 
     #[test]

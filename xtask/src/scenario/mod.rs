@@ -144,12 +144,6 @@ pub enum NamespaceKind {
 
 impl NamespaceKind {
     /// The name under /proc/PID/ns/.
-    /// Whether a pod shares it between its containers (net, ipc, pid, uts): the others are
-    /// each container's own on every runtime.
-    pub fn is_shared_in_pods(self) -> bool {
-        matches!(self, NamespaceKind::Net | NamespaceKind::Ipc | NamespaceKind::Pid | NamespaceKind::Uts)
-    }
-
     pub fn proc_name(self) -> &'static str {
         match self {
             NamespaceKind::Net => "net",

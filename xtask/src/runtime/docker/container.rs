@@ -168,7 +168,6 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::RuntimeKind;
 
     /// The two renderings of the seed pod's containers say the same thing: joined namespaces,
     /// the label, the read-only file, the published port, the entrypoint and its arguments.
