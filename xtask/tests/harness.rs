@@ -23,12 +23,27 @@ mod names;
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// (fixture, the scenario it must fail, a phrase the failure must contain)
-const BROKEN_PAUSES: &[(&str, &str, &str)] = &[
-    ("exits-1-on-sigterm", "scenarios/shutdown", "expected pause to exit with code 0, it exited with 1"),
-    ("ignores-sigint", "scenarios/shutdown-sigint", "expected pause to exit within 10000 ms, it is still running"),
-    ("never-reaps", "scenarios/reaping", "expected no zombie in the PID namespace of app, found 300"),
-    ("spins", "scenarios/idle", "expected pause to use at most 10 ms of CPU over 1000 ms of waiting"),
+/// (runtime, fixture, the scenario it must fail, a phrase the failure must contain)
+const BROKEN_PAUSES: &[(&str, &str, &str, &str)] = &[
+    ("docker", "exits-1-on-sigterm", "scenarios/shutdown", "expected pause to exit with code 0, it exited with 1"),
+    (
+        "docker",
+        "ignores-sigint",
+        "scenarios/shutdown-sigint",
+        "expected pause to exit within 10000 ms, it is still running",
+    ),
+    ("docker", "never-reaps", "scenarios/reaping", "expected no zombie in the PID namespace of app, found 300"),
+    ("docker", "spins", "scenarios/idle", "expected pause to use at most 10 ms of CPU over 1000 ms of waiting"),
+    // Under CRI, stopping the sandbox is a SIGKILL: SIGTERM reaches pause only through its task.
+    ("cri", "exits-1-on-sigterm", "scenarios/shutdown-sigterm", "expected pause to exit with code 0, it exited with 1"),
+    (
+        "cri",
+        "ignores-sigint",
+        "scenarios/shutdown-sigint",
+        "expected pause to exit within 10000 ms, it is still running",
+    ),
+    ("cri", "never-reaps", "scenarios/reaping", "expected no zombie in the PID namespace of app, found 300"),
+    ("cri", "spins", "scenarios/idle", "expected pause to use at most 10 ms of CPU over 1000 ms of waiting"),
 ];
 
 fn main() -> std::process::ExitCode {
@@ -43,10 +58,14 @@ fn main() -> std::process::ExitCode {
     if let (None, Some(reason)) = (&missing, &vm_missing) {
         eprintln!("note: the vm trials are ignored: {reason}");
     }
+    // What a run may leave changed on this machine: nothing. Taken before any trial runs.
+    let before = std::sync::Arc::new(SharedState::now());
     let mut trials: Vec<Trial> = BROKEN_PAUSES
         .iter()
-        .map(|&(fixture, scenario, phrase)| {
-            Trial::test(format!("broken_pause::{fixture}"), move || broken_pause_fails(fixture, scenario, phrase))
+        .map(|&(runtime, fixture, scenario, phrase)| {
+            Trial::test(format!("broken_pause::{runtime}::{fixture}"), move || {
+                broken_pause_fails(runtime, fixture, scenario, phrase)
+            })
         })
         .collect();
     trials.push(Trial::test("cleanup::after_a_passing_run", passing_run_cleans_up));
@@ -61,6 +80,11 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("faults::pause_killed_under_its_apps", pause_killed_under_its_apps));
     trials.push(Trial::test("faults::dockerd_killed_mid_scenario", || daemon_killed_mid_scenario("dockerd")));
     trials.push(Trial::test("faults::containerd_killed_mid_scenario", || daemon_killed_mid_scenario("containerd")));
+    trials.push(Trial::test("cri::a_passing_run_leaves_nothing", cri_passing_run_cleans_up));
+    trials.push(Trial::test("cri::ctrl_c_leaves_nothing", cri_interrupted_run_cleans_up));
+    trials.push(Trial::test("cri::sigkill_then_clean_leaves_nothing", cri_sigkill_then_clean));
+    let shared_state = std::sync::Arc::clone(&before);
+    trials.push(Trial::test("cri::this_machine_is_as_before", move || shared_state.unchanged()));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
     let vm_trials = [
         Trial::test("vm::ctrl_c_leaves_no_guest", || vm_signal_leaves_nothing(2)),
@@ -110,11 +134,12 @@ fn nix_is_root() -> bool {
 }
 
 /// A pause that breaks a promise makes its scenario fail (exit 101), naming the promise.
-fn broken_pause_fails(fixture: &str, scenario: &str, phrase: &str) -> Result<(), Failed> {
+fn broken_pause_fails(runtime: &str, fixture: &str, scenario: &str, phrase: &str) -> Result<(), Failed> {
     let work = tempfile::tempdir()?;
     let binary = compile_fixture(fixture, work.path())?;
     let pause_bin = binary.to_string_lossy().into_owned();
-    let run = run_xtask(&["test", "--on", "host", "--pause-bin", &pause_bin, scenario, "--exact"], None)?;
+    let arguments = ["test", "--on", "host", "--runtime", runtime, "--pause-bin", &pause_bin, scenario, "--exact"];
+    let run = run_xtask(&arguments, None)?;
     if run.status.code() != Some(101) {
         return Err(format!("expected exit code 101 (a scenario failed), got {:?}\n{}", run.status, run.output).into());
     }
@@ -134,6 +159,68 @@ fn passing_run_cleans_up() -> Result<(), Failed> {
         return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
     }
     nothing_left(run.pid)
+}
+
+/// The cri runtime on this machine: a passing run exits 0 and leaves nothing (containerd, its
+/// shims, the pods' network namespaces and veths, leases, mounts, cgroups, the bridge).
+fn cri_passing_run_cleans_up() -> Result<(), Failed> {
+    let run = run_xtask(&["test", "--on", "host", "--runtime", "cri", "scenarios/seed-pod", "--exact"], None)?;
+    if run.status.code() != Some(0) {
+        return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// Ctrl-C with a cri pod up: exit 130, and everything is removed.
+fn cri_interrupted_run_cleans_up() -> Result<(), Failed> {
+    let run = run_xtask(&["test", "--on", "host", "--runtime", "cri"], Some(("scenarios/reaping: ", 2)))?;
+    if run.status.code() != Some(130) {
+        return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// SIGKILL with a cri pod up: containerd is told to stop by the kernel, but its shims, the pod
+/// and its port mapping stay; `cargo xtask clean` removes them all.
+fn cri_sigkill_then_clean() -> Result<(), Failed> {
+    let run = run_xtask(&["test", "--on", "host", "--runtime", "cri"], Some(("scenarios/seed-pod: ", 9)))?;
+    if run.status.signal() != Some(9) {
+        return Err(format!("expected xtask killed by SIGKILL, got {:?}", run.status).into());
+    }
+    let clean = Command::new(XTASK).arg("clean").output()?;
+    let said = String::from_utf8_lossy(&clean.stdout).into_owned();
+    if !clean.status.success() || !said.contains("temp dir") {
+        return Err(format!("expected cargo xtask clean to remove the temp dir, it said:\n{said}").into());
+    }
+    nothing_left(run.pid)
+}
+
+/// What runs share on this machine and must give back: the nat and filter tables (portmap's
+/// chains), CNI's cache directory, IP forwarding.
+struct SharedState {
+    text: String,
+}
+
+impl SharedState {
+    fn now() -> SharedState {
+        let script = "iptables -w 5 -t nat -S; iptables -w 5 -S; ls -a /var/lib/cni 2>&1; \
+                      cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/route_localnet";
+        let output = Command::new("sh").args(["-c", script]).output();
+        SharedState {
+            text: output.map(|output| String::from_utf8_lossy(&output.stdout).into_owned()).unwrap_or_default(),
+        }
+    }
+
+    /// Run after the trials that use cri, which runs last of the trials on this machine.
+    fn unchanged(&self) -> Result<(), Failed> {
+        let now = SharedState::now();
+        if now.text != self.text {
+            return Err(
+                format!("this machine changed during the trials:\nbefore:\n{}\nnow:\n{}", self.text, now.text).into()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Ctrl-C (SIGINT) while scenarios run: exit 130, and everything is removed.

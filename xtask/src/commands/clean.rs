@@ -1,5 +1,6 @@
 //! `cargo xtask clean`: removes what a run killed with SIGKILL could not clean up itself:
-//! QEMU guests and private daemons of runs that are gone, their temp dirs, mounts and bridges.
+//! QEMU guests and private daemons of runs that are gone, their temp dirs, mounts and bridges,
+//! and (once no run is alive) the port mappings of podlab's CNI network and portmap's chains.
 //! Everything a run makes names the run's pid (`crate::names`): what belongs to a live run of
 //! any command (test, pod, bench) is left alone.
 
@@ -11,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::command::{self, argv};
 use crate::names;
-use crate::runtime::machine::{cgroup_roots, remove_cgroups, unmount_everything_under};
+use crate::runtime::machine::{self, cgroup_roots, remove_cgroups, unmount_everything_under};
 
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();
@@ -56,6 +57,24 @@ pub fn run() -> Result<()> {
             eprintln!("warning: {problem}");
         }
         removed.push(format!("cgroup {cgroup}"));
+    }
+    // What runs share (portmap's nat chains, CNI's cache directory) only once no run is alive.
+    let any_run_alive = pid1::proc::command_lines()
+        .into_iter()
+        .any(|(pid, _)| pid.as_raw() as u32 != std::process::id() && names::is_live_run(pid.as_raw() as u32));
+    if !any_run_alive && machine::portmap_chains_exist() {
+        let mut problems = machine::remove_podlab_port_mappings();
+        problems.extend(machine::remove_portmap_chains());
+        if problems.is_empty() {
+            removed.push("portmap's nat chains".to_string());
+        }
+        for problem in problems {
+            eprintln!("note: {problem}");
+        }
+    }
+    if !any_run_alive && std::fs::remove_dir("/var/lib/cni/results").is_ok() {
+        let _ = std::fs::remove_dir("/var/lib/cni");
+        removed.push("CNI's empty cache directory /var/lib/cni".to_string());
     }
     if removed.is_empty() {
         println!("nothing to clean");

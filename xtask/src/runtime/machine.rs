@@ -196,6 +196,31 @@ pub fn portmap_chains_exist() -> bool {
     iptables_nat(&["-S", PORTMAP_CHAINS[0]]).is_ok_and(|output| output.success())
 }
 
+/// Removes the port mappings of podlab's CNI network (`podlab`) that a killed run left (its
+/// containerd never ran CNI's DEL): each rule of portmap's DNAT chain that names the network,
+/// and the per-pod chain it jumps to. For `cargo xtask clean`, when no run is alive.
+pub fn remove_podlab_port_mappings() -> Vec<String> {
+    let Ok(dnat) = iptables_nat(&["-S", PORTMAP_CHAINS[0]]) else { return Vec::new() };
+    let mut problems = Vec::new();
+    for rule in
+        dnat.stdout_text().lines().filter(|rule| rule.starts_with("-A ") && rule.contains("name: \\\"podlab\\\""))
+    {
+        let delete = format!("iptables -w 5 -t nat -D{}", &rule[2..]);
+        if let Err(error) = command::run_even_if_interrupted(&argv(&["sh", "-c", &delete]), Duration::from_secs(20))
+            .and_then(Output::ok)
+        {
+            problems.push(format!("cannot delete the nat rule `{rule}`: {error:#}"));
+            continue;
+        }
+        if let Some(chain) = rule.split_whitespace().skip_while(|word| *word != "-j").nth(1) {
+            for action in ["-F", "-X"] {
+                let _ = iptables_nat(&[action, chain]);
+            }
+        }
+    }
+    problems
+}
+
 /// Removes portmap's chains and the jumps to them, unless a pod still has a mapping in them
 /// (another run, or another CNI user, still needs them); returns what failed.
 pub fn remove_portmap_chains() -> Vec<String> {
