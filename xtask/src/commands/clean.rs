@@ -12,6 +12,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::command::{self, argv};
 use crate::names;
+use crate::runtime::cri::CNI_CACHE;
 use crate::runtime::machine::{self, cgroup_roots, remove_cgroups, unmount_everything_under};
 
 pub fn run() -> Result<()> {
@@ -72,9 +73,8 @@ pub fn run() -> Result<()> {
             eprintln!("note: {problem}");
         }
     }
-    if !any_run_alive && std::fs::remove_dir("/var/lib/cni/results").is_ok() {
-        let _ = std::fs::remove_dir("/var/lib/cni");
-        removed.push("CNI's empty cache directory /var/lib/cni".to_string());
+    if !any_run_alive {
+        removed.extend(remove_podlab_cni_results());
     }
     if removed.is_empty() {
         println!("nothing to clean");
@@ -115,4 +115,25 @@ fn bridges() -> Vec<String> {
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| names::bridge_owner(name).is_some())
         .collect()
+}
+
+/// libcni's cache of each attachment of podlab's network (`podlab-<id>-eth0`, and the
+/// loopback network containerd adds, `cni-loopback-<id>-lo`), which a killed run never
+/// detached; then the cache directories, if that emptied them.
+fn remove_podlab_cni_results() -> Vec<String> {
+    let results = std::path::Path::new(CNI_CACHE).join("results");
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(&results).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix("podlab-").and_then(|rest| rest.strip_suffix("-eth0")) else { continue };
+        for file in [name.clone(), format!("cni-loopback-{id}-lo")] {
+            if std::fs::remove_file(results.join(&file)).is_ok() {
+                removed.push(format!("CNI result {file}"));
+            }
+        }
+    }
+    if std::fs::remove_dir(&results).is_ok() && std::fs::remove_dir(CNI_CACHE).is_ok() {
+        removed.push(format!("CNI's cache directory {CNI_CACHE}, now empty"));
+    }
+    removed
 }

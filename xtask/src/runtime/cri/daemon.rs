@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 
+use super::CNI_CACHE;
 use super::config::{self, Layout};
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::names::{self, TempPurpose};
@@ -33,9 +34,6 @@ pub struct PrivateContainerd {
     /// CRI plugin has no setting to move it) and leaves the directories behind.
     cni_cache_was_there: bool,
 }
-
-/// Where libcni caches each attachment's result: containerd 1.6 cannot point it elsewhere.
-const CNI_CACHE: &str = "/var/lib/cni";
 
 impl PrivateContainerd {
     pub fn start(progress: &Progress) -> Result<Self> {
