@@ -15,7 +15,7 @@ use libtest_mimic::{Failed, Trial};
 use crate::lab::{Choice, Lab, LabPlan};
 use crate::pod::{self, PodPlan};
 use crate::progress::Progress;
-use crate::report::{self, RunReport, ScenarioReport, Skipped};
+use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
 use crate::scenario::{self, Scenario};
 use crate::{EXIT_HARNESS_ERROR, interrupt, names, pause_build, runner};
 
@@ -261,6 +261,27 @@ fn print_summary(report: &RunReport, run_dir: &Path) {
         );
     }
     eprintln!("  {:6.1} s  whole run", report.duration.as_secs_f64());
+    // The facts that differ between runtimes (by-runtime steps), as this runtime showed them.
+    let facts: Vec<String> = report
+        .scenarios
+        .iter()
+        .flat_map(|scenario| scenario.steps.iter().map(move |step| (scenario, step)))
+        .filter_map(|(scenario, step)| {
+            let fact = step.fact.as_ref()?;
+            let outcome = match step.outcome {
+                StepOutcome::Passed => "as expected",
+                StepOutcome::Failed { .. } => "NOT as expected",
+                StepOutcome::NotRun => "not run",
+            };
+            Some(format!("  {outcome:<15}  {fact} ({})", scenario.name))
+        })
+        .collect();
+    if !facts.is_empty() {
+        eprintln!("facts that differ between runtimes, on {}:\n{}", report.runtime, facts.join("\n"));
+    }
+    for skip in &report.skipped {
+        eprintln!("skipped: {}: {}", skip.name, skip.reason);
+    }
     eprintln!("artifacts: {}", run_dir.display());
 }
 

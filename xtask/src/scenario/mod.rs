@@ -89,7 +89,7 @@ impl JsonSchema for SchemaVersion {
 #[serde(deny_unknown_fields)]
 pub struct Pod {
     /// The pod's hostname, set on the infra container (as Kubernetes sets it to the pod's name).
-    /// Absent or null: Docker's default.
+    /// Absent or null: Docker's default (the container's id); on cri, the infra container's name.
     pub hostname: Option<String>,
     /// The infra container, usually the pause image; it owns the namespaces, so its `share` must stay empty.
     pub infra: Container,
@@ -120,12 +120,13 @@ pub struct Container {
     pub command: Option<Vec<String>>,
     /// Arguments appended to the image's entrypoint. Absent or null: the image's command.
     pub args: Option<Vec<String>>,
-    /// The user to run as, as `docker run --user` takes it (`65535:65535`). Absent or null: the image's user.
+    /// The user to run as, as `docker run --user` takes it (`65535:65535`; on cri the group must be a number). Absent or null: the image's user.
     pub user: Option<String>,
     /// Environment variables to set.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Docker's restart policy. Absent or null: Docker's default (no).
+    /// Docker's restart policy. Absent or null: Docker's default (no). The cri runtime cannot make a pod whose
+    /// apps have one: there the kubelet restarts containers, and none runs here.
     pub restart: Option<RestartPolicy>,
 }
 
@@ -282,19 +283,23 @@ pub enum Step {
     NoZombies(ContainerRef),
     /// The container's main process uses at most `max_cpu_ms` of CPU over `over_ms` while it waits.
     CpuIdle(CpuIdle),
-    /// An HTTP GET to `127.0.0.1:port` + `path`, from where the Docker daemon runs: checks `status` and `body`.
+    /// An HTTP GET to `127.0.0.1:port` + `path`, on the host where the runtime runs: checks `status` and `body`.
     Http(Http),
-    /// Sends `signal` (`SIGINT`, ...) to a container's main process.
+    /// Sends `signal` (`SIGINT`, ...) to a container's main process (on cri through containerd's task
+    /// service: CRI has no call for it).
     Signal(SignalStep),
-    /// `docker stop` with `grace_seconds`; checks `within_ms`, `exit_code` and `logs`.
+    /// Stops a container with `grace_seconds` (`docker stop`; on cri StopContainer, or StopPodSandbox for the
+    /// infra container, which kills pause at once); checks `within_ms`, `exit_code` and `logs`.
     Stop(Stop),
     /// Waits up to `within_ms` for a container to exit by itself; checks `exit_code` and `logs`.
     WaitExit(WaitExit),
     /// Each container is running (`expect: true`) or not.
     Running(Running),
-    /// Restarts a container (`docker restart`).
+    /// Restarts an app container in its pod (`docker restart`; on cri, as the kubelet does: a new container,
+    /// its attempt one more, in the same sandbox).
     Restart(ContainerRef),
-    /// The container's main process as the kernel sees it (from /proc): `uid`, `gid` and `command`.
+    /// The container's main process as the kernel sees it (from /proc): `uid`, `gid`, `command`, `status`
+    /// fields, open `fds` and the options of its `root_mount`.
     Process(Process),
     /// An image's `files` (exactly these regular files and links) and `user`.
     Image(Image),
@@ -448,7 +453,7 @@ pub struct SignalStep {
 pub struct Stop {
     /// The name of a container in the pod.
     pub container: String,
-    /// Seconds `docker stop` waits before SIGKILL (Docker's default is 10).
+    /// Seconds the runtime waits before SIGKILL (Docker's default is 10; StopPodSandbox has none).
     #[serde(default = "default_grace_seconds")]
     pub grace_seconds: u16,
     /// The stop must take at most this many milliseconds. Absent or null: not checked.
@@ -516,7 +521,8 @@ pub struct Image {
     /// Every regular file and link of the image, without a leading slash, in any order.
     /// Absent or null: not checked.
     pub files: Option<Vec<String>>,
-    /// The image's configured user, as `docker image inspect` reports it. Absent or null: not checked.
+    /// The image's configured user, as its config says it (`docker image inspect`, containerd's image status).
+    /// Absent or null: not checked.
     pub user: Option<String>,
 }
 
