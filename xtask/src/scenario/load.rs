@@ -455,6 +455,31 @@ mod tests {
     }
 
     #[test]
+    fn a_by_runtime_step_gives_every_runtime_a_step_and_saves_only_what_all_save() {
+        let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
+        let save = r#"{ "exec": { "container": "app", "argv": ["hostname"], "save_stdout_as": "name" } }"#;
+        let plain = r#"{ "exec": { "container": "app", "argv": ["true"] } }"#;
+        let use_it = r#"{ "exec": { "container": "app", "argv": ["echo", "${name}"] } }"#;
+        let both = format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {save} }} }}"#);
+        let scenario =
+            parse(&MINIMAL.replace(steps, &format!("[ {both}, {use_it} ]")), Path::new("scenarios/example.json"))
+                .unwrap();
+        let Step::ByRuntime(by_runtime) = &scenario.steps[0] else { panic!("not a by-runtime step") };
+        assert_eq!(by_runtime.step_for("cri").map(Step::kind).as_deref(), Some("exec"));
+        let one = format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {plain} }} }}"#);
+        assert_eq!(
+            error_of(&MINIMAL.replace(steps, &format!("[ {one}, {use_it} ]"))),
+            "scenarios/example.json: steps[1].exec.argv[1]: `${name}` is no value an earlier step saves with \
+             save_stdout_as (none is saved before it)"
+        );
+        let missing = format!(r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain} }} }} ]"#);
+        assert!(error_of(&MINIMAL.replace(steps, &missing)).contains("missing field `cri`"));
+        let unknown = r#"{ "exec": { "container": "nobody", "argv": ["true"] } }"#;
+        let wrong = format!(r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain}, "cri": {unknown} }} }} ]"#);
+        assert!(error_of(&MINIMAL.replace(steps, &wrong)).contains("nobody"));
+    }
+
+    #[test]
     fn a_port_mapping_reads_and_prints_as_written() {
         let scenario = parse(MINIMAL, Path::new("scenarios/example.json")).unwrap();
         let mapping = scenario.pod.infra.publish[0];

@@ -165,3 +165,36 @@ pub fn write_files(layout: &Layout, bridge: &str, prefix: &str) -> anyhow::Resul
     write(&partial, &cni_conflist(layout, bridge, prefix))?;
     std::fs::rename(&partial, &conflist).with_context(|| format!("cannot rename {}", partial.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerd_is_private_and_pulls_nothing() {
+        let layout = Layout { dir: PathBuf::from("/tmp/podlab-cri-1-x") };
+        let toml = containerd_toml(&layout);
+        for line in [
+            r#"root = "/tmp/podlab-cri-1-x/root""#,
+            r#"address = "/tmp/podlab-cri-1-x/containerd.sock""#,
+            r#"sandbox_image = "docker.io/podlab/pause:latest""#,
+            "restrict_oom_score_adj = true",
+            r#"conf_dir = "/tmp/podlab-cri-1-x/cni""#,
+            r#"Root = "/tmp/podlab-cri-1-x/state/runc""#,
+        ] {
+            assert!(toml.contains(line), "{line} is missing from:\n{toml}");
+        }
+    }
+
+    #[test]
+    fn the_network_changes_no_host_setting() {
+        let layout = Layout { dir: PathBuf::from("/tmp/podlab-cri-1-x") };
+        let conflist: serde_json::Value = serde_json::from_str(&cni_conflist(&layout, "podlab1", "10.213.7")).unwrap();
+        let bridge = &conflist["plugins"][0];
+        assert_eq!(bridge["bridge"], "podlab1");
+        // isGateway would turn on the host's ip_forward; ipMasq would add nat rules.
+        assert_eq!((bridge["isGateway"].as_bool(), bridge["ipMasq"].as_bool()), (Some(false), Some(false)));
+        assert_eq!(bridge["ipam"]["dataDir"], "/tmp/podlab-cri-1-x/ipam");
+        assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.213.7.0/24");
+    }
+}
