@@ -15,6 +15,8 @@ use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy
 pub struct PodPlan {
     /// Set on the infra container, as Kubernetes sets a pod's hostname.
     pub hostname: Option<String>,
+    /// Namespaced kernel settings, set where the pod's namespaces are made.
+    pub sysctls: Vec<(String, String)>,
     pub infra: ContainerPlan,
     pub apps: Vec<ContainerPlan>,
     /// The ports published for the ports the scenario wrote.
@@ -74,7 +76,13 @@ pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
         }
         apps.push(app);
     }
-    Ok(PodPlan { hostname: pod.hostname.clone(), infra, apps, ports: ports.clone() })
+    Ok(PodPlan {
+        hostname: pod.hostname.clone(),
+        sysctls: pod.sysctls.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
+        infra,
+        apps,
+        ports: ports.clone(),
+    })
 }
 
 /// Every host port the scenarios write, for `Ports`.

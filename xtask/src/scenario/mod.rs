@@ -91,6 +91,11 @@ pub struct Pod {
     /// The pod's hostname, set on the infra container (as Kubernetes sets it to the pod's name).
     /// Absent or null: Docker's default (the container's id); on cri, the infra container's name.
     pub hostname: Option<String>,
+    /// Namespaced kernel settings of the pod (`net.ipv4.ip_unprivileged_port_start`), set where
+    /// its namespaces are made: on the infra container (`docker run --sysctl`), or on the pod
+    /// sandbox (CRI's `sysctls`), as a pod spec's `securityContext.sysctls` are.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
     /// The infra container, usually the pause image; it owns the namespaces, so its `share` must stay empty.
     pub infra: Container,
     /// The app containers, started after the infra container.

@@ -321,6 +321,7 @@ impl Cri {
                     }),
                     ..Default::default()
                 }),
+                sysctls: pod.sysctls.iter().cloned().collect(),
                 ..Default::default()
             }),
             ..Default::default()

@@ -31,6 +31,8 @@ pub struct Run {
     /// DNS pointed at 127.0.0.1: nothing is looked up outside.
     dns: bool,
     hostname: Option<String>,
+    /// `name=value`, on the infra container: its namespaces are the pod's.
+    sysctls: Vec<(String, String)>,
     publish: Vec<PortMapping>,
 }
 
@@ -43,6 +45,7 @@ impl Run {
         run.ipc = Some("shareable".to_string());
         run.dns = true;
         run.hostname.clone_from(&pod.hostname);
+        run.sysctls.clone_from(&pod.sysctls);
         run
     }
 
@@ -123,6 +126,9 @@ impl Run {
         if self.dns {
             host_config["Dns"] = json!(["127.0.0.1"]);
         }
+        if !self.sysctls.is_empty() {
+            host_config["Sysctls"] = self.sysctls.iter().map(|(name, value)| (name.clone(), json!(value))).collect();
+        }
         if let Some(user) = &self.user {
             body["User"] = user.clone().into();
         }
@@ -157,6 +163,7 @@ impl Run {
             arguments.push("--dns=127.0.0.1".to_string());
         }
         arguments.extend(self.hostname.iter().map(|hostname| format!("--hostname={hostname}")));
+        arguments.extend(self.sysctls.iter().map(|(name, value)| format!("--sysctl={name}={value}")));
         arguments.extend(self.publish.iter().map(|published| format!("--publish=127.0.0.1:{published}")));
         arguments.extend(self.entrypoint.iter().map(|entrypoint| format!("--entrypoint={entrypoint}")));
         arguments.push(self.image.clone());
@@ -188,6 +195,11 @@ mod tests {
         assert_eq!(body["ExposedPorts"]["80/tcp"], json!({}));
         assert!(cli.contains(&"--publish=127.0.0.1:8080:80".to_string()), "{cli:?}");
         assert!(cli.contains(&"--hostname=seed-pod".to_string()), "{cli:?}");
+        pod.sysctls.push(("kernel.shm_rmid_forced".to_string(), "1".to_string()));
+        let run = Run::infra(&pod, "", "r1");
+        let (body, cli) = (run.api_body(), run.cli_arguments());
+        assert_eq!(body["HostConfig"]["Sysctls"]["kernel.shm_rmid_forced"], "1");
+        assert!(cli.contains(&"--sysctl=kernel.shm_rmid_forced=1".to_string()), "{cli:?}");
 
         let nginx = pod.apps.iter().position(|app| app.name == "nginx").unwrap();
         let run = Run::app(&pod, &pod.apps[nginx], "", "r1");
