@@ -339,9 +339,11 @@ fn pause_killed_under_its_apps() -> Result<(), Failed> {
 /// nothing is left, not even the container processes that the dead daemon could not stop.
 fn daemon_killed_mid_scenario(daemon: &'static str) -> Result<(), Failed> {
     let started = Instant::now();
-    // The reaping scenario's pod is up after about 0.5 s on this host, and its steps take 4 s.
-    let trigger = ("scenarios/reaping: ", Action::KillDaemon(daemon, Duration::from_millis(2000)));
-    let run = run_xtask_with(&["test", "--on", "host", "scenarios/reaping", "--exact"], None, Some(trigger))?;
+    // The pod is up after about 0.5 s on this host; its first step waits 8 s without the daemon.
+    let trigger = ("scenarios/daemon-needed-later: ", Action::KillDaemon(daemon, Duration::from_millis(2000)));
+    let scenarios = fixture_scenarios("scenarios");
+    let arguments = ["test", "--on", "host", "--scenarios", &scenarios, "scenarios/daemon-needed-later", "--exact"];
+    let run = run_xtask_with(&arguments, None, Some(trigger))?;
     let took = started.elapsed();
     let said_why = run.output.lines().any(|line| line.contains(daemon) && line.contains("died during the run"));
     let verdict = match run.status.code() {
