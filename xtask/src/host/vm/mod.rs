@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::{Host, Placement};
-use crate::command::{Daemon, Interruptible, Output, argv};
+use crate::command::{Daemon, Interruptible, Output, argv, last_lines};
 use crate::progress::Progress;
 use crate::unix_grpc::{Call, Reply};
 use crate::unix_http::{Request, Response};
@@ -53,6 +53,8 @@ pub struct VmHost {
     qemu_command_line: String,
     channel: Channel,
     console_log: PathBuf,
+    /// How much of the console log has been looked at for a locked-up guest kernel.
+    console_read: Mutex<u64>,
     shell_socket: Option<PathBuf>,
     scratch: Mutex<Option<tempfile::TempDir>>,
     acceleration: Acceleration,
@@ -67,6 +69,7 @@ impl VmHost {
             qemu_command_line: booted.qemu_command_line,
             channel: booted.channel,
             console_log: booted.console_log,
+            console_read: Mutex::new(0),
             shell_socket: booted.shell_socket,
             scratch: Mutex::new(Some(booted.scratch)),
             acceleration: booted.acceleration,
@@ -130,8 +133,43 @@ impl VmHost {
                 self.qemu_command_line
             );
         }
+        drop(qemu);
+        self.check_guest_kernel()
+    }
+
+    /// Fails when the guest's kernel says a CPU has been stuck in it (`soft lockup`, after 20 s
+    /// or more): the guest then answers nothing for minutes (seen once under TCG, both CPUs in
+    /// runc), and every request would wait for its deadline. The machine failed, not the pod.
+    fn check_guest_kernel(&self) -> Result<()> {
+        let mut read = self.console_read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let new = console_since(&self.console_log, &mut read);
+        if new.contains("soft lockup") {
+            let console = std::fs::read_to_string(&self.console_log).unwrap_or_default();
+            bail!(
+                "the guest's kernel reports a CPU stuck in it for 20 s or more (soft lockup): the emulated machine \
+                 hangs, not the pod; run again. The console's last lines:\n{}",
+                last_lines(&console, 12)
+            );
+        }
         Ok(())
     }
+}
+
+/// What the console log holds past `read` (and a little before it, for a line written in two
+/// parts); `read` moves to its end.
+fn console_since(console_log: &Path, read: &mut u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let length = std::fs::metadata(console_log).map_or(0, |metadata| metadata.len());
+    if length <= *read {
+        return String::new();
+    }
+    let from = read.saturating_sub(64);
+    let mut new = Vec::new();
+    if let Ok(mut console) = std::fs::File::open(console_log) {
+        let _ = console.seek(SeekFrom::Start(from)).and_then(|_| console.take(length - from).read_to_end(&mut new));
+    }
+    *read = length;
+    String::from_utf8_lossy(&new).into_owned()
 }
 
 impl Host for VmHost {
@@ -234,4 +272,22 @@ pub fn console_phases(console_log: &Path) -> Vec<(String, f64)> {
 /// what the harness hands to the guest must live in the workspace or outside /tmp and /run.
 fn guest_can_see(path: &Path) -> bool {
     path.starts_with(crate::pause_build::workspace_root()) || !(path.starts_with("/tmp") || path.starts_with("/run"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_lockup_written_in_two_parts_is_seen_once() {
+        let mut console = tempfile::NamedTempFile::new().unwrap();
+        let mut read = 0;
+        console.write_all(b"podlab: agent up at 2.1 s\n[   60.4] watchdog: BUG: soft lo").unwrap();
+        assert!(!console_since(console.path(), &mut read).contains("soft lockup"));
+        console.write_all(b"ckup - CPU#0 stuck for 45s! [runc:319]\n").unwrap();
+        assert!(console_since(console.path(), &mut read).contains("soft lockup"));
+        assert_eq!(console_since(console.path(), &mut read), "", "nothing new: nothing read");
+    }
 }
