@@ -267,13 +267,13 @@ fn print_summary(report: &RunReport, run_dir: &Path) {
         .iter()
         .flat_map(|scenario| scenario.steps.iter().map(move |step| (scenario, step)))
         .filter_map(|(scenario, step)| {
-            let fact = step.fact.as_ref()?;
+            step.fact.as_ref()?;
             let outcome = match step.outcome {
                 StepOutcome::Passed => "as expected",
                 StepOutcome::Failed { .. } => "NOT as expected",
                 StepOutcome::NotRun => "not run",
             };
-            Some(format!("  {outcome:<15}  {fact} ({})", scenario.name))
+            Some(format!("  {outcome:<15}  {} ({})", step.summary.trim_start_matches("by-runtime "), scenario.name))
         })
         .collect();
     if !facts.is_empty() {

@@ -48,13 +48,39 @@ pub fn summary(step: &Step) -> String {
         Step::Exec(exec) => format!("{}: {}", exec.container, exec.argv.join(" ")),
         Step::Http(http) => format!("GET 127.0.0.1:{}{}", http.port, http.path),
         Step::Signal(signal) => format!("{} {}", signal.signal, signal.container),
-        Step::SameNamespace(same) => format!("{} of {}", same.kind.proc_name(), same.containers.join(", ")),
+        Step::SameNamespace(same) => format!(
+            "{} of {}{}",
+            same.kind.proc_name(),
+            same.containers.join(", "),
+            if same.expect { "" } else { " (differ)" }
+        ),
+        Step::Process(process) => {
+            let mut checks: Vec<String> = Vec::new();
+            checks.extend(process.uid.map(|uid| format!("uid {uid}")));
+            checks.extend(process.gid.map(|gid| format!("gid {gid}")));
+            checks.extend(process.status.iter().map(|(field, matcher)| format!("{field} {matcher}")));
+            checks.extend(process.fds.as_ref().map(|fds| format!("fds {fds}")));
+            checks.extend(process.root_mount.as_ref().map(|root| format!("root mount {root}")));
+            format!("{}: {}", process.container, checks.join(", "))
+        }
+        Step::Stop(stop) => format!("{}{}", stop.container, ending(stop.exit_code, stop.logs.as_ref())),
+        Step::WaitExit(wait) => format!("{}{}", wait.container, ending(wait.exit_code, wait.logs.as_ref())),
         Step::Image(image) => image.name.clone(),
         Step::Eventually(eventually) => format!("within {} ms: {}", eventually.within_ms, summary(&eventually.step)),
         Step::ByRuntime(by_runtime) => by_runtime.fact.clone(),
         other => other.container_names().join(", "),
     };
     format!("{} {details}", step.kind())
+}
+
+/// `: exit code 0, logs contain "..."`: how a stop or an exit is checked.
+fn ending(exit_code: Option<u8>, logs: Option<&Matcher>) -> String {
+    let checks: Vec<String> = exit_code
+        .map(|code| format!("exit code {code}"))
+        .into_iter()
+        .chain(logs.map(|logs| format!("logs {logs}")))
+        .collect();
+    if checks.is_empty() { String::new() } else { format!(": {}", checks.join(", ")) }
 }
 
 /// The same, saying which runtime's step a `by-runtime` step runs.

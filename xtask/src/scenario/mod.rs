@@ -558,7 +558,8 @@ pub struct Eventually {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ByRuntime {
-    /// The fact, in a few words: `the pod's containers share one UTS namespace`.
+    /// The fact, as a question each runtime's step answers: `whether the pod's containers share
+    /// one UTS namespace`.
     pub fact: String,
     /// What the docker runtime shows (`docker run --net/--ipc/--pid=container:`).
     pub docker: Box<Step>,
