@@ -53,8 +53,9 @@ pub struct VmHost {
     qemu_command_line: String,
     channel: Channel,
     console_log: PathBuf,
-    /// How much of the console log has been looked at for a locked-up guest kernel.
-    console_read: Mutex<u64>,
+    /// How much of the console log has been looked at for a locked-up guest kernel, and what
+    /// was said once one was seen (the guest does not recover: every later request fails too).
+    console_watch: Mutex<(u64, Option<String>)>,
     shell_socket: Option<PathBuf>,
     scratch: Mutex<Option<tempfile::TempDir>>,
     acceleration: Acceleration,
@@ -69,7 +70,7 @@ impl VmHost {
             qemu_command_line: booted.qemu_command_line,
             channel: booted.channel,
             console_log: booted.console_log,
-            console_read: Mutex::new(0),
+            console_watch: Mutex::new((0, None)),
             shell_socket: booted.shell_socket,
             scratch: Mutex::new(Some(booted.scratch)),
             acceleration: booted.acceleration,
@@ -141,17 +142,20 @@ impl VmHost {
     /// or more): the guest then answers nothing for minutes (seen once under TCG, both CPUs in
     /// runc), and every request would wait for its deadline. The machine failed, not the pod.
     fn check_guest_kernel(&self) -> Result<()> {
-        let mut read = self.console_read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let new = console_since(&self.console_log, &mut read);
-        if new.contains("soft lockup") {
+        let mut watch = self.console_watch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (read, locked_up) = &mut *watch;
+        if locked_up.is_none() && console_since(&self.console_log, read).contains("soft lockup") {
             let console = std::fs::read_to_string(&self.console_log).unwrap_or_default();
-            bail!(
+            *locked_up = Some(format!(
                 "the guest's kernel reports a CPU stuck in it for 20 s or more (soft lockup): the emulated machine \
                  hangs, not the pod; run again. The console's last lines:\n{}",
                 last_lines(&console, 12)
-            );
+            ));
         }
-        Ok(())
+        match locked_up {
+            Some(message) => bail!("{message}"),
+            None => Ok(()),
+        }
     }
 }
 
