@@ -94,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("vm::pod_shell_runs_piped_commands_then_tears_down", vm_pod_shell),
         Trial::test("vm::pod_shell_on_a_terminal", vm_pod_on_a_terminal),
         Trial::test("vm::a_panic_leaves_no_guest", || panicking_run_cleans_up("vm")),
+        Trial::test("vm::a_guest_kernel_lockup_reruns_the_scenario_on_a_new_guest", vm_lockup_reruns),
         Trial::test("vm::exec_outliving_its_container_ends_at_once", || exec_outliving_its_container("vm")),
         Trial::test("vm::clean_spares_a_live_pod", clean_spares_a_live_pod),
         Trial::test("vm::a_frozen_guest_ends_the_wait_at_once", vm_frozen_guest_is_reported),
@@ -236,11 +237,9 @@ fn interrupted_run_cleans_up() -> Result<(), Failed> {
     nothing_left(run.pid)
 }
 
-/// A panic in the harness with a pod running: the trial fails (exit 101, the panic named)
-/// and everything is still removed. Run with the binary `cargo xtask` builds, whose profile
-/// unwinds (this test's own build aborts on panic, as the no_std pause needs), built with the
-/// `fault-injection` feature that holds the hook (the next `cargo xtask` puts its own back).
-fn panicking_run_cleans_up(on: &str) -> Result<(), Failed> {
+/// The `xtask` binary that `cargo xtask` builds (its profile unwinds), with the
+/// `fault-injection` feature (the next `cargo xtask` puts its own build back).
+fn xtask_with_fault_injection() -> Result<PathBuf, Failed> {
     let built = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--profile", "xtask", "--package", "xtask", "--features", "fault-injection"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -249,7 +248,40 @@ fn panicking_run_cleans_up(on: &str) -> Result<(), Failed> {
         return Err("cargo build --profile xtask failed".into());
     }
     let target = Path::new(XTASK).parent().and_then(Path::parent).ok_or("no target dir above the test's xtask")?;
-    let xtask = target.join("xtask/xtask");
+    Ok(target.join("xtask/xtask"))
+}
+
+/// The guest's kernel says a CPU is stuck (the words injected on its console, as a real lockup
+/// seen under TCG printed them): the run boots a new guest, runs the scenario again, passes,
+/// says why in its output and report, and leaves nothing.
+fn vm_lockup_reruns() -> Result<(), Failed> {
+    let xtask = xtask_with_fault_injection()?;
+    let arguments = ["test", "scenarios/non-root", "--exact"];
+    let run = run_program_with(&xtask, &arguments, &[("PODLAB_INJECT_LOCKUP", "1")], None, None)?;
+    let said = "the host failed beneath the pod (the guest's kernel reports a CPU stuck in it";
+    if run.status.code() != Some(0) || !run.output.contains(said) {
+        return Err(format!("expected exit code 0 and {said:?}, got {:?}\n{}", run.status, run.output).into());
+    }
+    let run_dir = run.output.split("artifacts in ").nth(1).and_then(|rest| rest.split_whitespace().next());
+    let report =
+        std::fs::read_to_string(Path::new(run_dir.ok_or("no artifacts dir in the output")?).join("report.json"))?;
+    if !report.contains("\"rerun_because\": \"the guest's kernel reports a CPU stuck") || run.output.contains("warning")
+    {
+        return Err(format!(
+            "expected report.json to say why the scenario ran again, and no warning:\n{report}\n{}",
+            run.output
+        )
+        .into());
+    }
+    nothing_left(run.pid)
+}
+
+/// A panic in the harness with a pod running: the trial fails (exit 101, the panic named)
+/// and everything is still removed. Run with the binary `cargo xtask` builds, whose profile
+/// unwinds (this test's own build aborts on panic, as the no_std pause needs), built with the
+/// `fault-injection` feature that holds the hook (the next `cargo xtask` puts its own back).
+fn panicking_run_cleans_up(on: &str) -> Result<(), Failed> {
+    let xtask = xtask_with_fault_injection()?;
     let arguments = ["test", "--on", on, "scenarios/version", "--exact"];
     let run = run_program_with(&xtask, &arguments, &[("PODLAB_INJECT_PANIC", "1")], None, None)?;
     if run.status.code() != Some(101) || !run.output.contains("injected panic") {

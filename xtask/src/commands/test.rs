@@ -188,7 +188,18 @@ fn trial(planned: Planned, shared: Arc<Mutex<Run>>) -> Trial {
         let logs_dir = run.run_dir.join(name.trim_start_matches("scenarios/"));
         run.progress.say(&format!("{name}: {}", planned.scenario.description));
         let lab = run.lab.as_ref().expect("set_up started the lab");
-        let report = runner::run_scenario(lab.runtime.as_ref(), &planned.scenario, &planned.plan, &name, &logs_dir);
+        let mut report = runner::run_scenario(lab.runtime.as_ref(), &planned.scenario, &planned.plan, &name, &logs_dir);
+        // A guest whose kernel locked up failed beneath the pod, not the pod: once per scenario,
+        // a new guest is booted and the scenario runs again (the report says so).
+        if let Some(failure) = lab.runtime.host().machine_failed() {
+            let first_line = failure.lines().next().unwrap_or_default().to_string();
+            run.progress.say(&format!("{name}: the host failed beneath the pod ({first_line}): starting a new one"));
+            restart_lab(&mut run).map_err(|error| Failed::from(format!("the harness could not run: {error:#}")))?;
+            let lab = run.lab.as_ref().expect("restart_lab started the lab");
+            let rerun_dir = logs_dir.with_file_name(format!("{}-rerun", name.trim_start_matches("scenarios/")));
+            report = runner::run_scenario(lab.runtime.as_ref(), &planned.scenario, &planned.plan, &name, &rerun_dir);
+            report.rerun_because = Some(failure);
+        }
         run.progress.say(&format!(
             "{name}: {} in {:.1} s",
             if report.passed { "passed" } else { "FAILED" },
@@ -239,6 +250,17 @@ fn start_lab(run: &mut Run) -> Result<()> {
     };
     run.lab = Some(Lab::start(&plan, &run.progress)?);
     Ok(())
+}
+
+/// Shuts the lab down (its host failed) and starts a new one; a cleanup that could not finish
+/// is said, not fatal: the failed guest is killed either way.
+fn restart_lab(run: &mut Run) -> Result<()> {
+    if let Some(lab) = run.lab.take() {
+        if let Err(error) = lab.shut_down() {
+            run.progress.say(&format!("warning: the failed host's cleanup: {error:#}"));
+        }
+    }
+    set_up(run)
 }
 
 /// After `timeout`, the run is stopped as Ctrl-C would stop it: every wait ends, cleanup runs.

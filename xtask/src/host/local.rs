@@ -52,6 +52,11 @@ impl Host for LocalHost {
         unix_grpc::send(call, timeout, Interruptible::No)
     }
 
+    /// This machine failing is not something a run can mend.
+    fn machine_failed(&self) -> Option<String> {
+        None
+    }
+
     /// This machine's kernel log is shared with everything else it runs: nothing to read there.
     fn trouble(&self) -> Option<String> {
         None

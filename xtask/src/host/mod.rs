@@ -60,6 +60,10 @@ pub trait Host: Send + Sync {
     /// The same for cleanup: only its deadline stops it.
     fn grpc_cleanup(&self, call: &Call, timeout: Duration) -> Result<Reply>;
 
+    /// Why the machine itself failed beneath the pod, if it did (the guest's kernel locked up):
+    /// not a fault of what is tested, so a run may start a new host and run the scenario again.
+    fn machine_failed(&self) -> Option<String>;
+
     /// What is wrong with the host itself, if anything it can tell (the guest's kernel ran out
     /// of memory): said beside a failure.
     fn trouble(&self) -> Option<String>;

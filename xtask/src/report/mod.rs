@@ -45,6 +45,10 @@ pub struct ScenarioReport {
     pub pod_error: Option<String>,
     pub logs_dir: PathBuf,
     pub steps: Vec<StepReport>,
+    /// Why the scenario was run a second time on a new host, if it was (the first host's
+    /// machine failed beneath it: a guest kernel lockup); these are the second run's steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_because: Option<String>,
 }
 
 /// What one step did.
@@ -87,6 +91,7 @@ impl ScenarioReport {
             pod_error: None,
             logs_dir: logs_dir.to_path_buf(),
             steps: Vec::new(),
+            rerun_because: None,
         }
     }
 

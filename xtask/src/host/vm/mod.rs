@@ -148,7 +148,7 @@ impl VmHost {
             let console = std::fs::read_to_string(&self.console_log).unwrap_or_default();
             *locked_up = Some(format!(
                 "the guest's kernel reports a CPU stuck in it for 20 s or more (soft lockup): the emulated machine \
-                 hangs, not the pod; run again. The console's last lines:\n{}",
+                 hangs, not the pod\nthe console's last lines:\n{}",
                 last_lines(&console, 12)
             ));
         }
@@ -214,7 +214,14 @@ impl Host for VmHost {
     }
 
     /// The guest's kernel is the run's own: an OOM kill in its log is the run's.
+    fn machine_failed(&self) -> Option<String> {
+        self.check_guest_kernel().err().map(|error| format!("{error:#}"))
+    }
+
     fn trouble(&self) -> Option<String> {
+        if let Some(failure) = self.machine_failed() {
+            return Some(failure);
+        }
         let log = self.run(&argv(&["dmesg"]), Duration::from_secs(10)).ok()?.stdout_text();
         // The guest's own OOM killer says "Out of memory", a cgroup's "Memory cgroup out of memory".
         let kills: Vec<&str> = log.lines().filter(|line| line.to_lowercase().contains("out of memory")).collect();

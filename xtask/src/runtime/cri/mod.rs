@@ -775,8 +775,11 @@ impl Runtime for Cri {
         let mut problems = Vec::new();
         match &self.daemon {
             Daemon::InGuest => {
-                // The guest is killed with everything in it: only containerd's logs are worth keeping.
-                if let Err(error) = self.save_guest_logs() {
+                // The guest is killed with everything in it: only containerd's logs are worth keeping
+                // (a guest whose machine failed answers nothing: there is nothing to save).
+                if self.host.machine_failed().is_none()
+                    && let Err(error) = self.save_guest_logs()
+                {
                     problems.push(format!("cannot save containerd's logs from the guest: {error:#}"));
                 }
             }

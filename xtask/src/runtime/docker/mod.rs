@@ -550,8 +550,11 @@ impl Runtime for Docker {
         }
         let mut problems = Vec::new();
         if matches!(self.daemon, Daemon::InGuest) {
-            // The guest is killed with everything in it: only its daemons' logs are worth keeping.
-            if let Err(error) = self.save_guest_logs() {
+            // The guest is killed with everything in it: only its daemons' logs are worth keeping
+            // (a guest whose machine failed answers nothing: there is nothing to save).
+            if self.host.machine_failed().is_none()
+                && let Err(error) = self.save_guest_logs()
+            {
                 problems.push(format!("cannot save the daemons' logs from the guest: {error:#}"));
             }
         } else if self.trouble().is_none() {
