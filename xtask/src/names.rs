@@ -111,6 +111,17 @@ pub fn is_live_run(pid: u32) -> bool {
     Path::new(program.as_ref()).file_name().is_some_and(|name| name == "xtask")
 }
 
+/// Whether any xtask process other than this one is running (a run of test, pod, bench or soak).
+pub fn another_run_is_alive() -> bool {
+    let own = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| pid != own && is_live_run(pid))
+}
+
 /// `20261129-201500-12345`: the run's UTC start and its pid: sortable, and unique on a machine.
 pub fn run_id() -> String {
     let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());

@@ -74,7 +74,7 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cleanup::after_a_panic", || panicking_run_cleans_up("host")));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load_error_stops_early));
     trials.push(Trial::test("exec::outliving_its_container_ends_at_once", || exec_outliving_its_container("host")));
-    trials.push(Trial::test("concurrent::two_runs_on_this_machine_at_once", two_runs_at_once));
+    trials.push(Trial::test("concurrent::two_runs_on_this_machine_at_once", || two_runs_at_once("docker")));
     trials.push(Trial::test("concurrent::a_run_on_a_shared_daemon_beside_a_pod", run_on_a_shared_daemon));
     trials.push(Trial::test("faults::an_app_that_ignores_sigterm", app_ignoring_sigterm));
     trials.push(Trial::test("faults::pause_killed_under_its_apps", pause_killed_under_its_apps));
@@ -83,6 +83,7 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cri::a_passing_run_leaves_nothing", cri_passing_run_cleans_up));
     trials.push(Trial::test("cri::ctrl_c_leaves_nothing", cri_interrupted_run_cleans_up));
     trials.push(Trial::test("cri::sigkill_then_clean_leaves_nothing", cri_sigkill_then_clean));
+    trials.push(Trial::test("cri::two_runs_on_this_machine_at_once", || two_runs_at_once("cri")));
     let shared_state = std::sync::Arc::clone(&before);
     trials.push(Trial::test("cri::this_machine_is_as_before", move || shared_state.unchanged()));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
@@ -317,11 +318,11 @@ fn exec_outliving_its_container(on: &str) -> Result<(), Failed> {
 
 /// Two whole runs on this machine at once: each has its own daemon, bridge, subnet, temp dirs
 /// and published ports, so both pass, and neither leaves anything.
-fn two_runs_at_once() -> Result<(), Failed> {
+fn two_runs_at_once(runtime: &str) -> Result<(), Failed> {
+    let arguments = ["test", "--on", "host", "--runtime", runtime];
     let runs: Vec<Result<Run, String>> = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..2)
-            .map(|_| scope.spawn(|| run_xtask(&["test", "--on", "host"], None).map_err(|error| format!("{error:?}"))))
-            .collect();
+        let runs: Vec<_> =
+            (0..2).map(|_| scope.spawn(|| run_xtask(&arguments, None).map_err(|error| format!("{error:?}")))).collect();
         runs.into_iter().map(|run| run.join().unwrap_or_else(|_| Err("a run's thread panicked".into()))).collect()
     });
     for run in runs {

@@ -60,9 +60,7 @@ pub fn run() -> Result<()> {
         removed.push(format!("cgroup {cgroup}"));
     }
     // What runs share (portmap's nat chains, CNI's cache directory) only once no run is alive.
-    let any_run_alive = pid1::proc::command_lines()
-        .into_iter()
-        .any(|(pid, _)| pid.as_raw() as u32 != std::process::id() && names::is_live_run(pid.as_raw() as u32));
+    let any_run_alive = names::another_run_is_alive();
     if !any_run_alive && machine::portmap_chains_exist() {
         let mut problems = machine::remove_podlab_port_mappings();
         problems.extend(machine::remove_portmap_chains());

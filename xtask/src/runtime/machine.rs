@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 
-use crate::command::{self, Output, argv};
+use crate::command::{self, Daemon, Output, argv};
 use crate::names;
 
 /// The daemon's own bridge, `podlab<pid>`, with a /24 of 10.213.0.0/16 that no other
@@ -88,6 +88,32 @@ impl NetworkLock {
     }
 }
 
+/// Stops a private daemon: SIGTERM, then SIGKILL to its process group after `timeout`; says
+/// so if it came to that.
+pub fn stop_daemon(daemon: &mut Daemon, name: &str, timeout: Duration) -> Option<String> {
+    let _ = kill(daemon.pid(), Signal::SIGTERM);
+    if daemon.exits_within(timeout).unwrap_or(false) {
+        return None;
+    }
+    daemon.kill_group();
+    Some(format!("{name} did not stop within {timeout:?}: killed it"))
+}
+
+/// Gives back what a stopped private daemon's run left: the processes of the run's cgroup
+/// (gone already, unless the daemon died under them) and the cgroup, then whatever still names
+/// the daemon's directory (shims, which outlive their daemon by design), the mounts under it,
+/// and the directory. Returns what could not be done.
+pub fn remove_daemon_leftovers(dir: tempfile::TempDir) -> Vec<String> {
+    let path = dir.path().to_path_buf();
+    let mut problems = remove_cgroups(&names::cgroup(std::process::id()));
+    kill_processes_mentioning(&path);
+    problems.extend(unmount_everything_under(&path));
+    if let Err(error) = dir.close() {
+        problems.push(format!("cannot remove {}: {error}", path.display()));
+    }
+    problems
+}
+
 /// Where a cgroup named at the top of a hierarchy can be: /sys/fs/cgroup itself (cgroup v2)
 /// and each hierarchy mounted under it (v1, and v2's `unified` beside them).
 pub fn cgroup_roots() -> Vec<PathBuf> {
@@ -151,7 +177,7 @@ pub fn remove_cgroups(name: &str) -> Vec<String> {
 
 /// Kills every process whose command line mentions `path` (containerd and its shims, which
 /// outlive a daemon that died), saying so.
-pub fn kill_processes_mentioning(path: &Path) {
+fn kill_processes_mentioning(path: &Path) {
     let needle = path.to_string_lossy().into_owned();
     for (pid, command_line) in pid1::proc::command_lines() {
         if command_line.contains(&needle) {
@@ -222,7 +248,7 @@ pub fn remove_podlab_port_mappings() -> Vec<String> {
 }
 
 /// Removes portmap's chains and the jumps to them, unless a pod still has a mapping in them
-/// (another run, or another CNI user, still needs them); returns what failed.
+/// (another run, or another CNI user, still needs them: then they stay); returns what failed.
 pub fn remove_portmap_chains() -> Vec<String> {
     // Under the network lock: a run starting beside us must not see them half removed.
     let Ok(_choosing) = NetworkLock::take() else { return vec!["cannot take the network lock".to_string()] };
@@ -230,12 +256,9 @@ pub fn remove_portmap_chains() -> Vec<String> {
     if !dnat.success() {
         return Vec::new();
     }
-    let mappings = dnat.stdout_text().lines().filter(|line| line.starts_with("-A ")).count();
-    if mappings > 0 {
-        return vec![format!(
-            "portmap's chain {} still holds {mappings} pod mappings: left in place",
-            PORTMAP_CHAINS[0]
-        )];
+    // A pod of another run (or of another CNI user) still maps a port: its run removes them.
+    if dnat.stdout_text().lines().any(|line| line.starts_with("-A ")) {
+        return Vec::new();
     }
     let mut problems = Vec::new();
     for builtin in ["PREROUTING", "OUTPUT", "POSTROUTING"] {

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 
 use super::CNI_CACHE;
 use super::config::{self, Layout};
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::names::{self, TempPurpose};
 use crate::progress::Progress;
-use crate::runtime::machine::{self, Bridge, kill_processes_mentioning, remove_cgroups, unmount_everything_under};
+use crate::runtime::machine::{self, Bridge};
 
 /// How long containerd may take to answer; 0.015 s on this machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,8 +28,9 @@ pub struct PrivateContainerd {
     dir: Option<tempfile::TempDir>,
     pub layout: Layout,
     bridge: Bridge,
-    /// Whether portmap's chains were in the nat table before the run: if so they are not ours.
-    portmap_chains_were_there: bool,
+    /// Whether portmap's chains are the runs': not in the nat table before this one, or made by
+    /// a run alive beside it (the last run to end removes them). Otherwise another CNI user's.
+    portmap_chains_are_ours: bool,
     /// Whether /var/lib/cni was there before the run: CNI keeps each pod's result there (the
     /// CRI plugin has no setting to move it) and leaves the directories behind.
     cni_cache_was_there: bool,
@@ -42,7 +43,7 @@ impl PrivateContainerd {
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create()?;
         config::write_files(&layout, &bridge.name, &bridge.prefix)?;
-        let portmap_chains_were_there = machine::portmap_chains_exist();
+        let portmap_chains_are_ours = !machine::portmap_chains_exist() || names::another_run_is_alive();
         let cni_cache_was_there = std::path::Path::new(CNI_CACHE).exists();
         let containerd_argv = argv(&["containerd", "--config", &layout.config_file().display().to_string()]);
         // Should the harness die, even by SIGKILL, containerd is told to stop; its shims and
@@ -55,7 +56,7 @@ impl PrivateContainerd {
             dir: Some(dir),
             layout,
             bridge,
-            portmap_chains_were_there,
+            portmap_chains_are_ours,
             cni_cache_was_there,
         };
         let socket = private.layout.socket();
@@ -111,27 +112,17 @@ impl PrivateContainerd {
         if let Some(mut events) = self.events.take() {
             events.kill_group();
         }
-        let _ = kill(self.containerd.pid(), Signal::SIGTERM);
-        if !self.containerd.exits_within(STOP_TIMEOUT).unwrap_or(false) {
-            problems.push(format!("containerd did not stop within {STOP_TIMEOUT:?}: killed it"));
-            self.containerd.kill_group();
-        }
-        let path = dir.path().to_path_buf();
-        // The pods are gone already (the runtime removed them), unless containerd died under
-        // them: their processes, then the shims, which outlive containerd by design.
-        problems.extend(remove_cgroups(&names::cgroup(std::process::id())));
-        kill_processes_mentioning(&path);
-        problems.extend(unmount_everything_under(&path));
-        if !self.portmap_chains_were_there {
+        problems.extend(machine::stop_daemon(&mut self.containerd, "containerd", STOP_TIMEOUT));
+        // The pods are gone already (the runtime removed them through CRI), unless containerd
+        // died under them.
+        problems.extend(machine::remove_daemon_leftovers(dir));
+        if self.portmap_chains_are_ours {
             problems.extend(machine::remove_portmap_chains());
         }
         if !self.cni_cache_was_there {
             // Empty once every pod is gone; a run beside us may still have pods there: then it stays.
             let _ = std::fs::remove_dir(format!("{CNI_CACHE}/results"));
             let _ = std::fs::remove_dir(CNI_CACHE);
-        }
-        if let Err(error) = dir.close() {
-            problems.push(format!("cannot remove {}: {error}", path.display()));
         }
         problems.extend(self.bridge.delete());
         problems

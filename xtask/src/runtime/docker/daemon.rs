@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::host::local::LocalHost;
 use crate::names::{self, TempPurpose};
 use crate::progress::Progress;
-use crate::runtime::machine::{Bridge, kill_processes_mentioning, remove_cgroups, unmount_everything_under};
+use crate::runtime::machine::{self, Bridge};
 
 /// How long dockerd may take to answer; well under a second on this machine.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -108,20 +108,9 @@ impl PrivateDaemon {
     pub fn stop(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         let Some(state_dir) = self.state_dir.take() else { return problems };
-        let _ = kill(self.daemon.pid(), Signal::SIGTERM);
-        if !self.daemon.exits_within(DAEMON_STOP_TIMEOUT).unwrap_or(false) {
-            problems.push(format!("dockerd did not stop within {DAEMON_STOP_TIMEOUT:?}: killed it"));
-            self.daemon.kill_group();
-        }
-        let state = state_dir.path().to_path_buf();
-        // The containers' processes (gone already, unless dockerd died under them), then
-        // containerd and its shims, which run under the exec root: none may outlive the run.
-        problems.extend(remove_cgroups(&names::cgroup(std::process::id())));
-        kill_processes_mentioning(&state);
-        problems.extend(unmount_everything_under(&state));
-        if let Err(error) = state_dir.close() {
-            problems.push(format!("cannot remove {}: {error}", state.display()));
-        }
+        problems.extend(machine::stop_daemon(&mut self.daemon, "dockerd", DAEMON_STOP_TIMEOUT));
+        // The containers, then containerd and its shims, which run under the exec root.
+        problems.extend(machine::remove_daemon_leftovers(state_dir));
         problems.extend(self.bridge.delete());
         problems
     }
