@@ -273,6 +273,7 @@ fn places_are_recognised() {
     assert!(names_a_place(":12:7: unknown field"));
     assert!(names_a_place(": steps[0].exec.argv: must not be empty"));
     assert!(names_a_place(r#": pod.containers[0].files["/etc/nginx/nginx.conf"]: x does not exist"#));
+    assert!(names_a_place(r#": steps[2].by-runtime.docker.process.status["Seccomp"]: `${nope}` is no value"#));
     assert!(!names_a_place(": something went wrong"));
     assert!(!names_a_place(" no colon"));
 }

@@ -124,7 +124,7 @@ fn check_references(step: &Step, field: &str, saved: &mut BTreeSet<String>) -> R
         Step::Process(process) => {
             check("command".to_string(), matcher_texts(process.command.as_ref()))?;
             for (name, matcher) in &process.status {
-                check(format!("status.{name}"), matcher.texts())?;
+                check(format!("status[\"{name}\"]"), matcher.texts())?;
             }
             check("fds".to_string(), matcher_texts(process.fds.as_ref()))?;
             check("root_mount".to_string(), matcher_texts(process.root_mount.as_ref()))?;
@@ -256,7 +256,7 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
         Step::Process(process) => {
             check_matcher("command", process.command.as_ref())?;
             for (name, matcher) in &process.status {
-                check_matcher(&format!("status.{name}"), Some(matcher))?;
+                check_matcher(&format!("status[\"{name}\"]"), Some(matcher))?;
             }
             check_matcher("fds", process.fds.as_ref())?;
             check_matcher("root_mount", process.root_mount.as_ref())?;
