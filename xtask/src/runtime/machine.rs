@@ -32,8 +32,9 @@ impl Bridge {
         let _choosing = NetworkLock::take()?;
         let listing = ip(&["ip", "-4", "-oneline", "address", "show"])?.stdout_text();
         let third = free_third_octet(&listing, pid).context("every 10.213.N.0/24 is taken: remove what holds them")?;
-        ip(&["ip", "link", "add", &name, "type", "bridge"])
-            .context("cannot create a network bridge: the host runtime needs root (or run with DOCKER_HOST set)")?;
+        ip(&["ip", "link", "add", &name, "type", "bridge"]).context(
+            "cannot create a network bridge: a private daemon on this machine needs root (for docker, or DOCKER_HOST)",
+        )?;
         let bridge = Bridge { name, prefix: format!("10.213.{third}"), deleted: false };
         ip(&["ip", "address", "add", &format!("10.213.{third}.1/24"), "dev", &bridge.name])?;
         ip(&["ip", "link", "set", &bridge.name, "up"])?;
@@ -48,6 +49,15 @@ impl Bridge {
         match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
             Ok(_) => None,
             Err(error) => Some(format!("cannot delete bridge {}: {error:#}", self.name)),
+        }
+    }
+}
+
+/// Its owner deletes it when it is done (and reports a failure); dropped, it goes anyway.
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(problem) = self.delete() {
+            eprintln!("warning: {problem}");
         }
     }
 }
