@@ -509,6 +509,17 @@ fn http_get(host: &dyn Host, url: &str) -> Result<HttpResponse> {
 mod tests {
     use super::*;
 
+    /// A runtime added to `--runtime` must be given its step in every `by-runtime` step.
+    #[test]
+    fn every_runtime_has_its_step_in_a_by_runtime_step() {
+        let text = r#"{ "by-runtime": { "fact": "f", "docker": { "running": { "containers": ["a"], "expect": true } },
+                       "cri": { "running": { "containers": ["a"], "expect": true } } } }"#;
+        let Step::ByRuntime(by_runtime) = serde_json::from_str::<Step>(text).unwrap() else { panic!("not by-runtime") };
+        for runtime in <RuntimeKind as clap::ValueEnum>::value_variants() {
+            assert!(by_runtime.step_for(runtime.name()).is_some(), "no step for {}", runtime.name());
+        }
+    }
+
     #[test]
     fn variables_are_substituted() {
         let mut variables = Variables::default();
