@@ -22,8 +22,6 @@ use crate::interrupt;
 pub struct Call {
     pub socket: PathBuf,
     pub method: String,
-    /// gRPC metadata, such as containerd's `containerd-namespace`.
-    pub metadata: Vec<(String, String)>,
     pub message: Vec<u8>,
 }
 
@@ -95,13 +93,9 @@ async fn exchange(call: &Call) -> Result<Reply> {
     let mut client = tonic::client::Grpc::new(channel);
     client.ready().await.context("the connection is not ready")?;
     let path = call.method.parse().with_context(|| format!("not a gRPC method path: {}", call.method))?;
-    let mut request = tonic::Request::new(call.message.clone());
-    for (key, value) in &call.metadata {
-        let key: tonic::metadata::MetadataKey<_> = key.parse().with_context(|| format!("bad metadata key {key}"))?;
-        request.metadata_mut().insert(key, value.parse().with_context(|| format!("bad metadata value {value}"))?);
-    }
-    match client.unary(request, path, RawBytes).await {
+    match client.unary(tonic::Request::new(call.message.clone()), path, RawBytes).await {
         Ok(response) => Ok(Reply::Message(response.into_inner())),
+        // The socket is gone (the daemon died): the call failed, the server said nothing.
         Err(status) if status.code() == tonic::Code::Unavailable && status.message().contains("connect") => {
             bail!("{}", status.message())
         }

@@ -242,7 +242,6 @@ impl Cri {
         let call = Call {
             socket: self.layout.socket(),
             method: format!("/runtime.v1.{service}/{method}"),
-            metadata: Vec::new(),
             message: request.encode_to_vec(),
         };
         let reply = match purpose {
