@@ -51,7 +51,11 @@ pub fn arguments(guest: &Guest, acceleration: Acceleration) -> Vec<String> {
     let (accel, cpu) = match acceleration {
         Acceleration::Kvm => ("kvm", "host"),
         // Measured here: qemu64 boots to dockerd about 1.5 s sooner than `max` under TCG.
-        Acceleration::Tcg => ("tcg,thread=multi", "qemu64"),
+        // Without cmpxchg16b: three guests of about 80 on 2026-11-30 hung for good with a CPU
+        // stuck in the slab allocator's lockless path (kmem_cache_alloc, whose per-CPU
+        // cmpxchg16b retries until it succeeds), under multi-threaded TCG; without the flag
+        // the kernel takes the same path with interrupts off instead.
+        Acceleration::Tcg => ("tcg,thread=multi", "qemu64,-cx16"),
     };
     let mut arguments: Vec<String> = [
         "-M",
