@@ -138,8 +138,12 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-fn is_not_found(error: &anyhow::Error) -> bool {
-    error.downcast_ref::<Refused>().is_some_and(|refused| refused.code == NOT_FOUND)
+/// A removal's outcome, where containerd not knowing the id (NotFound) means it is gone already.
+fn gone_already_is_fine<T>(outcome: Result<T>) -> Result<()> {
+    match outcome {
+        Err(error) if error.downcast_ref::<Refused>().is_none_or(|refused| refused.code != NOT_FOUND) => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// Whether a call waits for the run's Ctrl-C or only for its deadline.
@@ -434,16 +438,15 @@ impl Cri {
 
     /// Stops and removes a sandbox (and with it its containers); one already gone is no error.
     fn remove_sandbox(&self, id: &str, purpose: Purpose, timeout: Duration) -> Result<()> {
-        for method in ["StopPodSandbox", "RemovePodSandbox"] {
-            let request = cri::StopPodSandboxRequest { pod_sandbox_id: id.to_string() };
-            let removed: Result<cri::StopPodSandboxResponse> =
-                self.call_for(purpose, "RuntimeService", method, &request, timeout);
-            match removed {
-                Err(error) if !is_not_found(&error) => return Err(error),
-                _ => {}
-            }
-        }
-        Ok(())
+        let pod_sandbox_id = id.to_string();
+        let stop = cri::StopPodSandboxRequest { pod_sandbox_id: pod_sandbox_id.clone() };
+        let stopped: Result<cri::StopPodSandboxResponse> =
+            self.call_for(purpose, "RuntimeService", "StopPodSandbox", &stop, timeout);
+        gone_already_is_fine(stopped)?;
+        let remove = cri::RemovePodSandboxRequest { pod_sandbox_id };
+        let removed: Result<cri::RemovePodSandboxResponse> =
+            self.call_for(purpose, "RuntimeService", "RemovePodSandbox", &remove, timeout);
+        gone_already_is_fine(removed)
     }
 
     /// Removes every sandbox of the run that containerd still has, found by the run's label.
@@ -574,12 +577,8 @@ impl Runtime for Cri {
                 let request = cri::RemoveContainerRequest { container_id: id };
                 let removed: Result<cri::RemoveContainerResponse> =
                     self.call_for(Purpose::Cleanup, "RuntimeService", "RemoveContainer", &request, timeout);
-                match removed {
-                    Err(error) if !is_not_found(&error) => return Err(error),
-                    _ => {
-                        lock(&self.containers).remove(name);
-                    }
-                }
+                gone_already_is_fine(removed)?;
+                lock(&self.containers).remove(name);
             }
         }
         Ok(())
