@@ -7,10 +7,10 @@
 //! plugin (`cri/`) makes the pod as the kubelet asks for it. Podman comes next.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 
 use crate::command::Output;
@@ -233,6 +233,18 @@ pub fn main_pids(runtime: &dyn Runtime, containers: &[String]) -> Result<BTreeMa
 pub fn main_pid(runtime: &dyn Runtime, container: &str) -> Result<u32> {
     let pids = main_pids(runtime, &[container.to_string()])?;
     pids.get(container).copied().ok_or_else(|| anyhow::anyhow!("the runtime gave no pid for {container}"))
+}
+
+/// Copies files of the host (a runtime's daemon logs) into `run_dir`, each under its name
+/// there, through the host's own commands: from this machine or out of the guest alike.
+pub fn save_from_host(host: &dyn Host, files: &[(PathBuf, &str)], run_dir: &Path) -> Result<()> {
+    for (from, to) in files {
+        let cat = crate::command::argv(&["cat", &from.display().to_string()]);
+        let output = host.run_cleanup(&cat, Duration::from_secs(20))?.ok()?;
+        let path = run_dir.join(to);
+        std::fs::write(&path, &output.stdout).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Waits until a container's main process runs its program: a runtime may answer "started"

@@ -53,6 +53,10 @@ impl Layout {
     pub fn daemon_log(&self) -> PathBuf {
         self.dir.join("containerd.log")
     }
+    /// What the run keeps of containerd in its artifacts, and under which names.
+    pub fn logs_to_keep(&self) -> [(PathBuf, &'static str); 2] {
+        [(self.daemon_log(), "containerd.log"), (self.events_log(), "containerd-events.log")]
+    }
 }
 
 /// containerd's config: private paths everywhere (root, state, sockets, runc's root, the opt

@@ -5,7 +5,6 @@
 //! iptables chains, the bridge, the directory. (In the guest, containerd is started by the
 //! guest's init instead, and dies with the guest.)
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -97,18 +96,11 @@ impl PrivateContainerd {
         Some(format!("containerd died during the run; the end of its log:\n{}", self.log_tail(10)))
     }
 
-    /// Stops containerd and removes what it left; returns what could not be cleaned. Its logs
-    /// are copied to `save_logs_to` first.
-    pub fn stop(&mut self, save_logs_to: Option<&PathBuf>) -> Vec<String> {
+    /// Stops containerd and removes what it left, its directory and logs too (the runtime has
+    /// saved those); returns what could not be cleaned.
+    pub fn stop(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         let Some(dir) = self.dir.take() else { return problems };
-        if let Some(run_dir) = save_logs_to {
-            for (from, to) in
-                [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")]
-            {
-                let _ = std::fs::copy(from, run_dir.join(to));
-            }
-        }
         if let Some(mut events) = self.events.take() {
             events.kill_group();
         }
@@ -131,7 +123,7 @@ impl PrivateContainerd {
 
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
-        for problem in self.stop(None) {
+        for problem in self.stop() {
             eprintln!("warning: {problem}");
         }
     }

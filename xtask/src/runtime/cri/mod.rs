@@ -494,17 +494,6 @@ impl Cri {
         }
         Ok(status)
     }
-
-    fn save_guest_logs(&self) -> Result<()> {
-        for (from, to) in
-            [(self.layout.daemon_log(), "containerd.log"), (self.layout.events_log(), "containerd-events.log")]
-        {
-            let output = self.host.run_cleanup(&argv(&["cat", &from.display().to_string()]), QUICK)?.ok()?;
-            let path = self.run_dir.join(to);
-            std::fs::write(&path, &output.stdout).with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(())
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -771,28 +760,24 @@ impl Runtime for Cri {
             return Ok(());
         }
         let mut problems = Vec::new();
-        match &self.daemon {
-            Daemon::InGuest => {
-                // The guest is killed with everything in it: only containerd's logs are worth keeping
-                // (a guest whose machine failed answers nothing: there is nothing to save).
-                if self.host.machine_failed().is_none()
-                    && let Err(error) = self.save_guest_logs()
-                {
-                    problems.push(format!("cannot save containerd's logs from the guest: {error:#}"));
-                }
-            }
-            Daemon::Private(private) => {
-                if private.trouble().is_none() {
-                    // Through CRI first, so that CNI takes each pod's network down (its veth,
-                    // lease and portmap rules); a containerd that died cannot: its stop kills what is left.
-                    if let Err(error) = self.remove_labelled() {
-                        problems.push(format!("{error:#}"));
-                    }
-                }
+        if let Daemon::Private(private) = &self.daemon
+            && private.trouble().is_none()
+        {
+            // Through CRI first, so that CNI takes each pod's network down (its veth, lease and
+            // portmap rules); a containerd that died cannot: its stop kills what is left.
+            if let Err(error) = self.remove_labelled() {
+                problems.push(format!("{error:#}"));
             }
         }
+        // containerd's logs, before its directory goes (on this machine) or the guest is killed
+        // with everything in it (a guest whose machine failed answers nothing: nothing to save).
+        if self.host.machine_failed().is_none()
+            && let Err(error) = super::save_from_host(self.host.as_ref(), &self.layout.logs_to_keep(), &self.run_dir)
+        {
+            problems.push(format!("cannot save containerd's logs: {error:#}"));
+        }
         if let Daemon::Private(private) = &mut self.daemon {
-            problems.extend(private.stop(Some(&self.run_dir)));
+            problems.extend(private.stop());
         }
         if let Err(error) = self.host.shut_down() {
             problems.push(format!("{error:#}"));

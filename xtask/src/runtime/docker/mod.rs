@@ -341,12 +341,9 @@ impl Docker {
 
     /// Copies the guest's daemon logs into the run's artifacts.
     fn save_guest_logs(&self) -> Result<()> {
-        for log in GUEST_LOGS {
-            let output = self.host.run_cleanup(&argv(&["cat", log]), Duration::from_secs(20))?.ok()?;
-            let name = Path::new(log).file_name().context("a log without a name")?;
-            std::fs::write(self.run_dir.join(name), &output.stdout)?;
-        }
-        Ok(())
+        let logs: Vec<(PathBuf, &str)> =
+            GUEST_LOGS.iter().map(|log| (PathBuf::from(log), log.rsplit('/').next().unwrap_or(log))).collect();
+        super::save_from_host(self.host.as_ref(), &logs, &self.run_dir)
     }
 }
 
