@@ -3,7 +3,6 @@
 //! `changes`, and a `manifest.json` that names it `podlab/...:latest`. Written beside the
 //! root filesystem tar, once per tar (whose name is its content's key).
 
-use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,25 +24,18 @@ pub fn docker_archive(image: &ImageTar) -> Result<PathBuf> {
         return Ok(archive);
     }
     let config = image_config(&image.changes, &layer_digest(&image.tar)?)?;
-    let cache_dir = image.tar.parent().context("an image tar without a directory")?;
-    let (file, partial) = tempfile::Builder::new()
-        .prefix(&format!(".{stem}-"))
-        .suffix(".docker-archive.partial")
-        .tempfile_in(cache_dir)
-        .with_context(|| format!("cannot create a temporary file in {}", cache_dir.display()))?
-        .into_parts();
-    let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
     let manifest =
         json!([{ "Config": "config.json", "RepoTags": [format!("{}:latest", image.name)], "Layers": ["layer.tar"] }]);
-    append_bytes(&mut builder, "config.json", &serde_json::to_vec(&config)?)?;
-    builder
-        .append_path_with_name(&image.tar, "layer.tar")
-        .with_context(|| format!("cannot copy {} into the archive", image.tar.display()))?;
-    append_bytes(&mut builder, "manifest.json", &serde_json::to_vec(&manifest)?)?;
-    builder.into_inner().context("cannot finish the archive")?.flush()?;
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&partial, fs::Permissions::from_mode(0o644))?;
-    partial.persist(&archive).with_context(|| format!("cannot rename the new archive to {}", archive.display()))?;
+    super::tarball::write_into_cache(&archive, |file| {
+        let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
+        append_bytes(&mut builder, "config.json", &serde_json::to_vec(&config)?)?;
+        builder
+            .append_path_with_name(&image.tar, "layer.tar")
+            .with_context(|| format!("cannot copy {} into the archive", image.tar.display()))?;
+        append_bytes(&mut builder, "manifest.json", &serde_json::to_vec(&manifest)?)?;
+        builder.into_inner().context("cannot finish the archive")?.flush()?;
+        Ok(())
+    })?;
     Ok(archive)
 }
 

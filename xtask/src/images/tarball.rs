@@ -38,19 +38,9 @@ pub fn build_or_reuse(recipe: Recipe, cache_dir: &Path) -> Result<ImageTar> {
         return Ok(ImageTar { name: recipe.name, tar, changes: recipe.changes });
     }
 
-    // The temporary file is removed when `partial_tar` drops, on error and on a panic alike.
-    let (file, partial_tar) = tempfile::Builder::new()
-        .prefix(&format!(".{slug}-"))
-        .suffix(".tar.partial")
-        .tempfile_in(cache_dir)
-        .with_context(|| format!("cannot create a temporary file in {}", cache_dir.display()))?
-        .into_parts();
-    write_tar(&recipe.rootfs, file)
-        .with_context(|| format!("cannot write the tar of {} to {}", recipe.name, partial_tar.display()))?;
-    // tempfile creates files readable by their owner alone; an image tar hides nothing.
-    fs::set_permissions(&partial_tar, fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("cannot make {} readable", partial_tar.display()))?;
-    partial_tar.persist(&tar).with_context(|| format!("cannot rename the new tar to {}", tar.display()))?;
+    write_into_cache(&tar, |file| {
+        write_tar(&recipe.rootfs, file).with_context(|| format!("cannot write the tar of {}", recipe.name))
+    })?;
     remove_older_tars(cache_dir, &slug, &tar);
 
     let size = fs::metadata(&tar).with_context(|| format!("cannot read {}", tar.display()))?.len();
@@ -61,6 +51,26 @@ pub fn build_or_reuse(recipe: Recipe, cache_dir: &Path) -> Result<ImageTar> {
         size as f64 / 1_000_000.0
     );
     Ok(ImageTar { name: recipe.name, tar, changes: recipe.changes })
+}
+
+/// Writes `path` in the cache under a temporary name and renames it, so that an interrupted
+/// write never leaves a half file under the final name (the temporary file is removed when it
+/// drops, on error and on a panic alike).
+pub(super) fn write_into_cache(path: &Path, write: impl FnOnce(fs::File) -> Result<()>) -> Result<()> {
+    let directory = path.parent().context("a cache file without a directory")?;
+    let name = path.file_name().and_then(|name| name.to_str()).context("a cache file without a name")?;
+    let (file, partial) = tempfile::Builder::new()
+        .prefix(&format!(".{name}-"))
+        .suffix(".partial")
+        .tempfile_in(directory)
+        .with_context(|| format!("cannot create a temporary file in {}", directory.display()))?
+        .into_parts();
+    write(file).with_context(|| format!("cannot write {}", partial.display()))?;
+    // tempfile creates files readable by their owner alone; an image hides nothing.
+    fs::set_permissions(&partial, fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot make {} readable", partial.display()))?;
+    partial.persist(path).with_context(|| format!("cannot rename the new file to {}", path.display()))?;
+    Ok(())
 }
 
 /// `podlab/nginx` becomes `podlab-nginx`: an image name as a file name.
