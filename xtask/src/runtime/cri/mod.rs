@@ -417,16 +417,11 @@ impl Cri {
     }
 
     /// The exit status containerd's events gave the task `id`, if it has exited: CRI's
-    /// sandbox status has none. Lines read `TIME UTC NAMESPACE /tasks/exit {"container_id":...}`;
-    /// an exit status of 0 is left out of the JSON.
+    /// sandbox status has none.
     fn exit_status_from_events(&self, id: &str) -> Result<Option<i64>> {
         let cat = argv(&["cat", &self.layout.events_log().display().to_string()]);
         let events = self.host.run(&cat, QUICK)?.ok()?.stdout_text();
-        Ok(events.lines().rev().find_map(|line| {
-            let (_, json) = line.split_once(" /tasks/exit ")?;
-            let event: serde_json::Value = serde_json::from_str(json).ok()?;
-            (event["container_id"] == id && event["id"] == id).then(|| event["exit_status"].as_i64().unwrap_or(0))
-        }))
+        Ok(first_exit_status(&events, id))
     }
 
     fn ctr(&self, arguments: &[&str]) -> Vec<String> {
@@ -794,5 +789,37 @@ impl Drop for Cri {
         if let Err(error) = self.shut_down() {
             eprintln!("warning: {error:#}");
         }
+    }
+}
+
+/// The exit status of task `id`'s own process in `ctr events` lines (`TIME UTC NAMESPACE
+/// /tasks/exit {"container_id":...}`; a status of 0 is left out of the JSON). The first one
+/// counts: containerd 1.6 publishes a second exit, always 137, for a task whose shim went away
+/// before containerd had deleted it (its dead-shim cleanup); under load that can follow a
+/// clean exit of pause.
+fn first_exit_status(events: &str, id: &str) -> Option<i64> {
+    events.lines().find_map(|line| {
+        let (_, json) = line.split_once(" /tasks/exit ")?;
+        let event: serde_json::Value = serde_json::from_str(json).ok()?;
+        (event["container_id"] == id && event["id"] == id).then(|| event["exit_status"].as_i64().unwrap_or(0))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_exit_status;
+
+    #[test]
+    fn the_first_exit_of_a_task_counts() {
+        let events = concat!(
+            "2026-11-30 15:30:49.1 +0000 UTC k8s.io /tasks/exit {\"container_id\":\"s1\",\"id\":\"exec1\",\"pid\":9,\"exit_status\":1}\n",
+            "2026-11-30 15:30:49.2 +0000 UTC k8s.io /tasks/exit {\"container_id\":\"s1\",\"id\":\"s1\",\"pid\":7}\n",
+            "2026-11-30 15:30:49.3 +0000 UTC k8s.io /tasks/exit {\"container_id\":\"a1\",\"id\":\"a1\",\"pid\":8,\"exit_status\":137}\n",
+            "2026-11-30 15:30:49.9 +0000 UTC k8s.io /tasks/exit {\"container_id\":\"s1\",\"id\":\"s1\",\"pid\":7,\"exit_status\":137}\n",
+        );
+        assert_eq!(first_exit_status(events, "s1"), Some(0));
+        assert_eq!(first_exit_status(events, "a1"), Some(137));
+        assert_eq!(first_exit_status(events, "exec1"), None);
+        assert_eq!(first_exit_status(events, "s2"), None);
     }
 }
