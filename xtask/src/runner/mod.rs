@@ -26,7 +26,7 @@ fn pod_if_broken(runtime: &dyn Runtime, plan: &PodPlan) -> String {
         .filter_map(|name| {
             let state = states.get(name)?;
             Some(match state.exit_code {
-                Some(code) if !state.running => format!("{name} exited {}", steps::describe_exit_code(code)),
+                Some(code) if !state.running => format!("{name} exited {}", crate::runtime::describe_exit_code(code)),
                 _ => format!("{name} running"),
             })
         })

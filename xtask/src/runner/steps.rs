@@ -20,7 +20,7 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 const QUICK: Duration = Duration::from_secs(30);
 
 /// Values that steps saved (`save_stdout_as`), used as `${name}` by later steps.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Variables(BTreeMap<String, String>);
 
 impl Variables {
@@ -61,12 +61,19 @@ pub fn summary(step: &Step) -> String {
             checks.extend(process.status.iter().map(|(field, matcher)| format!("{field} {matcher}")));
             checks.extend(process.fds.as_ref().map(|fds| format!("fds {fds}")));
             checks.extend(process.root_mount.as_ref().map(|root| format!("root mount {root}")));
+            checks.extend(process.cwd.as_ref().map(|cwd| format!("cwd {cwd}")));
+            checks.extend(process.children.as_ref().map(|children| format!("children {children}")));
+            checks.extend(process.max_cpu_ms.map(|most| format!("CPU at most {most} ms")));
             format!("{}: {}", process.container, checks.join(", "))
         }
         Step::Stop(stop) => format!("{}{}", stop.container, ending(stop.exit_code, stop.logs.as_ref())),
         Step::WaitExit(wait) => format!("{}{}", wait.container, ending(wait.exit_code, wait.logs.as_ref())),
         Step::Image(image) => image.name.clone(),
         Step::Eventually(eventually) => format!("within {} ms: {}", eventually.within_ms, summary(&eventually.step)),
+        Step::Repeat(repeat) => {
+            format!("{} times, {} at once: {}", repeat.times, repeat.at_once, summary(&repeat.step))
+        }
+        Step::Uptime(uptime) => format!("{}: at least {} ms", uptime.container, uptime.at_least_ms),
         Step::ByRuntime(by_runtime) => by_runtime.fact.clone(),
         other => other.container_names().join(", "),
     };
@@ -104,7 +111,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             if output.exit_code != Some(i32::from(exec.exit_code)) {
                 let took = output.duration.as_millis();
                 let ending = match output.exit_code {
-                    Some(code) => format!("exit code {}", describe_exit_code(i64::from(code))),
+                    Some(code) => format!("exit code {}", runtime::describe_exit_code(i64::from(code))),
                     None => output.ending(),
                 };
                 bail!(
@@ -212,6 +219,11 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         }
         Step::Signal(signal) => {
             let name: Signal = signal.signal.parse().with_context(|| format!("`{}` is not a signal", signal.signal))?;
+            // Said plainly, where a runtime would answer in its own words (or signal nothing).
+            let state = state_of(context, &signal.container)?;
+            if !state.running {
+                bail!("cannot send {name} to {}: it is not running{}", signal.container, state.ending());
+            }
             context.runtime.signal(&signal.container, name)?;
         }
         Step::Stop(stop) => {
@@ -308,7 +320,31 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                     &context.variables,
                 )?;
             }
+            if let Some(expected) = &process.cwd {
+                let cwd = context.host().run(&argv(&["readlink", &format!("/proc/{pid}/cwd")]), QUICK)?.ok()?;
+                let cwd = cwd.stdout_text();
+                let what = format!("the working directory of {}", process.container);
+                check_text(&what, Some(expected), cwd.trim_end(), &context.variables)?;
+            }
+            if let Some(expected) = &process.children {
+                // One children file per thread: a child belongs to the thread that forked it.
+                let script = format!("cat /proc/{pid}/task/*/children");
+                let listing = context.host().run(&argv(&["sh", "-c", &script]), QUICK)?.ok()?.stdout_text();
+                let children: String = listing.split_whitespace().map(|child| format!("{child}\n")).collect();
+                let what = format!("the children of {}", process.container);
+                check_text(&what, Some(expected), &children, &context.variables)?;
+            }
+            if let Some(most) = process.max_cpu_ms {
+                let used = cpu_milliseconds(context.host(), pid)?;
+                if used > most {
+                    bail!(
+                        "expected {} to have used at most {most} ms of CPU since it started, it used {used} ms",
+                        process.container
+                    );
+                }
+            }
         }
+        Step::Uptime(uptime) => wait_for_uptime(context, &uptime.container, uptime.at_least_ms.duration())?,
         Step::Image(image) => {
             if let Some(expected) = &image.user {
                 let actual = context.runtime.image_user(&image.name)?;
@@ -330,6 +366,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             let text = context.runtime.logs(&logs.container)?.text();
             check_text("logs", Some(&logs.matches), &text, &context.variables)?;
         }
+        Step::Repeat(repeat) => run_repeatedly(context, &repeat.step, repeat.times, repeat.at_once)?,
         Step::Eventually(eventually) => {
             let deadline = Instant::now() + eventually.within_ms.duration();
             let mut attempts = 0;
@@ -361,7 +398,7 @@ fn check_ending(context: &StepContext, container: &str, exit_code: Option<u8>, l
     if let Some(expected) = exit_code {
         let actual = state_of(context, container)?.exit_code;
         if actual != Some(i64::from(expected)) {
-            let actual = actual.map_or("nothing (it is still running)".to_string(), describe_exit_code);
+            let actual = actual.map_or("nothing (it is still running)".to_string(), runtime::describe_exit_code);
             let logs = context.runtime.logs(container).map(|logs| logs.text()).unwrap_or_default();
             bail!(
                 "expected {container} to exit with code {expected}, it exited with {actual}; its logs:\n{}",
@@ -374,15 +411,6 @@ fn check_ending(context: &StepContext, container: &str, exit_code: Option<u8>, l
         check_text("logs", logs, &text, &context.variables)?;
     }
     Ok(())
-}
-
-/// An exit code as a runtime reports it, with the signal it means when it is 128 + N.
-pub fn describe_exit_code(code: i64) -> String {
-    let signal = i32::try_from(code - 128).ok().and_then(|number| Signal::try_from(number).ok());
-    match signal {
-        Some(signal) if code > 128 => format!("{code} (128 + {}: killed by {signal})", signal as i32),
-        _ => code.to_string(),
-    }
 }
 
 fn check_text(what: &str, matcher: Option<&Matcher>, text: &str, variables: &Variables) -> Result<()> {
@@ -464,6 +492,70 @@ fn cpu_milliseconds(host: &dyn Host, pid: u32) -> Result<u64> {
     Ok((ticks(14)? + ticks(15)?) * 10)
 }
 
+/// Waits until the main process of `container` has run for `wanted`, checking twice a second
+/// that it still runs, so that one that ends early is reported when it ends.
+fn wait_for_uptime(context: &StepContext, container: &str, wanted: Duration) -> Result<()> {
+    let pid = runtime::main_pid(context.runtime, container)?;
+    let deadline = Instant::now() + wanted + QUICK;
+    let mut ran = Duration::ZERO;
+    loop {
+        let state = state_of(context, container)?;
+        if !state.running || state.pid != Some(pid) {
+            bail!(
+                "expected {container} (PID {pid}) to run for {} ms, it stopped after {} to {} ms{}",
+                wanted.as_millis(),
+                ran.as_millis(),
+                ran.as_millis() + 500,
+                state.ending()
+            );
+        }
+        // A process that ends between the two looks is reported by the next one.
+        match process_age(context.host(), pid) {
+            Ok(age) if age >= wanted => return Ok(()),
+            Ok(age) => ran = age,
+            Err(error) if Instant::now() > deadline => return Err(error),
+            Err(_) => {}
+        }
+        interrupt::check()?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// How long process `pid` has run: its start (field 22 of /proc/PID/stat, in 10 ms ticks since
+/// boot) against the uptime of the machine it runs on.
+fn process_age(host: &dyn Host, pid: u32) -> Result<Duration> {
+    let stat = read_on_host(host, &format!("/proc/{pid}/stat"))?;
+    let started_ticks: u64 =
+        pid1::proc::stat_field(&stat, 22).and_then(|field| field.parse().ok()).context("unreadable /proc/PID/stat")?;
+    let uptime = read_on_host(host, "/proc/uptime")?;
+    let uptime_seconds: f64 =
+        uptime.split_whitespace().next().and_then(|field| field.parse().ok()).context("unreadable /proc/uptime")?;
+    Ok(Duration::from_secs_f64(uptime_seconds).saturating_sub(Duration::from_millis(started_ticks * 10)))
+}
+
+/// Runs `step` `times` times in `at_once` lanes, each lane one try after another with its own
+/// copy of the saved values; the first failure stops every lane and names its try.
+fn run_repeatedly(context: &StepContext, step: &Step, times: u32, at_once: u32) -> Result<()> {
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let lanes: Vec<u32> = (0..at_once).collect();
+    side_by_side::each(&lanes, |&lane| {
+        let mut lane_context =
+            StepContext { runtime: context.runtime, pod: context.pod, variables: context.variables.clone() };
+        for try_index in (lane..times).step_by(at_once as usize) {
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            interrupt::check()?;
+            if let Err(error) = run(&mut lane_context, step) {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(error.context(format!("try {} of {times}", try_index + 1)));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
 fn read_on_host(host: &dyn Host, path: &str) -> Result<String> {
     Ok(host.run(&argv(&["cat", path]), QUICK)?.ok()?.stdout_text())
 }
@@ -526,14 +618,6 @@ mod tests {
         variables.0.insert("shmid".into(), "32768".into());
         assert_eq!(variables.substitute("ipcs -m -i ${shmid}"), "ipcs -m -i 32768");
         assert_eq!(variables.substitute("${unknown} stays"), "${unknown} stays");
-    }
-
-    #[test]
-    fn exit_codes_say_their_signal() {
-        assert_eq!(describe_exit_code(137), "137 (128 + 9: killed by SIGKILL)");
-        assert_eq!(describe_exit_code(143), "143 (128 + 15: killed by SIGTERM)");
-        assert_eq!(describe_exit_code(1), "1");
-        assert_eq!(describe_exit_code(255), "255");
     }
 
     #[test]

@@ -133,6 +133,22 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
 }
 
+impl ContainerState {
+    /// ` (it exited with 137 (128 + 9: killed by SIGKILL))` once it has exited, else nothing.
+    pub fn ending(&self) -> String {
+        self.exit_code.map_or(String::new(), |code| format!(" (it exited with {})", describe_exit_code(code)))
+    }
+}
+
+/// An exit code as a runtime reports it, with the signal it means when it is 128 + N.
+pub fn describe_exit_code(code: i64) -> String {
+    let signal = i32::try_from(code - 128).ok().and_then(|number| Signal::try_from(number).ok());
+    match signal {
+        Some(signal) if code > 128 => format!("{code} (128 + {}: killed by {signal})", signal as i32),
+        _ => code.to_string(),
+    }
+}
+
 /// What a container wrote.
 #[derive(Clone, Debug, Default)]
 pub struct Logs {
@@ -224,7 +240,7 @@ pub fn main_pids(runtime: &dyn Runtime, containers: &[String]) -> Result<BTreeMa
         .into_iter()
         .map(|(name, state)| match state.pid {
             Some(pid) if state.running => Ok((name, pid)),
-            _ => anyhow::bail!("container {name} is not running"),
+            _ => anyhow::bail!("container {name} is not running{}", state.ending()),
         })
         .collect()
 }
@@ -264,5 +280,18 @@ pub fn wait_for_program(runtime: &dyn Runtime, container: &str, timeout: Duratio
             anyhow::bail!("container {container} stayed `runc init` for {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_say_their_signal() {
+        assert_eq!(describe_exit_code(137), "137 (128 + 9: killed by SIGKILL)");
+        assert_eq!(describe_exit_code(143), "143 (128 + 15: killed by SIGTERM)");
+        assert_eq!(describe_exit_code(1), "1");
+        assert_eq!(describe_exit_code(255), "255");
     }
 }

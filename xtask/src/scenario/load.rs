@@ -128,9 +128,16 @@ fn check_references(step: &Step, field: &str, saved: &mut BTreeSet<String>) -> R
             }
             check("fds".to_string(), matcher_texts(process.fds.as_ref()))?;
             check("root_mount".to_string(), matcher_texts(process.root_mount.as_ref()))?;
+            check("cwd".to_string(), matcher_texts(process.cwd.as_ref()))?;
+            check("children".to_string(), matcher_texts(process.children.as_ref()))?;
         }
         Step::Eventually(eventually) => {
             check_references(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), saved)?;
+        }
+        Step::Repeat(repeat) => {
+            // What the tries save is dropped: later steps cannot use it.
+            let mut saved_by_tries = saved.clone();
+            check_references(&repeat.step, &format!("{field}.step.{}", repeat.step.kind()), &mut saved_by_tries)?;
         }
         Step::ByRuntime(by_runtime) => {
             // A name saved by one runtime's step only cannot be used after it.
@@ -153,6 +160,7 @@ fn check_references(step: &Step, field: &str, saved: &mut BTreeSet<String>) -> R
         | Step::Signal(_)
         | Step::Running(_)
         | Step::Restart(_)
+        | Step::Uptime(_)
         | Step::Image(_) => {}
     }
     Ok(())
@@ -260,17 +268,28 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
             }
             check_matcher("fds", process.fds.as_ref())?;
             check_matcher("root_mount", process.root_mount.as_ref())?;
+            check_matcher("cwd", process.cwd.as_ref())?;
+            check_matcher("children", process.children.as_ref())?;
         }
         Step::Logs(logs) => check_matcher("matches", Some(&logs.matches))?,
         Step::Eventually(eventually) => {
             check_step(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), published)?;
+        }
+        Step::Repeat(repeat) => {
+            if repeat.times == 0 {
+                bail!("{field}.times: must be at least 1");
+            }
+            if repeat.at_once == 0 || repeat.at_once > repeat.times {
+                bail!("{field}.at_once: must be from 1 to times ({})", repeat.times);
+            }
+            check_step(&repeat.step, &format!("{field}.step.{}", repeat.step.kind()), published)?;
         }
         Step::ByRuntime(by_runtime) => {
             for (runtime, step) in by_runtime.steps() {
                 check_step(step, &format!("{field}.{runtime}.{}", step.kind()), published)?;
             }
         }
-        Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) | Step::CpuIdle(_) => {}
+        Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) | Step::CpuIdle(_) | Step::Uptime(_) => {}
     }
     Ok(())
 }

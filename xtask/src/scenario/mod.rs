@@ -304,14 +304,21 @@ pub enum Step {
     /// its attempt one more, in the same sandbox).
     Restart(ContainerRef),
     /// The container's main process as the kernel sees it (from /proc): `uid`, `gid`, `command`, `status`
-    /// fields, open `fds` and the options of its `root_mount`.
+    /// fields, open `fds`, the options of its `root_mount`, its `cwd`, its `children` and the CPU time
+    /// it has used (`max_cpu_ms`).
     Process(Process),
+    /// Waits until a container's main process has run for `at_least_ms` (its start time against the
+    /// uptime of the machine it runs on), then checks that the same process still runs.
+    Uptime(Uptime),
     /// An image's `files` (exactly these regular files and links) and `user`.
     Image(Image),
     /// A container's logs (stdout, then stderr) match `matches`.
     Logs(Logs),
     /// Retries one `step` every `every_ms` (default 200) until it passes or `within_ms` runs out.
     Eventually(Eventually),
+    /// Runs one `step` `times` times, `at_once` at a time (default 1), as a kubelet's probes come;
+    /// stops at the first failure, naming the try. A repeated step saves no values.
+    Repeat(Repeat),
     /// A fact that differs between runtimes: one step per runtime says what that runtime shows.
     /// The report names the fact and the runtime whose step ran.
     ByRuntime(ByRuntime),
@@ -515,6 +522,26 @@ pub struct Process {
     /// What the mount options of the process's root (`/` in its mount namespace, as
     /// /proc/PID/mountinfo gives them: `ro,relatime`) must match. Absent or null: not checked.
     pub root_mount: Option<Matcher>,
+    /// What the process's working directory (/proc/PID/cwd, as seen from its own root) must
+    /// match. Absent or null: not checked.
+    pub cwd: Option<Matcher>,
+    /// What the PIDs of the process's children (/proc/PID/task/*/children, as the machine it runs
+    /// on numbers them, one line each) must match: `{ "equals": "" }` for none. Absent or null:
+    /// not checked.
+    pub children: Option<Matcher>,
+    /// The most CPU time (user + system), in milliseconds, the process may have used since it
+    /// started; the kernel counts in 10 ms ticks. Absent or null: not checked.
+    pub max_cpu_ms: Option<u64>,
+}
+
+/// The container whose main process must live a while.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Uptime {
+    /// The name of a container in the pod.
+    pub container: String,
+    /// How long the process must have run, in milliseconds.
+    pub at_least_ms: Milliseconds,
 }
 
 /// The image to inspect and what it should hold.
@@ -552,6 +579,25 @@ pub struct Eventually {
     pub every_ms: Milliseconds,
     /// The step to retry.
     pub step: Box<Step>,
+}
+
+/// A step to run many times.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    /// How many times to run the step.
+    #[schemars(range(min = 1))]
+    pub times: u32,
+    /// How many tries run at the same time (each waits for the one before it in its lane).
+    #[serde(default = "default_at_once")]
+    #[schemars(range(min = 1))]
+    pub at_once: u32,
+    /// The step to run.
+    pub step: Box<Step>,
+}
+
+fn default_at_once() -> u32 {
+    1
 }
 
 /// What each runtime should show of one fact: every runtime must be given its step.
@@ -637,9 +683,11 @@ impl Step {
             Step::WaitExit(step) => one(&step.container),
             Step::Running(step) => many(&step.containers),
             Step::Process(step) => one(&step.container),
+            Step::Uptime(step) => one(&step.container),
             Step::CpuIdle(step) => one(&step.container),
             Step::Logs(step) => one(&step.container),
             Step::Eventually(step) => step.step.container_names(),
+            Step::Repeat(step) => step.step.container_names(),
             Step::ByRuntime(step) => step.steps().into_iter().flat_map(|(_, step)| step.container_names()).collect(),
             Step::Http(_) | Step::Image(_) => Vec::new(),
         }
