@@ -2,7 +2,7 @@
 //! made, the host up (this machine, or a booted guest), the runtime started on it, and the
 //! images imported. Each phase is printed with its time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::host::local::LocalHost;
 use crate::host::vm::{BootPlan, VmHost, VmOptions};
 use crate::host::{Host, Placement};
+use crate::pause_build::PauseCommand;
 use crate::pod::{self, Ports};
 use crate::progress::Progress;
 use crate::runtime::{RunIdentity, Runtime, RuntimeKind};
@@ -76,14 +77,14 @@ impl Choice {
 /// What a command that makes pods works with.
 pub struct Lab {
     pub runtime: Box<dyn Runtime>,
-    pub pause_binary: PathBuf,
+    pub pause: PauseCommand,
 }
 
 /// How the lab is started.
 pub struct LabPlan<'a> {
     pub choice: &'a Choice,
     /// Test this pause instead of building the workspace's.
-    pub pause_bin: Option<&'a Path>,
+    pub pause_bin: Option<&'a PauseCommand>,
     /// Give a guest a shell port (`cargo xtask pod`).
     pub interactive: bool,
     pub run_id: &'a str,
@@ -94,13 +95,13 @@ impl Lab {
     /// Builds pause (unless a binary is given) and the image tars, brings the host up, starts
     /// the runtime on it and imports the images.
     pub fn start(plan: &LabPlan, progress: &Progress) -> Result<Lab> {
-        let pause_binary = match plan.pause_bin {
-            Some(path) => path.to_path_buf(),
-            None => pause_build::build_release()?,
+        let pause = match plan.pause_bin {
+            Some(pause) => pause.clone(),
+            None => PauseCommand::ours()?,
         };
         let images_started = Instant::now();
         let cache_dir = names::cache_dir(pause_build::workspace_root());
-        let image_tars = images::build_all(&pause_binary, &cache_dir)?;
+        let image_tars = images::build_all(&pause, &cache_dir)?;
         progress.done("image tars ready", images_started);
         let runtime_kind = plan.choice.runtime();
         let host = start_host(plan, runtime_kind, progress)?;
@@ -120,7 +121,7 @@ impl Lab {
             Ok(())
         })?;
         progress.done(&format!("{} images imported", image_tars.len()), import_started);
-        Ok(Lab { runtime, pause_binary })
+        Ok(Lab { runtime, pause })
     }
 
     /// Stops the runtime (removing every container of the run) and then its host; the

@@ -1,4 +1,5 @@
-//! Builds the workspace's pause binary (release profile: static, stripped, a few kB).
+//! The pause under test: the workspace's binary, built here (release profile: static,
+//! stripped, a few kB), or one given with `--pause-bin`, with the arguments its image starts it with.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -6,6 +7,40 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use crate::command::{self, Interruptible};
+
+/// A pause binary and the arguments its image starts it with (`/usr/bin/catatonit -P`), as
+/// `--pause-bin` gives them: the first word a file, the others its arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PauseCommand {
+    pub binary: PathBuf,
+    pub arguments: Vec<String>,
+}
+
+impl PauseCommand {
+    /// For clap: the binary must exist; it is made absolute, since the guest and the images
+    /// read it.
+    pub fn parse(text: &str) -> Result<PauseCommand, String> {
+        let mut words = text.split_whitespace();
+        let path = PathBuf::from(words.next().ok_or("give a path to a pause binary")?);
+        if !path.is_file() {
+            return Err(format!("{}: no such file", path.display()));
+        }
+        let binary = path.canonicalize().map_err(|error| format!("{}: {error}", path.display()))?;
+        Ok(PauseCommand { binary, arguments: words.map(str::to_string).collect() })
+    }
+
+    /// The workspace's pause, built once per run.
+    pub fn ours() -> Result<PauseCommand> {
+        Ok(PauseCommand { binary: build_release()?, arguments: Vec::new() })
+    }
+}
+
+impl std::fmt::Display for PauseCommand {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}", self.binary.display())?;
+        self.arguments.iter().try_for_each(|argument| write!(formatter, " {argument}"))
+    }
+}
 
 /// A cold build of pause takes seconds; a machine busy with other builds may take minutes.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);

@@ -4,7 +4,6 @@
 //! of orphans that exit together, and SIGTERM-to-exit latency (median of many runs).
 //! Every figure comes from the real kernel: a fresh PID namespace per run, read from /proc.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,6 +13,7 @@ use pid1::{Family, Launch, launch, proc};
 use crate::host::Placement;
 use crate::host::vm::VmOptions;
 use crate::lab::{Choice, LabPlan};
+use crate::pause_build::PauseCommand;
 use crate::runtime::{RunIdentity, RuntimeKind};
 use crate::{names, pause_build, report};
 
@@ -21,12 +21,12 @@ use crate::{names, pause_build, report};
 #[command(after_help = "Needs root, or unprivileged user namespaces, to create PID namespaces.")]
 pub struct Options {
     /// Measure this pause instead of building the workspace's (release profile)
-    #[arg(long, value_name = "PATH", value_parser = super::test::existing_file)]
-    pub pause_bin: Option<PathBuf>,
+    #[arg(long, value_name = "'PATH [ARGS]'", value_parser = PauseCommand::parse)]
+    pub pause_bin: Option<PauseCommand>,
     /// Also measure this pause-like program, run with these arguments (repeatable; e.g.
     /// --vs '/usr/bin/catatonit -P' or --vs '/usr/bin/tini -s -- /bin/sleep infinity')
-    #[arg(long = "vs", value_name = "'PATH [ARGS]'", value_parser = subject)]
-    pub peers: Vec<Subject>,
+    #[arg(long = "vs", value_name = "'PATH [ARGS]'", value_parser = PauseCommand::parse)]
+    pub peers: Vec<PauseCommand>,
     /// Size of the orphan storm
     #[arg(long, default_value_t = 10_000)]
     pub orphans: usize,
@@ -50,32 +50,6 @@ struct Sizes {
     orphans: usize,
     storms: usize,
     runs: usize,
-}
-
-/// A program to measure and the arguments that make it sleep like pause.
-#[derive(Clone, Debug)]
-pub struct Subject {
-    program: PathBuf,
-    arguments: Vec<String>,
-}
-
-impl Subject {
-    fn label(&self) -> String {
-        std::iter::once(self.program.display().to_string())
-            .chain(self.arguments.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// `--vs 'PATH ARGS'`: a program that exists, and its arguments.
-fn subject(text: &str) -> Result<Subject, String> {
-    let mut words = text.split_whitespace().map(str::to_string);
-    let program = PathBuf::from(words.next().ok_or("--vs needs a program path")?);
-    if !program.is_file() {
-        return Err(format!("{} is not a file", program.display()));
-    }
-    Ok(Subject { program, arguments: words.collect() })
 }
 
 /// The figures of one subject.
@@ -104,25 +78,24 @@ fn measure_pauses(options: &Options, sizes: Sizes) -> Result<()> {
     pid1::pid_namespaces_available("/bin/true")
         .map_err(|reason| anyhow!("{reason}\nrun the bench as root, or enable unprivileged user namespaces"))?;
     let ours = match &options.pause_bin {
-        Some(path) => path.clone(),
-        None => pause_build::build_release()?,
+        Some(pause) => pause.clone(),
+        None => PauseCommand::ours()?,
     };
-    let ours = Subject { program: ours, arguments: Vec::new() };
 
     let mut rows = Vec::new();
     for subject in std::iter::once(&ours).chain(&options.peers) {
-        eprintln!("measuring {} ...", subject.label());
+        eprintln!("measuring {subject} ...");
         let started = Instant::now();
-        let figures = measure(subject, sizes).with_context(|| format!("while measuring {}", subject.label()))?;
+        let figures = measure(subject, sizes).with_context(|| format!("while measuring {subject}"))?;
         eprintln!("  done in {:.1} s", started.elapsed().as_secs_f64());
-        rows.push((subject.label(), figures));
+        rows.push((subject.to_string(), figures));
     }
     print_table(&rows, sizes);
     Ok(())
 }
 
-fn measure(subject: &Subject, sizes: Sizes) -> Result<Figures> {
-    let size_bytes = std::fs::metadata(&subject.program)?.len();
+fn measure(subject: &PauseCommand, sizes: Sizes) -> Result<Figures> {
+    let size_bytes = std::fs::metadata(&subject.binary)?.len();
     let resident_kb = idle_resident_kb(subject)?;
     let storms = (0..sizes.storms).map(|_| orphan_storm(subject, sizes.orphans)).collect::<Result<Vec<_>>>()?;
     let mut walls: Vec<Duration> = storms.iter().map(|storm| storm.wall).collect();
@@ -142,8 +115,8 @@ fn measure(subject: &Subject, sizes: Sizes) -> Result<Figures> {
     })
 }
 
-fn launch_as_pid_1(subject: &Subject, family: Family) -> Result<pid1::Running> {
-    let mut settings = Launch::as_pid_1(&subject.program);
+fn launch_as_pid_1(subject: &PauseCommand, family: Family) -> Result<pid1::Running> {
+    let mut settings = Launch::as_pid_1(&subject.binary);
     settings.arguments = subject.arguments.clone();
     settings.family = family;
     let running = launch(&settings).map_err(|error| anyhow!(error))?;
@@ -209,7 +182,7 @@ fn measure_vm_boots(boots: usize) -> Result<()> {
 }
 
 /// VmRSS once start-up is over and the program sleeps.
-fn idle_resident_kb(subject: &Subject) -> Result<u64> {
+fn idle_resident_kb(subject: &PauseCommand) -> Result<u64> {
     let running = launch_as_pid_1(subject, Family::None)?;
     // Let any lazy start-up work (a peer may fork its child) settle before reading.
     std::thread::sleep(Duration::from_millis(200));
@@ -226,7 +199,7 @@ struct Storm {
 }
 
 /// Re-parents `count` orphans to PID 1, then lets them exit together.
-fn orphan_storm(subject: &Subject, count: usize) -> Result<Storm> {
+fn orphan_storm(subject: &PauseCommand, count: usize) -> Result<Storm> {
     const STORM_TIMEOUT: Duration = Duration::from_secs(120);
     let mut running = launch_as_pid_1(subject, Family::Orphans { count })?;
     // Children that are not ours (a peer's own child, such as tini's) stay out of the count.
@@ -248,7 +221,7 @@ fn orphan_storm(subject: &Subject, count: usize) -> Result<Storm> {
 }
 
 /// SIGTERM-to-exit (as seen by the parent's pidfd), once per run; and how the first run ended.
-fn sigterm_latencies(subject: &Subject, runs: usize) -> Result<(Vec<Duration>, String)> {
+fn sigterm_latencies(subject: &PauseCommand, runs: usize) -> Result<(Vec<Duration>, String)> {
     let mut latencies = Vec::with_capacity(runs);
     let mut first_exit = String::new();
     for _ in 0..runs {
@@ -323,9 +296,12 @@ mod tests {
     fn vs_takes_a_program_and_its_arguments() {
         let options = parse(&["--vs", "/bin/sh -c true", "--runs", "7"]).unwrap();
         assert_eq!(options.peers.len(), 1);
-        assert_eq!(options.peers[0].program, PathBuf::from("/bin/sh"));
+        assert_eq!(options.peers[0].binary, std::path::Path::new("/bin/sh").canonicalize().unwrap());
         assert_eq!(options.peers[0].arguments, ["-c", "true"]);
-        assert_eq!(options.peers[0].label(), "/bin/sh -c true");
+        assert_eq!(
+            options.peers[0].to_string(),
+            format!("{} -c true", std::path::Path::new("/bin/sh").canonicalize().unwrap().display())
+        );
         assert_eq!((options.runs, options.storms, options.orphans), (7, 5, 10_000));
     }
 
@@ -335,6 +311,6 @@ mod tests {
         assert!(error(&["--frobnicate"]).contains("unexpected argument '--frobnicate'"));
         assert!(error(&["--runs"]).contains("a value is required for '--runs <RUNS>'"));
         assert!(error(&["--runs", "0"]).contains("0 is not in 1.."), "{}", error(&["--runs", "0"]));
-        assert!(error(&["--vs", "/no/such/pause"]).contains("/no/such/pause is not a file"));
+        assert!(error(&["--vs", "/no/such/pause"]).contains("/no/such/pause: no such file"));
     }
 }

@@ -2,12 +2,12 @@
 //! machine), creates the pod of scenarios/seed-pod.json, opens a shell beside its runtime,
 //! and tears everything down when the shell exits.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
 use crate::lab::{Choice, Lab, LabPlan};
+use crate::pause_build::PauseCommand;
 use crate::pod::{self, Pod};
 use crate::progress::Progress;
 use crate::{interrupt, names, pause_build, scenario};
@@ -20,9 +20,10 @@ harness gets SIGTERM or SIGHUP, or when a script piped in ends.")]
 pub struct Options {
     #[command(flatten)]
     pub choice: Choice,
-    /// Put this pause binary in the pod instead of building the workspace's
-    #[arg(long, value_name = "PATH", value_parser = super::test::existing_file)]
-    pub pause_bin: Option<PathBuf>,
+    /// Put this pause binary in the pod instead of building the workspace's (words after the
+    /// path: its arguments)
+    #[arg(long, value_name = "'PATH [ARGS]'", value_parser = PauseCommand::parse)]
+    pub pause_bin: Option<PauseCommand>,
 }
 
 pub fn run(options: Options) -> Result<()> {
@@ -43,7 +44,7 @@ pub fn run(options: Options) -> Result<()> {
     std::fs::create_dir_all(&run_dir)?;
     let lab_plan = LabPlan {
         choice: &options.choice,
-        pause_bin: options.pause_bin.as_deref(),
+        pause_bin: options.pause_bin.as_ref(),
         interactive: true,
         run_id: &run_id,
         run_dir: &run_dir,

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use libtest_mimic::{Failed, Trial};
 
 use crate::lab::{Choice, Lab, LabPlan};
+use crate::pause_build::PauseCommand;
 use crate::pod::{self, PodPlan};
 use crate::progress::Progress;
 use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
@@ -38,9 +39,10 @@ runtime's daemon logs, each container's logs, report.json, junit.xml).")]
 pub struct Options {
     #[command(flatten)]
     pub choice: Choice,
-    /// Test this pause binary instead of building the workspace's
-    #[arg(long, value_name = "PATH", value_parser = existing_file)]
-    pub pause_bin: Option<PathBuf>,
+    /// Test this pause binary instead of building the workspace's; words after the path are the
+    /// arguments its image starts it with (--pause-bin '/usr/bin/catatonit -P')
+    #[arg(long, value_name = "'PATH [ARGS]'", value_parser = PauseCommand::parse)]
+    pub pause_bin: Option<PauseCommand>,
     /// Run the scenarios of DIR (default: the workspace's scenarios/)
     #[arg(long, value_name = "DIR")]
     pub scenarios: Option<PathBuf>,
@@ -49,15 +51,6 @@ pub struct Options {
     pub run_timeout: u64,
     #[command(flatten)]
     pub libtest: libtest_mimic::Arguments,
-}
-
-/// A file that exists, as an absolute path (the guest and the images read it).
-pub fn existing_file(path: &str) -> Result<PathBuf, String> {
-    let path = PathBuf::from(path);
-    if !path.is_file() {
-        return Err(format!("{}: no such file", path.display()));
-    }
-    path.canonicalize().map_err(|error| format!("{}: {error}", path.display()))
 }
 
 /// A loaded scenario and its pod, or why the chosen runtime cannot make that pod.
@@ -70,7 +63,7 @@ struct Planned {
 /// Shared by the trials: started on first use, shut down after the last.
 struct Run {
     choice: Choice,
-    pause_bin: Option<PathBuf>,
+    pause_bin: Option<PauseCommand>,
     run_id: String,
     run_dir: PathBuf,
     progress: Progress,
@@ -131,10 +124,10 @@ pub fn run(options: Options) -> Result<u8> {
     let mut run = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut cleanup = Ok(());
     let (mut host, mut runtime) = (run.choice.placement().name().to_string(), run.choice.runtime().name().to_string());
-    let mut pause_binary = run.pause_bin.clone().unwrap_or_default();
+    let mut pause = run.pause_bin.as_ref().map(PauseCommand::to_string).unwrap_or_default();
     if let Some(lab) = run.lab.take() {
         (host, runtime) = (lab.runtime.host().details(), lab.runtime.details());
-        pause_binary.clone_from(&lab.pause_binary);
+        pause = lab.pause.to_string();
         let shutdown_started = Instant::now();
         cleanup = lab.shut_down();
         run.progress.done(&format!("{} on {} shut down", run.choice.runtime().name(), host), shutdown_started);
@@ -145,7 +138,7 @@ pub fn run(options: Options) -> Result<u8> {
             run_id,
             host,
             runtime,
-            pause_binary,
+            pause,
             duration: run_started.elapsed(),
             harness_error: run.harness_error.clone(),
             passed: false,
@@ -243,7 +236,7 @@ fn start_lab(run: &mut Run) -> Result<()> {
     ));
     let plan = LabPlan {
         choice: &run.choice,
-        pause_bin: run.pause_bin.as_deref(),
+        pause_bin: run.pause_bin.as_ref(),
         interactive: false,
         run_id: &run.run_id,
         run_dir: &run.run_dir,
@@ -376,7 +369,7 @@ mod tests {
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let options = parse(&words).unwrap();
         assert_eq!(options.choice.placement(), Placement::Host);
-        assert_eq!(options.pause_bin, Some(Path::new(&stand_in).canonicalize().unwrap()));
+        assert_eq!(options.pause_bin.map(|pause| pause.binary), Some(Path::new(&stand_in).canonicalize().unwrap()));
         assert!(options.libtest.filter.is_none(), "the flake passes a test filter: {:?}", options.libtest.filter);
         let scenarios = options.scenarios.unwrap_or_else(|| workspace.join("scenarios"));
         assert!(!scenario::load_all(&scenarios).unwrap().is_empty());

@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use self::rootfs::Rootfs;
 pub use self::rootfs::program_interpreter;
 use crate::command;
+use crate::pause_build::PauseCommand;
 
 /// How long `ldd` or `busybox --list` may take. Each answers in milliseconds; one that has not after
 /// 30 s is hung, and the build says so instead of waiting for ever.
@@ -37,11 +38,11 @@ pub struct ImageTar {
 }
 
 /// Builds (or reuses from `cache_dir`) the tars of every image the scenarios use.
-pub fn build_all(pause_binary: &Path, cache_dir: &Path) -> Result<Vec<ImageTar>> {
+pub fn build_all(pause: &PauseCommand, cache_dir: &Path) -> Result<Vec<ImageTar>> {
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("cannot create the image cache directory {}", cache_dir.display()))?;
     // Every recipe is checked before any image is built, so a missing package is reported in seconds.
-    let recipes = [pause::recipe(pause_binary)?, nginx::recipe()?, ghost_standin::recipe()?];
+    let recipes = [pause::recipe(pause)?, nginx::recipe()?, ghost_standin::recipe()?];
     recipes.into_iter().map(|recipe| tarball::build_or_reuse(recipe, cache_dir)).collect()
 }
 
@@ -127,13 +128,28 @@ mod tests {
         path
     }
 
+    fn command(binary: &Path) -> PauseCommand {
+        PauseCommand { binary: binary.to_path_buf(), arguments: Vec::new() }
+    }
+
+    #[test]
+    fn a_pause_given_with_arguments_starts_with_them() {
+        let scratch = tempfile::tempdir().unwrap();
+        let binary = fake_pause_binary(scratch.path(), "catatonit, pretend");
+        let pause = PauseCommand::parse(&format!("{} -P", binary.display())).unwrap();
+        let recipe = pause::recipe(&pause).unwrap();
+        assert_eq!(recipe.changes, ["USER 65535:65535", r#"ENTRYPOINT ["/pause","-P"]"#]);
+        assert_eq!(pause.to_string(), format!("{} -P", binary.canonicalize().unwrap().display()));
+        assert!(PauseCommand::parse("/no/such/pause -P").unwrap_err().contains("no such file"));
+    }
+
     #[test]
     fn pause_image_tar_holds_exactly_pause_executable_and_owned_by_root() {
         let scratch = tempfile::tempdir().unwrap();
         let pause_binary = fake_pause_binary(scratch.path(), "pause, pretend");
         let cache = tempfile::tempdir().unwrap();
 
-        let image = tarball::build_or_reuse(pause::recipe(&pause_binary).unwrap(), cache.path()).unwrap();
+        let image = tarball::build_or_reuse(pause::recipe(&command(&pause_binary)).unwrap(), cache.path()).unwrap();
 
         assert_eq!(image.name, "podlab/pause");
         assert_eq!(image.changes, ["USER 65535:65535", r#"ENTRYPOINT ["/pause"]"#]);
@@ -146,9 +162,9 @@ mod tests {
         let pause_binary = fake_pause_binary(scratch.path(), "pause, pretend");
         let cache = tempfile::tempdir().unwrap();
 
-        let first = tarball::build_or_reuse(pause::recipe(&pause_binary).unwrap(), cache.path()).unwrap();
+        let first = tarball::build_or_reuse(pause::recipe(&command(&pause_binary)).unwrap(), cache.path()).unwrap();
         let first_metadata = fs::metadata(&first.tar).unwrap();
-        let second = tarball::build_or_reuse(pause::recipe(&pause_binary).unwrap(), cache.path()).unwrap();
+        let second = tarball::build_or_reuse(pause::recipe(&command(&pause_binary)).unwrap(), cache.path()).unwrap();
         let second_metadata = fs::metadata(&second.tar).unwrap();
 
         assert_eq!(first.tar, second.tar);
@@ -168,11 +184,11 @@ mod tests {
         let scratch = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let pause_binary = fake_pause_binary(scratch.path(), "pause, pretend");
-        let old = tarball::build_or_reuse(pause::recipe(&pause_binary).unwrap(), cache.path()).unwrap();
+        let old = tarball::build_or_reuse(pause::recipe(&command(&pause_binary)).unwrap(), cache.path()).unwrap();
 
         // A different size is a different key even within the same second as the first build.
         fake_pause_binary(scratch.path(), "pause, rebuilt");
-        let new = tarball::build_or_reuse(pause::recipe(&pause_binary).unwrap(), cache.path()).unwrap();
+        let new = tarball::build_or_reuse(pause::recipe(&command(&pause_binary)).unwrap(), cache.path()).unwrap();
 
         assert_ne!(old.tar, new.tar);
         assert!(!old.tar.exists(), "the old tar {} is still there", old.tar.display());
@@ -183,7 +199,8 @@ mod tests {
     fn a_dynamically_linked_pause_is_refused_with_the_reason() {
         // The test binary links libc dynamically: exactly the kind of pause that would fail in a FROM-scratch image.
         let dynamic_binary = std::env::current_exe().unwrap();
-        let error = pause::recipe(&dynamic_binary).err().expect("a dynamic pause must be refused").to_string();
+        let error =
+            pause::recipe(&command(&dynamic_binary)).err().expect("a dynamic pause must be refused").to_string();
         assert!(error.contains("is dynamically linked"), "unexpected error: {error}");
     }
 
@@ -302,12 +319,12 @@ mod tests {
         let pause_binary = fake_pause_binary(scratch.path(), "pause, pretend");
         let cache = tempfile::tempdir().unwrap();
 
-        let images = build_all(&pause_binary, cache.path()).unwrap();
+        let images = build_all(&command(&pause_binary), cache.path()).unwrap();
         let names: Vec<&str> = images.iter().map(|image| image.name).collect();
         assert_eq!(names, ["podlab/pause", "podlab/nginx", "podlab/ghost-standin"]);
         let modified: Vec<_> =
             images.iter().map(|image| fs::metadata(&image.tar).unwrap().modified().unwrap()).collect();
-        let cached = build_all(&pause_binary, cache.path()).unwrap();
+        let cached = build_all(&command(&pause_binary), cache.path()).unwrap();
         let cached_modified: Vec<_> =
             cached.iter().map(|image| fs::metadata(&image.tar).unwrap().modified().unwrap()).collect();
         assert_eq!(modified, cached_modified, "the second build_all rebuilt an image");

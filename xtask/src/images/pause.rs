@@ -1,11 +1,10 @@
 //! `podlab/pause`: the pause binary alone, as Kubernetes builds its pause image `FROM scratch`.
 
-use std::path::Path;
-
 use anyhow::{Result, bail};
 
 use super::Recipe;
 use super::rootfs::{Rootfs, program_interpreter};
+use crate::pause_build::PauseCommand;
 
 pub const NAME: &str = "podlab/pause";
 
@@ -15,7 +14,9 @@ const VERSION: u32 = 1;
 /// The user Kubernetes runs pause as: it needs no privilege at all.
 const PAUSE_USER: &str = "65535:65535";
 
-pub fn recipe(pause_binary: &Path) -> Result<Recipe> {
+/// The image starts the binary, as `/pause`, with the command's arguments.
+pub fn recipe(pause: &PauseCommand) -> Result<Recipe> {
+    let pause_binary = &pause.binary;
     // The image holds no loader and no libc, so a dynamically linked pause would fail in every pod with
     // a baffling "no such file or directory"; refuse it here instead.
     if let Some(interpreter) = program_interpreter(pause_binary)? {
@@ -32,6 +33,12 @@ pub fn recipe(pause_binary: &Path) -> Result<Recipe> {
         name: NAME,
         version: VERSION,
         rootfs,
-        changes: vec![format!("USER {PAUSE_USER}"), r#"ENTRYPOINT ["/pause"]"#.to_string()],
+        changes: vec![format!("USER {PAUSE_USER}"), format!("ENTRYPOINT {}", entrypoint(&pause.arguments))],
     })
+}
+
+/// `["/pause", "-P"]`: the exec form, each word a JSON string.
+fn entrypoint(arguments: &[String]) -> String {
+    let words: Vec<&str> = std::iter::once("/pause").chain(arguments.iter().map(String::as_str)).collect();
+    serde_json::to_string(&words).expect("strings always serialize")
 }

@@ -15,7 +15,8 @@ pub struct RunReport {
     /// Where the pods ran, and which runtime made them, as each describes itself.
     pub host: String,
     pub runtime: String,
-    pub pause_binary: PathBuf,
+    /// The pause under test: its binary, and the arguments its image starts it with.
+    pub pause: String,
     #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
     pub duration: Duration,
     /// Set when the harness itself could not run (no daemon, no images).
@@ -271,7 +272,7 @@ mod tests {
             run_id: "run".into(),
             host: "host (this machine)".into(),
             runtime: "docker".into(),
-            pause_binary: PathBuf::from("/pause"),
+            pause: "/pause".to_string(),
             duration: Duration::from_secs(4),
             harness_error: None,
             passed: true,
