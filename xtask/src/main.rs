@@ -51,6 +51,8 @@ enum Command {
     Bench(commands::bench::Options),
     /// Run the whole suite N times and say which scenarios failed in how many runs (false alarms)
     Soak(commands::soak::Options),
+    /// Run the suite against several pauses and print which promises each keeps (scenario x pause)
+    Compare(commands::compare::Options),
     /// The harness's agent in the throwaway VM (the guest's init starts it)
     #[command(hide = true)]
     GuestAgent,
@@ -72,6 +74,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Test(options)) => match commands::test::run(options) {
+            Ok(code) => return ExitCode::from(code),
+            Err(error) => Err(error),
+        },
+        Some(Command::Compare(options)) => match commands::compare::run(options) {
             Ok(code) => return ExitCode::from(code),
             Err(error) => Err(error),
         },

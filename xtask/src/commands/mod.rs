@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod clean;
+pub mod compare;
 pub mod doctor;
 pub mod pod;
 pub mod soak;

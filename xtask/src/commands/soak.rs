@@ -35,14 +35,19 @@ struct TestCommand {
     options: super::test::Options,
 }
 
-/// What one run did, read from its report.
-struct RunOutcome {
-    exit_code: Option<i32>,
-    duration: Duration,
-    artifacts: Option<PathBuf>,
+/// What one run of `cargo xtask test` did, read from its log and report (`compare` reads its
+/// runs the same way).
+pub(super) struct RunOutcome {
+    pub exit_code: Option<i32>,
+    pub duration: Duration,
+    pub artifacts: Option<PathBuf>,
+    /// Scenarios that passed.
+    pub passed: Vec<String>,
     /// Failed scenarios and the first line of each one's failure.
-    failures: Vec<(String, String)>,
-    harness_error: Option<String>,
+    pub failures: Vec<(String, String)>,
+    /// Scenarios the runtime cannot make, and why.
+    pub skipped: Vec<(String, String)>,
+    pub harness_error: Option<String>,
 }
 
 pub fn run(options: Options) -> Result<u8> {
@@ -83,27 +88,34 @@ pub fn run(options: Options) -> Result<u8> {
 }
 
 /// The run's artifacts dir (its last `artifacts:` line) and what its report.json says.
-fn read_outcome(log: &Path, exit_code: Option<i32>, duration: Duration) -> RunOutcome {
+pub(super) fn read_outcome(log: &Path, exit_code: Option<i32>, duration: Duration) -> RunOutcome {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let artifacts = text.lines().rev().find_map(|line| line.strip_prefix("artifacts: ")).map(PathBuf::from);
     let report: Option<serde_json::Value> = artifacts
         .as_ref()
         .and_then(|dir| std::fs::read(dir.join("report.json")).ok())
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let mut failures = Vec::new();
+    let (mut passed, mut failures, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     let mut harness_error = None;
     if let Some(report) = &report {
         harness_error = report["harness_error"].as_str().map(first_line);
         for scenario in report["scenarios"].as_array().into_iter().flatten() {
-            if scenario["passed"].as_bool() == Some(false) {
-                failures.push((scenario["name"].as_str().unwrap_or("?").to_string(), failure_of(scenario)));
+            let name = scenario["name"].as_str().unwrap_or("?").to_string();
+            match scenario["passed"].as_bool() {
+                Some(true) => passed.push(name),
+                Some(false) => failures.push((name, failure_of(scenario))),
+                None => {}
             }
+        }
+        for scenario in report["skipped"].as_array().into_iter().flatten() {
+            let text = |field: &str| scenario[field].as_str().unwrap_or("?").to_string();
+            skipped.push((text("name"), text("reason")));
         }
     }
     if report.is_none() && exit_code != Some(0) {
         harness_error = Some(format!("no report; the end of its log: {}", command::last_lines(&text, 1)));
     }
-    RunOutcome { exit_code, duration, artifacts, failures, harness_error }
+    RunOutcome { exit_code, duration, artifacts, passed, failures, skipped, harness_error }
 }
 
 /// The first line of a failed scenario's failure: its pod's, or its first failed step's.
@@ -126,7 +138,7 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
-fn describe(outcome: &RunOutcome, log: &Path) -> String {
+pub(super) fn describe(outcome: &RunOutcome, log: &Path) -> String {
     let seconds = outcome.duration.as_secs_f64();
     let artifacts = outcome.artifacts.as_ref().map_or(log.display().to_string(), |dir| dir.display().to_string());
     let verdict = match outcome.exit_code {

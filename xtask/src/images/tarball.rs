@@ -94,8 +94,14 @@ fn write_tar(rootfs: &Rootfs, file: fs::File) -> Result<()> {
     output.flush().context("cannot write the end of the tar: check free space")
 }
 
-/// Removes the tars of earlier keys of the same image: only the newest is ever reused. A tar that cannot
-/// be removed costs only disk space, so this warns instead of failing the build.
+/// How many keys of one image the cache keeps: runs side by side may test different pauses
+/// (`compare`'s columns, two runs at once), and a tar removed under a run that is about to
+/// import it fails that run.
+const KEYS_KEPT: usize = 4;
+
+/// Removes the tars of the same image but older keys, beyond the `KEYS_KEPT` newest (by when
+/// each was built). A tar that cannot be removed costs only disk space, so this warns instead
+/// of failing the build.
 fn remove_older_tars(cache_dir: &Path, slug: &str, keep: &Path) {
     // The tar, and the docker-archive made from it for containerd (`docker_archive.rs`).
     let pattern = Regex::new(&format!(r"^{}-([0-9a-f]{{16}})(\.docker-archive)?\.tar$", regex::escape(slug)))
@@ -104,17 +110,30 @@ fn remove_older_tars(cache_dir: &Path, slug: &str, keep: &Path) {
         let name = path.file_name()?.to_str()?;
         Some(pattern.captures(name)?.get(1)?.as_str().to_string())
     };
-    let kept_key = key_of(keep);
     let Ok(entries) = fs::read_dir(cache_dir) else {
         return;
     };
-    let older: Vec<PathBuf> = entries
+    let files: Vec<(String, PathBuf)> = entries
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
-        .filter(|path| key_of(path).is_some_and(|key| Some(key) != kept_key))
+        .filter_map(|path| Some((key_of(&path)?, path)))
         .collect();
-    for path in older {
-        if let Err(error) = fs::remove_file(&path) {
+    // Each key's build time: its newest file's.
+    let mut keys: std::collections::BTreeMap<String, std::time::SystemTime> = std::collections::BTreeMap::new();
+    for (key, path) in &files {
+        let built = fs::metadata(path).and_then(|metadata| metadata.modified()).unwrap_or(std::time::UNIX_EPOCH);
+        let newest = keys.entry(key.clone()).or_insert(built);
+        *newest = (*newest).max(built);
+    }
+    let kept_key = key_of(keep);
+    let mut by_age: Vec<(std::time::SystemTime, String)> =
+        keys.into_iter().filter(|(key, _)| Some(key) != kept_key.as_ref()).map(|(key, built)| (built, key)).collect();
+    by_age.sort_by(|a, b| b.cmp(a));
+    let removed: Vec<String> = by_age.into_iter().skip(KEYS_KEPT - 1).map(|(_, key)| key).collect();
+    for (key, path) in files {
+        if removed.contains(&key)
+            && let Err(error) = fs::remove_file(&path)
+        {
             eprintln!("warning: cannot remove the old image tar {}: {error}", path.display());
         }
     }
@@ -170,30 +189,30 @@ mod tests {
     #[test]
     fn only_older_tars_of_the_same_image_are_removed() {
         let cache = tempfile::tempdir().unwrap();
-        let names = [
-            "podlab-nginx-0123456789abcdef.tar",
-            "podlab-nginx-fedcba9876543210.tar",
+        // Five keys of nginx, oldest first (1970 + N seconds), and others that are no nginx tar.
+        let nginx: Vec<String> = (1..=5).map(|key| format!("podlab-nginx-{key:016x}.tar")).collect();
+        for (age, name) in nginx.iter().enumerate() {
+            let file = fs::File::create(cache.path().join(name)).unwrap();
+            file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(age as u64 + 1)).unwrap();
+        }
+        let others = [
             "podlab-nginx-extra-0123456789abcdef.tar",
             "podlab-pause-0123456789abcdef.tar",
             ".podlab-nginx-abc.tar.partial",
         ];
-        for name in names {
+        for name in others {
             fs::write(cache.path().join(name), b"").unwrap();
         }
-        remove_older_tars(cache.path(), "podlab-nginx", &cache.path().join("podlab-nginx-fedcba9876543210.tar"));
+        // The tar just made is the oldest key's: it stays, with the three newest others.
+        remove_older_tars(cache.path(), "podlab-nginx", &cache.path().join(&nginx[0]));
         let mut left: Vec<String> = fs::read_dir(cache.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(
-            left,
-            [
-                ".podlab-nginx-abc.tar.partial",
-                "podlab-nginx-extra-0123456789abcdef.tar",
-                "podlab-nginx-fedcba9876543210.tar",
-                "podlab-pause-0123456789abcdef.tar"
-            ]
-        );
+        let mut expected: Vec<String> = others.iter().map(|name| name.to_string()).collect();
+        expected.extend([nginx[0].clone(), nginx[2].clone(), nginx[3].clone(), nginx[4].clone()]);
+        expected.sort();
+        assert_eq!(left, expected);
     }
 }

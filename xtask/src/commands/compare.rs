@@ -1,0 +1,216 @@
+//! `cargo xtask compare`: the suite against several pauses, one whole `cargo xtask test` run
+//! each (its own lab), and a matrix of scenario x pause: passed, skipped, or the first promise
+//! that broke. The columns are the workspace's pause, the references (a pause.c-like one built
+//! from `references/pause-c-like.c`, and Debian's `catatonit -P` when it is installed), then
+//! each `--pause-bin`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use super::soak::{RunOutcome, describe, read_outcome};
+use super::test::{EXIT_INTERRUPTED, EXIT_SCENARIO_FAILED};
+use crate::lab::Choice;
+use crate::pause_build::PauseCommand;
+use crate::{EXIT_HARNESS_ERROR, command, interrupt, names, pause_build, report};
+
+/// Where Debian's catatonit is: what Podman runs as its infra container, `-P` its pause mode.
+const CATATONIT: &str = "/usr/bin/catatonit";
+
+/// A run may take this long; a run's own deadline normally ends it first.
+const RUN_DEADLINE: Duration = Duration::from_secs(2100);
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Each run's output goes to target/podlab/compare-<id>/<n>.log, its artifacts to its own
+target/podlab/<run>/, and the matrix to compare-<id>/matrix.md and matrix.json. A pause that
+breaks a promise is a finding, not an error: exit code 0 once every run finished (2 when a run
+could not run, 130 when interrupted).")]
+pub struct Options {
+    #[command(flatten)]
+    pub choice: Choice,
+    /// Also compare this pause (repeatable); words after the path are its arguments
+    /// (--pause-bin '/usr/bin/catatonit -P')
+    #[arg(long, value_name = "'PATH [ARGS]'", value_parser = PauseCommand::parse)]
+    pub pause_bin: Vec<PauseCommand>,
+    /// Leave out the references (the pause.c-like one and catatonit -P)
+    #[arg(long)]
+    pub no_references: bool,
+    /// Only the scenarios whose names contain this
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+}
+
+/// One column: a pause and what its run did.
+struct Column {
+    label: String,
+    pause: PauseCommand,
+    outcome: Option<RunOutcome>,
+}
+
+pub fn run(options: Options) -> Result<u8> {
+    interrupt::install()?;
+    let workspace = pause_build::workspace_root();
+    let compare_dir = names::artifacts_dir(workspace, &format!("compare-{}", names::run_id()));
+    std::fs::create_dir_all(&compare_dir).with_context(|| format!("cannot create {}", compare_dir.display()))?;
+    let mut columns = vec![Column { label: "podlab pause".into(), pause: PauseCommand::ours()?, outcome: None }];
+    if !options.no_references {
+        columns.extend(references(&compare_dir)?);
+    }
+    columns.extend(options.pause_bin.iter().map(|pause| Column {
+        label: pause.to_string(),
+        pause: pause.clone(),
+        outcome: None,
+    }));
+    let xtask = std::env::current_exe()?.display().to_string();
+    println!(
+        "compare: {} pauses, {} on each; logs in {}",
+        columns.len(),
+        options.choice.describe(),
+        compare_dir.display()
+    );
+    let total = columns.len();
+    for (index, column) in columns.iter_mut().enumerate() {
+        if interrupt::interrupted() {
+            break;
+        }
+        let log = compare_dir.join(format!("{}.log", index + 1));
+        let mut argv = vec![xtask.clone(), "test".into(), "--pause-bin".into(), column.pause.to_string()];
+        argv.extend(choice_arguments(&options.choice));
+        argv.extend(options.filter.clone());
+        let output = command::run_logged(&argv, &log, RUN_DEADLINE)?;
+        let outcome = read_outcome(&log, output.exit_code, output.duration);
+        println!("{} of {total}, {}: {}", index + 1, column.label, describe(&outcome, &log));
+        column.outcome = Some(outcome);
+    }
+    let matrix = matrix(&columns);
+    let table = report::markdown_table(&matrix.headers, &matrix.rows);
+    println!("\n{table}");
+    std::fs::write(compare_dir.join("matrix.md"), format!("{table}\n"))?;
+    let json = serde_json::to_string_pretty(&matrix.json)?;
+    std::fs::write(compare_dir.join("matrix.json"), json + "\n")?;
+    println!("matrix: {}", compare_dir.join("matrix.md").display());
+    Ok(exit_code(&columns))
+}
+
+/// The pause.c-like reference, built with gcc from the workspace's C source, and catatonit
+/// when this machine has it (said, when it does not).
+fn references(compare_dir: &Path) -> Result<Vec<Column>> {
+    let source = pause_build::workspace_root().join("references/pause-c-like.c");
+    let binary = compare_dir.join("pause-c-like");
+    let gcc =
+        command::argv(&["gcc", "-Os", "-static", "-o", &binary.display().to_string(), &source.display().to_string()]);
+    let built = command::run_logged(&gcc, &compare_dir.join("pause-c-like.build.log"), Duration::from_secs(120))?;
+    if built.exit_code != Some(0) {
+        bail!(
+            "gcc could not build {}: is libc6-dev installed? (see pause-c-like.build.log in {})",
+            source.display(),
+            compare_dir.display()
+        );
+    }
+    let mut columns = vec![Column {
+        label: "pause.c-like".into(),
+        pause: PauseCommand { binary, arguments: Vec::new() },
+        outcome: None,
+    }];
+    if Path::new(CATATONIT).is_file() {
+        let pause = PauseCommand { binary: PathBuf::from(CATATONIT), arguments: vec!["-P".into()] };
+        columns.push(Column { label: "catatonit -P".into(), pause, outcome: None });
+    } else {
+        println!("note: {CATATONIT} is not installed (Debian's catatonit): that reference is left out");
+    }
+    Ok(columns)
+}
+
+/// `--on`, `--runtime` and the VM's options, as each run is to be given them.
+fn choice_arguments(choice: &Choice) -> Vec<String> {
+    let mut arguments: Vec<String> =
+        ["--on", choice.placement().name(), "--runtime", choice.runtime().name()].map(String::from).into();
+    if let Some(kernel) = &choice.vm.kernel {
+        arguments.extend(["--kernel".to_string(), kernel.display().to_string()]);
+    }
+    if choice.vm.require_kvm {
+        arguments.push("--require-kvm".into());
+    }
+    arguments
+}
+
+struct Matrix {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+    json: serde_json::Value,
+}
+
+/// Scenario x pause; a cell is `passed`, `skipped`, `FAILED: <first broken promise>`, or what
+/// kept the run from saying (`not run: ...`).
+fn matrix(columns: &[Column]) -> Matrix {
+    let names: BTreeSet<&str> = columns
+        .iter()
+        .filter_map(|column| column.outcome.as_ref())
+        .flat_map(|outcome| {
+            let passed = outcome.passed.iter().map(String::as_str);
+            let failed = outcome.failures.iter().map(|(name, _)| name.as_str());
+            passed.chain(failed).chain(outcome.skipped.iter().map(|(name, _)| name.as_str()))
+        })
+        .collect();
+    let cell = |outcome: Option<&RunOutcome>, name: &str| -> (String, Option<String>) {
+        let Some(outcome) = outcome else { return ("not run (interrupted)".into(), None) };
+        if outcome.passed.iter().any(|passed| passed == name) {
+            return ("passed".into(), None);
+        }
+        if let Some((_, failure)) = outcome.failures.iter().find(|(failed, _)| failed == name) {
+            return ("failed".into(), Some(failure.clone()));
+        }
+        if let Some((_, reason)) = outcome.skipped.iter().find(|(skipped, _)| skipped == name) {
+            return ("skipped".into(), Some(reason.clone()));
+        }
+        ("not run".into(), outcome.harness_error.clone())
+    };
+    let mut headers = vec!["scenario".to_string()];
+    headers.extend(columns.iter().map(|column| column.label.clone()));
+    let mut rows = Vec::new();
+    let mut scenarios = serde_json::Map::new();
+    for name in names {
+        let mut row = vec![name.to_string()];
+        let mut by_pause = serde_json::Map::new();
+        for column in columns {
+            let (verdict, detail) = cell(column.outcome.as_ref(), name);
+            row.push(match (&*verdict, &detail) {
+                ("failed", Some(failure)) => format!("FAILED: {failure}"),
+                _ => verdict.clone(),
+            });
+            by_pause.insert(column.label.clone(), json!({ "outcome": verdict, "detail": detail }));
+        }
+        rows.push(row);
+        scenarios.insert(name.to_string(), serde_json::Value::Object(by_pause));
+    }
+    let pauses: Vec<serde_json::Value> = columns
+        .iter()
+        .map(|column| {
+            let outcome = column.outcome.as_ref();
+            json!({
+                "label": column.label,
+                "pause": column.pause.to_string(),
+                "exit_code": outcome.and_then(|outcome| outcome.exit_code),
+                "artifacts": outcome.and_then(|outcome| outcome.artifacts.clone()),
+                "harness_error": outcome.and_then(|outcome| outcome.harness_error.clone()),
+            })
+        })
+        .collect();
+    Matrix { headers, rows, json: json!({ "pauses": pauses, "scenarios": scenarios }) }
+}
+
+fn exit_code(columns: &[Column]) -> u8 {
+    let codes: Vec<Option<i32>> =
+        columns.iter().map(|column| column.outcome.as_ref().and_then(|outcome| outcome.exit_code)).collect();
+    if interrupt::interrupted() || codes.contains(&Some(i32::from(EXIT_INTERRUPTED))) {
+        EXIT_INTERRUPTED
+    } else if codes.iter().all(|code| matches!(code, Some(0)) || *code == Some(i32::from(EXIT_SCENARIO_FAILED))) {
+        0
+    } else {
+        EXIT_HARNESS_ERROR
+    }
+}
