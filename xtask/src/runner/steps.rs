@@ -64,6 +64,9 @@ pub fn summary(step: &Step) -> String {
             checks.extend(process.cwd.as_ref().map(|cwd| format!("cwd {cwd}")));
             checks.extend(process.children.as_ref().map(|children| format!("children {children}")));
             checks.extend(process.max_cpu_ms.map(|most| format!("CPU at most {most} ms")));
+            if !process.not_ignoring.is_empty() {
+                checks.push(format!("not ignoring {}", process.not_ignoring.join(", ")));
+            }
             format!("{}: {}", process.container, checks.join(", "))
         }
         Step::Stop(stop) => format!("{}{}", stop.container, ending(stop.exit_code, stop.logs.as_ref())),
@@ -334,6 +337,26 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 let what = format!("the children of {}", process.container);
                 check_text(&what, Some(expected), &children, &context.variables)?;
             }
+            if !process.not_ignoring.is_empty() {
+                let field = status.lines().find_map(|line| line.strip_prefix("SigIgn:")).map(str::trim);
+                let ignored =
+                    field.and_then(signal_set).with_context(|| format!("no readable SigIgn in /proc/{pid}/status"))?;
+                let wrongly: Vec<&str> = process
+                    .not_ignoring
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|name| ignored.contains(&name.to_string()))
+                    .collect();
+                if !wrongly.is_empty() {
+                    bail!(
+                        "expected {} not to ignore {}, it ignores {} (SigIgn {})",
+                        process.container,
+                        wrongly.join(", "),
+                        ignored.join(", "),
+                        field.unwrap_or_default()
+                    );
+                }
+            }
             if let Some(most) = process.max_cpu_ms {
                 let used = cpu_milliseconds(context.host(), pid)?;
                 if used > most {
@@ -492,6 +515,17 @@ fn cpu_milliseconds(host: &dyn Host, pid: u32) -> Result<u64> {
     Ok((ticks(14)? + ticks(15)?) * 10)
 }
 
+/// The signals of a /proc/PID/status set (`SigIgn`, `SigBlk`: hex, bit N - 1 for signal N),
+/// by name; one without a name (a real-time signal) as `SIG<N>`.
+fn signal_set(hex: &str) -> Option<Vec<String>> {
+    let bits = u64::from_str_radix(hex, 16).ok()?;
+    let names = (1..=64)
+        .filter(|number| bits & (1u64 << (number - 1)) != 0)
+        .map(|number| Signal::try_from(number).map_or(format!("SIG{number}"), |signal| signal.as_str().to_string()))
+        .collect();
+    Some(names)
+}
+
 /// Waits until the main process of `container` has run for `wanted`, checking twice a second
 /// that it still runs, so that one that ends early is reported when it ends.
 fn wait_for_uptime(context: &StepContext, container: &str, wanted: Duration) -> Result<()> {
@@ -600,6 +634,15 @@ fn http_get(host: &dyn Host, url: &str) -> Result<HttpResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_sets_name_their_signals() {
+        // What a static glibc program shows, and pause.c's caught set.
+        assert_eq!(signal_set("0000000080000000").unwrap(), ["SIG32"]);
+        assert_eq!(signal_set("0000000000014002").unwrap(), ["SIGINT", "SIGTERM", "SIGCHLD"]);
+        assert_eq!(signal_set("0000000000000000").unwrap(), Vec::<String>::new());
+        assert!(signal_set("zz").is_none());
+    }
 
     /// A runtime added to `--runtime` must be given its step in every `by-runtime` step.
     #[test]

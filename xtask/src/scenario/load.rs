@@ -270,6 +270,11 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
             check_matcher("root_mount", process.root_mount.as_ref())?;
             check_matcher("cwd", process.cwd.as_ref())?;
             check_matcher("children", process.children.as_ref())?;
+            for (index, name) in process.not_ignoring.iter().enumerate() {
+                if name.parse::<nix::sys::signal::Signal>().is_err() {
+                    bail!("{field}.not_ignoring[{index}]: `{name}` is not a signal name (SIGTERM, SIGINT, ...)");
+                }
+            }
         }
         Step::Logs(logs) => check_matcher("matches", Some(&logs.matches))?,
         Step::Eventually(eventually) => {

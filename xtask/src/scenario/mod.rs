@@ -532,6 +532,11 @@ pub struct Process {
     /// The most CPU time (user + system), in milliseconds, the process may have used since it
     /// started; the kernel counts in 10 ms ticks. Absent or null: not checked.
     pub max_cpu_ms: Option<u64>,
+    /// Signals the process must not ignore (none of them in `SigIgn` of /proc/PID/status): an
+    /// ignored signal never reaches it.
+    #[serde(default)]
+    #[schemars(schema_with = "signal_name_list")]
+    pub not_ignoring: Vec<String>,
 }
 
 /// The container whose main process must live a while.
@@ -653,6 +658,11 @@ fn default_idle_cpu_ms() -> u64 {
 fn signal_names(_: &mut SchemaGenerator) -> Schema {
     let names: Vec<&str> = nix::sys::signal::Signal::iterator().map(|signal| signal.as_str()).collect();
     json_schema!({ "type": "string", "enum": names })
+}
+
+fn signal_name_list(generator: &mut SchemaGenerator) -> Schema {
+    let names = signal_names(generator);
+    json_schema!({ "type": "array", "items": names })
 }
 
 impl Step {
