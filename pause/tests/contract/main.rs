@@ -8,7 +8,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 // -v, the not-PID-1 warning, and the shutdown messages.
 mod messages;
-// Signals: pending at start, inherited mask and ignores, the ones that must not stop it, broken stderr.
+// Signals: pending at start, inherited mask and ignores, the ones that must not stop it, SIGSTOP and
+// SIGCONT, broken stderr.
 mod signals;
 // Reaping: orphan storms as PID 1 and as a subreaper, stopped children.
 mod reaping;
@@ -38,6 +39,7 @@ const CHECKS: &[(&str, bool, Check)] = &[
     ("signals::sigterm_sent_during_start_up", true, signals::sigterm_sent_during_start_up),
     ("signals::inherited_ignores_and_mask", true, signals::inherited_ignores_and_mask),
     ("signals::other_signals_leave_it_running_and_silent", true, signals::other_signals_leave_it_running_and_silent),
+    ("signals::stop_and_continue_leave_it_waiting", true, signals::stop_and_continue_leave_it_waiting),
     ("signals::stderr_closed", true, signals::stderr_closed),
     ("signals::stderr_broken_pipe", true, signals::stderr_broken_pipe),
     ("signals::stderr_full_device", true, signals::stderr_full_device),

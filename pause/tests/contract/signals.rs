@@ -93,6 +93,32 @@ pub fn other_signals_leave_it_running_and_silent() -> Result<(), String> {
     pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED)
 }
 
+/// SIGSTOP then SIGCONT (a debugger, a freezer, `docker pause`) end the wait early: the kernel
+/// returns EINTR from rt_sigtimedwait once the process continues. That is a spurious wake-up,
+/// not the end of the loop: pause sleeps again and still answers SIGTERM.
+pub fn stop_and_continue_leave_it_waiting() -> Result<(), String> {
+    let mut pause = launch(&Launch::as_pid_1(pause_under_test()))?;
+    pause.wait_until_sleeping()?;
+    pause.signal(Signal::SIGSTOP)?;
+    if !proc::eventually(STEP_TIMEOUT, || proc::state(pause.pid) == Some('T')) {
+        return Err(format!("expected pause stopped after SIGSTOP, its state is {:?}", proc::state(pause.pid)));
+    }
+    pause.signal(Signal::SIGCONT)?;
+    let settled = proc::eventually(STEP_TIMEOUT, || !pause.is_running() || proc::state(pause.pid) == Some('S'));
+    if !pause.is_running() {
+        let ended = pause.wait_for_exit(STEP_TIMEOUT)?;
+        return Err(format!("after SIGSTOP and SIGCONT: expected pause to sleep again, it ended: {:?}", ended.status));
+    }
+    if !settled {
+        return Err(format!(
+            "after SIGSTOP and SIGCONT: pause did not sleep again (state {:?})",
+            proc::state(pause.pid)
+        ));
+    }
+    pause.signal(Signal::SIGTERM)?;
+    pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED)
+}
+
 pub fn stderr_closed() -> Result<(), String> {
     shuts_down_cleanly_with(Stderr::Closed)
 }
