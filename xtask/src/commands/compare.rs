@@ -179,7 +179,7 @@ fn matrix(columns: &[Column]) -> Matrix {
         for column in columns {
             let (verdict, detail) = cell(column.outcome.as_ref(), name);
             row.push(match (&*verdict, &detail) {
-                ("failed", Some(failure)) => format!("FAILED: {failure}"),
+                ("failed", Some(failure)) => format!("FAILED: {}", brief(failure)),
                 _ => verdict.clone(),
             });
             by_pause.insert(column.label.clone(), json!({ "outcome": verdict, "detail": detail }));
@@ -203,6 +203,18 @@ fn matrix(columns: &[Column]) -> Matrix {
     Matrix { headers, rows, json: json!({ "pauses": pauses, "scenarios": scenarios }) }
 }
 
+/// A failure for a table cell: which step, and what was expected and came (a failure's
+/// words from its first `expected`), at most 160 characters; matrix.json keeps it whole.
+fn brief(failure: &str) -> String {
+    let step = failure.split_once(' ').and_then(|(word, rest)| {
+        let number = rest.split(' ').next()?;
+        (word == "step").then(|| format!("step {number}: "))
+    });
+    let what = failure.find("expected ").map_or(failure, |at| &failure[at..]);
+    let text = format!("{}{what}", step.unwrap_or_default()).replace('|', "\\|");
+    if text.chars().count() <= 160 { text } else { format!("{}...", text.chars().take(157).collect::<String>()) }
+}
+
 fn exit_code(columns: &[Column]) -> u8 {
     let codes: Vec<Option<i32>> =
         columns.iter().map(|column| column.outcome.as_ref().and_then(|outcome| outcome.exit_code)).collect();
@@ -212,5 +224,19 @@ fn exit_code(columns: &[Column]) -> u8 {
         0
     } else {
         EXIT_HARNESS_ERROR
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_in_a_cell_says_its_step_and_what_broke() {
+        let failure = "step 2 (by-runtime how pause ends (on docker: wait-exit pause)): on docker, how pause ends: \
+                       wait-exit pause: expected logs to contain \"Shutting down\", got \"\"";
+        assert_eq!(brief(failure), "step 2: expected logs to contain \"Shutting down\", got \"\"");
+        assert_eq!(brief("pod: cannot start pause"), "pod: cannot start pause");
+        assert_eq!(brief(&format!("step 1 (x): expected {}", "a".repeat(200))).chars().count(), 160);
     }
 }
