@@ -304,8 +304,8 @@ pub enum Step {
     /// its attempt one more, in the same sandbox).
     Restart(ContainerRef),
     /// The container's main process as the kernel sees it (from /proc): `uid`, `gid`, `command`, `status`
-    /// fields, open `fds`, the options of its `root_mount`, its `cwd`, its `children` and the CPU time
-    /// it has used (`max_cpu_ms`).
+    /// fields, open `fds`, the options of its `root_mount`, its `cwd`, its `children`, the CPU time
+    /// it has used (`max_cpu_ms`) and the signals it must not ignore (`not_ignoring`).
     Process(Process),
     /// Waits until a container's main process has run for `at_least_ms` (its start time against the
     /// uptime of the machine it runs on), then checks that the same process still runs.
