@@ -267,6 +267,10 @@ unsafe fn child_setup_and_exec(
 ) -> ! {
     // SAFETY: only async-signal-safe libc calls on fds and memory that exist in this child.
     unsafe {
+        // A test process killed outright (a harness's timeout, as cargo-mutants kills a test
+        // that hangs) runs no drop: the kernel must kill what it launched. It follows the
+        // program through exec; the thread that launched it keeps it alive, not the process.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::dup2(setup.stdout, 1);
         match setup.stderr {
             Some(fd) => libc::dup2(fd, 2),
@@ -497,5 +501,26 @@ fn read_one_byte(fd: OwnedFd, timeout: Duration) -> Result<Option<u8>, String> {
         Ok(0) => Ok(None),
         Ok(_) => Ok(Some(byte[0])),
         Err(error) => Err(format!("read failed: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel kills a launched program when the thread that launched it ends, as it would
+    /// when a harness kills the whole test process: nothing is left spinning behind it.
+    #[test]
+    fn a_program_dies_with_the_thread_that_launched_it() {
+        let mut running = std::thread::spawn(|| {
+            let mut sleeper = Launch::as_plain_child("/bin/sleep");
+            sleeper.arguments = vec!["60".into()];
+            launch(&sleeper)
+        })
+        .join()
+        .expect("the launching thread")
+        .expect("sleep starts");
+        let ended = running.wait_for_exit(Duration::from_secs(10)).expect("sleep is killed");
+        assert_eq!(ended.status, WaitStatus::Signaled(running.pid, Signal::SIGKILL, false));
     }
 }
