@@ -406,7 +406,12 @@ impl Running {
     /// Waits until the program sleeps: for a pause-like program, start-up is over and it
     /// waits for signals. (Such a program makes no blocking call before its wait loop.)
     pub fn wait_until_sleeping(&self) -> Result<(), String> {
-        if proc::eventually(STEP_TIMEOUT, || proc::state(self.pid) == Some('S')) {
+        // A program that ended will never sleep: say so at once rather than at the deadline.
+        let settled = proc::eventually(STEP_TIMEOUT, || !self.is_running() || proc::state(self.pid) == Some('S'));
+        if !self.is_running() {
+            return Err("the program ended instead of going to sleep".to_string());
+        }
+        if settled {
             return Ok(());
         }
         Err(format!("the program did not go to sleep within {STEP_TIMEOUT:?} (state {:?})", proc::state(self.pid)))
