@@ -61,8 +61,8 @@ const BROKEN_PAUSES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "reaps-one-per-sigchld",
-        "scenarios/exec-probes",
-        "scenarios/exec-probes",
+        "scenarios/long-lived",
+        "scenarios/long-lived",
         "expected the children of pause to equal \"\", got",
     ),
 ];

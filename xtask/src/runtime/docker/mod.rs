@@ -39,7 +39,7 @@ const QUICK: Duration = Duration::from_secs(30);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// An exec is first looked at after this long (most end sooner), then this often; once it
 /// has ended, dockerd has this long to close its stream before the harness stops reading. A
-/// busy guest under TCG, four execs at once (exec-probes), took over 3 s: 1 s was a false alarm.
+/// busy guest under TCG, four execs at once (the exec probes of long-lived), took over 3 s: 1 s was a false alarm.
 const EXEC_FIRST_LOOK: Duration = Duration::from_secs(1);
 const EXEC_LOOK_EVERY: Duration = Duration::from_millis(500);
 const EXEC_STREAM_GRACE: Duration = Duration::from_secs(5);
