@@ -409,6 +409,33 @@ mod tests {
         }
     }
 
+    /// A repeat must run at least once, in no more lanes than tries; signals are named.
+    #[test]
+    fn repeats_and_signal_lists_are_checked() {
+        let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
+        let probe = r#"{ "exec": { "container": "app", "argv": ["true"] } }"#;
+        let cases = [
+            (
+                format!(r#"[ {{ "repeat": {{ "times": 0, "step": {probe} }} }} ]"#),
+                "steps[0].repeat.times: must be at least 1",
+            ),
+            (
+                format!(r#"[ {{ "repeat": {{ "times": 2, "at_once": 3, "step": {probe} }} }} ]"#),
+                "steps[0].repeat.at_once: must be from 1 to times (2)",
+            ),
+            (
+                r#"[ { "process": { "container": "pause", "not_ignoring": ["SIGTERM", "SIGNOPE"] } } ]"#.to_string(),
+                "steps[0].process.not_ignoring[1]: `SIGNOPE` is not a signal name",
+            ),
+        ];
+        for (to, expected) in cases {
+            let error = error_of(&MINIMAL.replace(steps, &to));
+            assert!(error.contains(expected), "with {to}: {error}");
+        }
+        let fine = format!(r#"[ {{ "repeat": {{ "times": 3, "at_once": 3, "step": {probe} }} }} ]"#);
+        assert_eq!(error_of(&MINIMAL.replace(steps, &fine)), "");
+    }
+
     #[test]
     fn checks_that_live_in_a_field_type_name_line_and_column() {
         let cases = [
