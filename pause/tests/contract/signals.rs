@@ -104,16 +104,10 @@ pub fn stop_and_continue_leave_it_waiting() -> Result<(), String> {
         return Err(format!("expected pause stopped after SIGSTOP, its state is {:?}", proc::state(pause.pid)));
     }
     pause.signal(Signal::SIGCONT)?;
-    let settled = proc::eventually(STEP_TIMEOUT, || !pause.is_running() || proc::state(pause.pid) == Some('S'));
-    if !pause.is_running() {
-        let ended = pause.wait_for_exit(STEP_TIMEOUT)?;
-        return Err(format!("after SIGSTOP and SIGCONT: expected pause to sleep again, it ended: {:?}", ended.status));
-    }
-    if !settled {
-        return Err(format!(
-            "after SIGSTOP and SIGCONT: pause did not sleep again (state {:?})",
-            proc::state(pause.pid)
-        ));
+    if let Err(error) = pause.wait_until_sleeping() {
+        // An ended pause also says how it ended (a spurious EINTR taken for the end: exit 42).
+        let ended = if pause.is_running() { None } else { Some(pause.wait_for_exit(STEP_TIMEOUT)?.status) };
+        return Err(format!("after SIGSTOP and SIGCONT: {error} ({ended:?})"));
     }
     pause.signal(Signal::SIGTERM)?;
     pause.wait_for_exit(STEP_TIMEOUT)?.expect(0, "", TERMINATED)
