@@ -506,13 +506,13 @@ fn namespaces_of(
 /// User plus system CPU time of a process, from /proc/PID/stat (USER_HZ is 100 on Linux: 10 ms ticks).
 fn cpu_milliseconds(host: &dyn Host, pid: u32) -> Result<u64> {
     let stat = read_on_host(host, &format!("/proc/{pid}/stat"))?;
-    let ticks = |number: usize| {
-        pid1::proc::stat_field(&stat, number)
-            .and_then(|field| field.parse::<u64>().ok())
-            .context("unreadable /proc/PID/stat")
-    };
     // utime and stime.
-    Ok((ticks(14)? + ticks(15)?) * 10)
+    Ok((stat_number(&stat, 14)? + stat_number(&stat, 15)?) * 10)
+}
+
+/// Field `number` of a /proc/PID/stat line, as a number (clock ticks, for the times).
+fn stat_number(stat: &str, number: usize) -> Result<u64> {
+    pid1::proc::stat_field(stat, number).and_then(|field| field.parse().ok()).context("unreadable /proc/PID/stat")
 }
 
 /// The signals of a /proc/PID/status set (`SigIgn`, `SigBlk`: hex, bit N - 1 for signal N),
@@ -559,8 +559,7 @@ fn wait_for_uptime(context: &StepContext, container: &str, wanted: Duration) -> 
 /// boot) against the uptime of the machine it runs on.
 fn process_age(host: &dyn Host, pid: u32) -> Result<Duration> {
     let stat = read_on_host(host, &format!("/proc/{pid}/stat"))?;
-    let started_ticks: u64 =
-        pid1::proc::stat_field(&stat, 22).and_then(|field| field.parse().ok()).context("unreadable /proc/PID/stat")?;
+    let started_ticks = stat_number(&stat, 22)?;
     let uptime = read_on_host(host, "/proc/uptime")?;
     let uptime_seconds: f64 =
         uptime.split_whitespace().next().and_then(|field| field.parse().ok()).context("unreadable /proc/uptime")?;
