@@ -28,16 +28,18 @@ pub enum TempPurpose {
     Vm,
     Docker,
     Cri,
+    Podman,
 }
 
 impl TempPurpose {
-    const ALL: [TempPurpose; 3] = [TempPurpose::Vm, TempPurpose::Docker, TempPurpose::Cri];
+    const ALL: [TempPurpose; 4] = [TempPurpose::Vm, TempPurpose::Docker, TempPurpose::Cri, TempPurpose::Podman];
 
     fn word(self) -> &'static str {
         match self {
             TempPurpose::Vm => "vm",
             TempPurpose::Docker => "docker",
             TempPurpose::Cri => "cri",
+            TempPurpose::Podman => "podman",
         }
     }
 }

@@ -12,8 +12,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::command::{self, argv};
 use crate::names;
-use crate::runtime::cri::CNI_CACHE;
-use crate::runtime::machine::{self, cgroup_roots, remove_cgroups, unmount_everything_under};
+use crate::runtime::machine::{self, CNI_CACHE, cgroup_roots, remove_cgroups, unmount_everything_under};
 
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();

@@ -1,6 +1,7 @@
 //! What a runtime's private daemon takes on this machine, and how it is given back: its own
 //! bridge and subnet, its cgroup, its mounts and stray processes. Shared by the private dockerd
-//! (`docker/daemon.rs`) and the private containerd (`cri/daemon.rs`), and read by `clean`.
+//! (`docker/daemon.rs`), the private containerd (`cri/daemon.rs`) and Podman's private state
+//! (`podman/private.rs`), and read by `clean`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -215,6 +216,66 @@ pub fn unmount_everything_under(path: &Path) -> Vec<String> {
                 .map(|error| format!("cannot unmount {}: {error}", mount_point.display()))
         })
         .collect()
+}
+
+/// Where libcni caches each attachment's result: neither containerd 1.6 nor Podman 4.3 can
+/// point it elsewhere, so a run on this machine removes it when it made it, and `clean` after a
+/// killed run.
+pub const CNI_CACHE: &str = "/var/lib/cni";
+
+/// Where Podman (as root) keeps its pods' network namespaces: it makes the directory and mounts
+/// it on itself, as `ip netns` does, and leaves both; it has no setting to move them.
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// What a run's pods share with every CNI user of this machine, noted before its first pod and
+/// given back after its last: portmap's nat chains, CNI's cache, Podman's netns directory. Each
+/// goes only when the run made it (or a run alive beside it did, and the last to end removes
+/// it) and nothing else still uses it.
+pub struct SharedCniState {
+    /// Not in the nat table before this run, or made by a run alive beside it.
+    portmap_chains_are_ours: bool,
+    cni_cache_was_there: bool,
+    netns_dir_was_there: bool,
+}
+
+impl SharedCniState {
+    pub fn note() -> SharedCniState {
+        SharedCniState {
+            portmap_chains_are_ours: !portmap_chains_exist() || names::another_run_is_alive(),
+            cni_cache_was_there: Path::new(CNI_CACHE).exists(),
+            netns_dir_was_there: Path::new(NETNS_DIR).exists(),
+        }
+    }
+
+    /// Once the run's pods are gone; returns what could not be done.
+    pub fn give_back(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.portmap_chains_are_ours {
+            problems.extend(remove_portmap_chains());
+        }
+        if !self.cni_cache_was_there {
+            // Empty once every pod is gone; a run beside us may still have pods there: then it stays.
+            let _ = std::fs::remove_dir(format!("{CNI_CACHE}/results"));
+            let _ = std::fs::remove_dir(CNI_CACHE);
+        }
+        if !self.netns_dir_was_there && !names::another_run_is_alive() {
+            problems.extend(remove_netns_dir());
+        }
+        problems
+    }
+}
+
+/// Unmounts and removes Podman's netns directory once no network namespace is left in it.
+pub fn remove_netns_dir() -> Vec<String> {
+    let in_use = std::fs::read_dir(NETNS_DIR).map_or(true, |mut entries| entries.next().is_some());
+    if in_use {
+        return Vec::new();
+    }
+    let mut problems = unmount_everything_under(Path::new(NETNS_DIR));
+    if let Err(error) = std::fs::remove_dir(NETNS_DIR) {
+        problems.push(format!("cannot remove {NETNS_DIR}: {error}"));
+    }
+    problems
 }
 
 /// The nat chains that CNI's portmap plugin makes once and never removes (its per-pod chains go

@@ -4,7 +4,9 @@
 //! reaches its daemon through that host's commands and sockets.
 //!
 //! Docker (`docker/`) imitates a pod with `--net/--ipc/--pid=container:`; containerd's CRI
-//! plugin (`cri/`) makes the pod as the kubelet asks for it. Podman comes next.
+//! plugin (`cri/`) makes the pod as the kubelet asks for it; Podman (`podman/`) makes a pod of
+//! its own, with the pause under test as its infra container. The cri and podman runtimes give
+//! their pods the same CNI network (`cni.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,9 +22,11 @@ use crate::pod::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
 use crate::scenario::{NamespaceKind, RestartPolicy};
 
+pub mod cni;
 pub mod cri;
 pub mod docker;
 pub mod machine;
+pub mod podman;
 mod saved_image;
 
 /// Which runtime makes the pod, as `--runtime` names it.
@@ -32,6 +36,8 @@ pub enum RuntimeKind {
     Docker,
     /// containerd's CRI plugin, as the kubelet uses it: the pause under test as the sandbox image.
     Cri,
+    /// Podman: `podman pod create` with the pause under test as the infra image, each app `podman run --pod`.
+    Podman,
 }
 
 impl RuntimeKind {
@@ -39,6 +45,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Docker => "docker",
             RuntimeKind::Cri => "cri",
+            RuntimeKind::Podman => "podman",
         }
     }
 
@@ -48,6 +55,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Docker => docker_cannot_make(pod),
             RuntimeKind::Cri => cri_cannot_make(pod),
+            RuntimeKind::Podman => podman_cannot_make(pod),
         }
     }
 
@@ -57,6 +65,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Docker => docker::guest_services(),
             RuntimeKind::Cri => cri::guest_services(),
+            RuntimeKind::Podman => podman::guest_services(),
         }
     }
 
@@ -65,6 +74,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Docker => Ok(Box::new(docker::Docker::start(host, run, progress)?)),
             RuntimeKind::Cri => Ok(Box::new(cri::Cri::start(host, run, progress)?)),
+            RuntimeKind::Podman => Ok(Box::new(podman::Podman::start(host, run, progress)?)),
         }
     }
 }
@@ -114,6 +124,25 @@ fn cri_cannot_make(pod: &PodPlan) -> Option<String> {
         }
     }
     None
+}
+
+fn podman_cannot_make(pod: &PodPlan) -> Option<String> {
+    let infra = &pod.infra;
+    if !infra.env.is_empty() || !infra.files.is_empty() || infra.user.is_some() || infra.restart.is_some() {
+        return Some(
+            "`podman pod create` gives the infra container no environment, files, user or restart policy of the \
+             scenario's"
+                .to_string(),
+        );
+    }
+    let words = infra.command.iter().flatten().chain(&infra.args);
+    if let Some(word) = words.into_iter().find(|word| word.contains(char::is_whitespace)) {
+        return Some(format!(
+            "`podman pod create --infra-command` splits the infra container's command at spaces: `{word}` would not stay one word"
+        ));
+    }
+    let app = pod.apps.iter().find(|app| !app.joins(NamespaceKind::Net))?;
+    Some(format!("{} does not share `net`: a Podman pod's containers always share its network", app.name))
 }
 
 /// What a runtime needs to know of the run: to label what it creates and keep its logs.

@@ -266,6 +266,17 @@ pub enum RestartPolicy {
     OnFailure,
 }
 
+impl RestartPolicy {
+    /// As scenarios, Docker and Podman spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+        }
+    }
+}
+
 /// One step: an object with exactly one key, the step's kind.
 // `Serialize` is derived only for `kind`: the key serde writes is the kind as files spell it.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
@@ -616,12 +627,14 @@ pub struct ByRuntime {
     pub docker: Box<Step>,
     /// What the cri runtime shows (containerd's CRI plugin, as the kubelet uses it).
     pub cri: Box<Step>,
+    /// What the podman runtime shows (a Podman pod, the pause under test its infra container).
+    pub podman: Box<Step>,
 }
 
 impl ByRuntime {
     /// Each runtime's step, by the name `--runtime` gives it.
-    pub fn steps(&self) -> [(&'static str, &Step); 2] {
-        [("docker", &self.docker), ("cri", &self.cri)]
+    pub fn steps(&self) -> [(&'static str, &Step); 3] {
+        [("docker", &self.docker), ("cri", &self.cri), ("podman", &self.podman)]
     }
 
     pub fn step_for(&self, runtime: &str) -> Option<&Step> {

@@ -2,7 +2,9 @@
 //! settings) and the CNI network of its pods. One writer for the guest and for this machine,
 //! so both run the same containerd; only the paths and the subnet differ.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::runtime::cni;
 
 /// The image the CRI plugin runs as every pod's sandbox: the pause under test. The plugin
 /// never pulls it (nothing can be pulled here): the reference must match the imported image
@@ -39,7 +41,7 @@ impl Layout {
         self.dir.join("cni")
     }
     /// host-local's leases: its default, /var/lib/cni, is shared with every other CNI user.
-    fn ipam_dir(&self) -> PathBuf {
+    pub fn ipam_dir(&self) -> PathBuf {
         self.dir.join("ipam")
     }
     /// The pods' log directories (CRI's log files).
@@ -108,49 +110,16 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
     )
 }
 
-/// The pods' network: a bridge (`bridge`, which holds `prefix.1`), host-local addresses from
-/// `prefix.0/24` kept in the run's own directory, a default route through the bridge, ports
-/// published by portmap. `isGateway` stays false: true turns on the host's ip_forward, and the
-/// bridge already has its address. No masquerading: nothing leaves the machine.
-pub fn cni_conflist(layout: &Layout, bridge: &str, prefix: &str) -> String {
-    let conflist = serde_json::json!({
-        "cniVersion": "0.4.0",
-        "name": "podlab",
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": false,
-                "ipMasq": false,
-                "hairpinMode": true,
-                "ipam": {
-                    "type": "host-local",
-                    "dataDir": layout.ipam_dir(),
-                    "ranges": [[{ "subnet": format!("{prefix}.0/24"), "gateway": format!("{prefix}.1") }]],
-                    "routes": [{ "dst": "0.0.0.0/0", "gw": format!("{prefix}.1") }]
-                }
-            },
-            { "type": "portmap", "capabilities": { "portMappings": true } },
-            { "type": "loopback" }
-        ]
-    });
-    serde_json::to_string_pretty(&conflist).unwrap_or_default()
-}
-
-/// The shell lines that write the config and the network, the network by a rename (containerd
-/// watches the directory and would read a half-written file).
+/// The shell lines that write the config and the network.
 pub fn write_script(layout: &Layout, bridge: &str, prefix: &str) -> String {
-    let cni_dir = layout.cni_config_dir();
-    let conflist = cni_dir.join("10-podlab.conflist");
     format!(
-        "busybox mkdir -p {dir} {cni_dir} {logs}\ncat > {config} <<'EOF'\n{toml}EOF\ncat > {conflist}.partial <<'EOF'\n{network}\nEOF\nbusybox mv {conflist}.partial {conflist}\n",
+        "busybox mkdir -p {dir} {cni_dir} {logs}\ncat > {config} <<'EOF'\n{toml}EOF\n{network}",
         dir = layout.dir.display(),
-        cni_dir = cni_dir.display(),
+        cni_dir = layout.cni_config_dir().display(),
         logs = layout.logs().display(),
         config = layout.config_file().display(),
         toml = containerd_toml(layout),
-        network = cni_conflist(layout, bridge, prefix),
-        conflist = conflist.display(),
+        network = cni::write_script(&layout.cni_config_dir(), &layout.ipam_dir(), bridge, prefix),
     )
 }
 
@@ -160,14 +129,9 @@ pub fn write_files(layout: &Layout, bridge: &str, prefix: &str) -> anyhow::Resul
     for dir in [layout.dir.clone(), layout.cni_config_dir(), layout.logs()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let write = |path: &Path, text: &str| {
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-    };
-    write(&layout.config_file(), &containerd_toml(layout))?;
-    let conflist = layout.cni_config_dir().join("10-podlab.conflist");
-    let partial = conflist.with_extension("partial");
-    write(&partial, &cni_conflist(layout, bridge, prefix))?;
-    std::fs::rename(&partial, &conflist).with_context(|| format!("cannot rename {}", partial.display()))
+    let config = layout.config_file();
+    std::fs::write(&config, containerd_toml(layout)).with_context(|| format!("cannot write {}", config.display()))?;
+    cni::write_file(&layout.cni_config_dir(), &layout.ipam_dir(), bridge, prefix)
 }
 
 #[cfg(test)]
@@ -188,17 +152,5 @@ mod tests {
         ] {
             assert!(toml.contains(line), "{line} is missing from:\n{toml}");
         }
-    }
-
-    #[test]
-    fn the_network_changes_no_host_setting() {
-        let layout = Layout { dir: PathBuf::from("/tmp/podlab-cri-1-x") };
-        let conflist: serde_json::Value = serde_json::from_str(&cni_conflist(&layout, "podlab1", "10.213.7")).unwrap();
-        let bridge = &conflist["plugins"][0];
-        assert_eq!(bridge["bridge"], "podlab1");
-        // isGateway would turn on the host's ip_forward; ipMasq would add nat rules.
-        assert_eq!((bridge["isGateway"].as_bool(), bridge["ipMasq"].as_bool()), (Some(false), Some(false)));
-        assert_eq!(bridge["ipam"]["dataDir"], "/tmp/podlab-cri-1-x/ipam");
-        assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.213.7.0/24");
     }
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
-use super::CNI_CACHE;
 use super::config::{self, Layout};
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::names::{self, TempPurpose};
@@ -27,12 +26,8 @@ pub struct PrivateContainerd {
     dir: Option<tempfile::TempDir>,
     pub layout: Layout,
     bridge: Bridge,
-    /// Whether portmap's chains are the runs': not in the nat table before this one, or made by
-    /// a run alive beside it (the last run to end removes them). Otherwise another CNI user's.
-    portmap_chains_are_ours: bool,
-    /// Whether /var/lib/cni was there before the run: CNI keeps each pod's result there (the
-    /// CRI plugin has no setting to move it) and leaves the directories behind.
-    cni_cache_was_there: bool,
+    /// What the run's pods share with every CNI user of this machine, given back at the end.
+    shared: machine::SharedCniState,
 }
 
 impl PrivateContainerd {
@@ -42,8 +37,7 @@ impl PrivateContainerd {
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create()?;
         config::write_files(&layout, &bridge.name, &bridge.prefix)?;
-        let portmap_chains_are_ours = !machine::portmap_chains_exist() || names::another_run_is_alive();
-        let cni_cache_was_there = std::path::Path::new(CNI_CACHE).exists();
+        let shared = machine::SharedCniState::note();
         let containerd_argv = argv(&["containerd", "--config", &layout.config_file().display().to_string()]);
         // Should the harness die, even by SIGKILL, containerd is told to stop; its shims and
         // pods stay, and `cargo xtask clean` removes them.
@@ -55,8 +49,7 @@ impl PrivateContainerd {
             dir: Some(dir),
             layout,
             bridge,
-            portmap_chains_are_ours,
-            cni_cache_was_there,
+            shared,
         };
         let socket = private.layout.socket();
         loop {
@@ -108,14 +101,7 @@ impl PrivateContainerd {
         // The pods are gone already (the runtime removed them through CRI), unless containerd
         // died under them.
         problems.extend(machine::remove_daemon_leftovers(dir));
-        if self.portmap_chains_are_ours {
-            problems.extend(machine::remove_portmap_chains());
-        }
-        if !self.cni_cache_was_there {
-            // Empty once every pod is gone; a run beside us may still have pods there: then it stays.
-            let _ = std::fs::remove_dir(format!("{CNI_CACHE}/results"));
-            let _ = std::fs::remove_dir(CNI_CACHE);
-        }
+        problems.extend(self.shared.give_back());
         problems.extend(self.bridge.delete());
         problems
     }

@@ -54,10 +54,6 @@ const GUEST_DIR: &str = "/run/podlab/cri";
 const GUEST_BRIDGE: &str = "podlab0";
 const GUEST_PREFIX: &str = "10.213.0";
 
-/// Where libcni caches each attachment's result: containerd 1.6 cannot point it elsewhere,
-/// so a run on this machine removes it when it made it, and `clean` after a killed run.
-pub const CNI_CACHE: &str = "/var/lib/cni";
-
 fn guest_layout() -> Layout {
     Layout { dir: PathBuf::from(GUEST_DIR) }
 }

@@ -81,11 +81,7 @@ impl Run {
             binds: container.files.iter().map(|(source, target)| format!("{}:{target}:ro", source.display())).collect(),
             user: container.user.clone(),
             env: container.env.iter().map(|(name, value)| format!("{name}={value}")).collect(),
-            restart: container.restart.map(|policy| match policy {
-                RestartPolicy::No => "no",
-                RestartPolicy::Always => "always",
-                RestartPolicy::OnFailure => "on-failure",
-            }),
+            restart: container.restart.map(RestartPolicy::name),
             entrypoint: container.command.as_ref().map(|words| words[0].clone()),
             command,
             publish: container.publish.clone(),

@@ -1,0 +1,556 @@
+//! The `podman` runtime: the pod as Podman makes it. `podman pod create` with the pause under
+//! test as the infra image makes the pod (its infra container owns the network, IPC and UTS
+//! namespaces, and the PID namespace when every app shares it); each app is `podman run --pod`,
+//! with its own `--pid`/`--ipc` where it differs from the pod. Podman has no daemon: every call
+//! is the `podman` CLI, run on the host (in the guest, by its agent), with a `containers.conf`
+//! and `storage.conf` of the run's own (`config.rs`), so that nothing of the user's Podman
+//! (/var/lib/containers, ~/.local/share/containers) is read or written.
+//!
+//! Where its state lives, by host: in the guest, a directory the guest's init writes at boot
+//! (`guest_services`); on this machine, a private temp dir with its own bridge (`private.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
+
+use super::{ContainerState, Logs, RunIdentity, Runtime, RuntimeKind};
+use crate::command::{Output, argv};
+use crate::host::{Host, Placement};
+use crate::images::ImageTar;
+use crate::images::docker_archive::docker_archive;
+use crate::names;
+use crate::pod::{ContainerPlan, PodPlan};
+use crate::progress::Progress;
+use crate::runtime::cni;
+use crate::scenario::NamespaceKind;
+
+pub mod config;
+mod private;
+
+use config::Layout;
+use private::PrivatePodman;
+
+/// Deadline of a call that should answer at once (inspect, logs, kill).
+const QUICK: Duration = Duration::from_secs(30);
+/// Deadline of a pod's or a container's start: the image is already there.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// `podman restart`'s grace period (Podman's default), for the `restart` step.
+const RESTART_GRACE_SECONDS: u64 = 10;
+
+/// In the guest: Podman's directory (on the /run tmpfs: overlayfs cannot stack on the guest's
+/// overlay root), its bridge and subnet (the guest has no other network).
+const GUEST_DIR: &str = "/run/podlab/podman";
+const GUEST_BRIDGE: &str = "podlab0";
+const GUEST_PREFIX: &str = "10.213.0";
+
+fn guest_layout() -> Layout {
+    Layout { dir: PathBuf::from(GUEST_DIR) }
+}
+
+/// What the guest's init runs for this runtime: the bridge, Podman's config and network, and
+/// one `podman info` in the background, which reads the (large) binary over 9p and creates
+/// the storage while the rest of the guest comes up. Podman's default rlimits stand there:
+/// root in the guest may raise them.
+pub fn guest_services() -> String {
+    let layout = guest_layout();
+    format!(
+        r#"# the podman runtime's state, written by the harness for this run (xtask/src/runtime/podman/mod.rs)
+{files}busybox ip link add {GUEST_BRIDGE} type bridge
+busybox ip address add {GUEST_PREFIX}.1/24 dev {GUEST_BRIDGE}
+busybox ip link set {GUEST_BRIDGE} up
+{podman} info > /dev/null 2>&1 &
+"#,
+        files = config::write_script(&layout, GUEST_BRIDGE, GUEST_PREFIX),
+        podman = podman_command(&layout).join(" "),
+    )
+}
+
+/// `env CONTAINERS_CONF=... CONTAINERS_STORAGE_CONF=... podman`: Podman with the run's state.
+/// Podman passes the settings on to the `podman container cleanup` that conmon runs when a
+/// container exits (as options), and conmon inherits the environment.
+fn podman_command(layout: &Layout) -> Vec<String> {
+    argv(&[
+        "env",
+        &format!("CONTAINERS_CONF={}", layout.containers_conf().display()),
+        &format!("CONTAINERS_STORAGE_CONF={}", layout.storage_conf().display()),
+        "podman",
+    ])
+}
+
+/// Where the run's Podman state is.
+enum State {
+    /// Written by the guest's init at boot; it goes with the guest.
+    InGuest,
+    /// Our own, on this machine.
+    Private(PrivatePodman),
+}
+
+pub struct Podman {
+    state: State,
+    layout: Layout,
+    /// `podman 4.3.1`.
+    version: String,
+    /// The pods the run made, by their infra container's name.
+    pods: Mutex<BTreeSet<String>>,
+    /// The run's app containers, each with its pod's infra container.
+    apps: Mutex<BTreeMap<String, String>>,
+    run_id: String,
+    run_dir: PathBuf,
+    shut_down: bool,
+    // Last, so that it drops after the state: the guest outlives what runs in it.
+    host: Box<dyn Host>,
+}
+
+/// A pod's name, from its infra container's.
+fn pod_name(infra: &str) -> String {
+    format!("{infra}-pod")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What `podman container inspect` says of a container, as far as the harness reads it.
+#[derive(serde::Deserialize)]
+struct Inspected {
+    #[serde(rename = "Name")]
+    name: String,
+    #[serde(rename = "State")]
+    state: InspectedState,
+    #[serde(rename = "NetworkSettings", default)]
+    network: InspectedNetwork,
+}
+
+#[derive(serde::Deserialize)]
+struct InspectedState {
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "Running")]
+    running: bool,
+    #[serde(rename = "Pid")]
+    pid: u32,
+    #[serde(rename = "ExitCode")]
+    exit_code: i64,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct InspectedNetwork {
+    #[serde(rename = "Networks", default)]
+    networks: BTreeMap<String, InspectedEndpoint>,
+}
+
+#[derive(serde::Deserialize)]
+struct InspectedEndpoint {
+    #[serde(rename = "IPAddress", default)]
+    ip_address: String,
+}
+
+impl Inspected {
+    fn container_state(&self) -> ContainerState {
+        // A container that was created but never ran says ExitCode 0 too: only an exited one has exited.
+        let exited = matches!(self.state.status.as_str(), "exited" | "stopped");
+        ContainerState {
+            running: self.state.running,
+            pid: Some(self.state.pid).filter(|pid| *pid > 0 && self.state.running),
+            exit_code: exited.then_some(self.state.exit_code),
+        }
+    }
+}
+
+impl Podman {
+    pub fn start(host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Podman> {
+        let started = Instant::now();
+        let (state, layout) = match host.placement() {
+            Placement::Vm => (State::InGuest, guest_layout()),
+            Placement::Host => {
+                let private = PrivatePodman::create()?;
+                let layout = private.layout.clone();
+                (State::Private(private), layout)
+            }
+        };
+        let mut podman = Podman {
+            state,
+            layout,
+            version: String::new(),
+            pods: Mutex::default(),
+            apps: Mutex::default(),
+            run_id: run.run_id.to_string(),
+            run_dir: run.run_dir.to_path_buf(),
+            shut_down: false,
+            host,
+        };
+        let version = podman
+            .podman_ok(&["version", "--format", "{{.Client.Version}}"], START_TIMEOUT)
+            .context("podman does not run: install it with apt-get install podman")?;
+        podman.version = format!("podman {}", version.stdout_text().trim());
+        let uptime = match podman.host.placement() {
+            Placement::Vm => podman
+                .host
+                .uptime()
+                .map_or(String::new(), |uptime| format!(" at {:.1} s of guest uptime", uptime.as_secs_f64())),
+            Placement::Host => String::new(),
+        };
+        progress.done(&format!("{} ready{uptime}", podman.version), started);
+        Ok(podman)
+    }
+
+    /// `podman ARGUMENTS` with the run's state.
+    fn podman(&self, arguments: &[&str]) -> Vec<String> {
+        let mut command = podman_command(&self.layout);
+        command.extend(arguments.iter().map(|argument| argument.to_string()));
+        command
+    }
+
+    /// Runs podman and fails unless it exits 0.
+    fn podman_ok(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
+        self.host.run(&self.podman(arguments), timeout)?.ok()
+    }
+
+    /// An image copy (load, save): on this machine in a mount namespace of its own with a
+    /// tmpfs on /var/lib, since containers/image keeps a blob cache in
+    /// /var/lib/containers/cache that no setting moves. (The guest's /var/lib goes with it.)
+    fn image_copy(&self, arguments: &[&str]) -> Vec<String> {
+        let podman = self.podman(arguments);
+        match self.host.placement() {
+            Placement::Vm => podman,
+            Placement::Host => {
+                let mut command = argv(&[
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    "-c",
+                    "mount -t tmpfs podlab-image-copy /var/lib && exec \"$@\"",
+                    "sh",
+                ]);
+                command.extend(podman);
+                command
+            }
+        }
+    }
+
+    fn inspect(&self, containers: &[String]) -> Result<Vec<Inspected>> {
+        let mut arguments = vec!["container", "inspect"];
+        arguments.extend(containers.iter().map(String::as_str));
+        let output = self.host.run(&self.podman(&arguments), QUICK)?;
+        if !output.success() {
+            bail!("podman container inspect {}: {}", containers.join(" "), output.stderr.trim());
+        }
+        serde_json::from_slice(&output.stdout).context("podman container inspect's answer")
+    }
+
+    /// The pod of a container of the run, by its infra container's name.
+    fn infra_of(&self, container: &str) -> Option<String> {
+        if lock(&self.pods).contains(container) {
+            return Some(container.to_string());
+        }
+        lock(&self.apps).get(container).cloned()
+    }
+
+    /// `--infra-command`, when the scenario gives the infra container a command or arguments:
+    /// the whole command line (the image's entrypoint, as Podman has it, then the arguments),
+    /// one string that Podman splits at spaces (so no word of it may hold one: see
+    /// `podman_cannot_make`).
+    fn infra_command(&self, infra: &ContainerPlan) -> Result<Option<String>> {
+        if infra.command.is_none() && infra.args.is_empty() {
+            return Ok(None);
+        }
+        let mut words = match &infra.command {
+            Some(command) => command.clone(),
+            None => {
+                let format = "{{json .Config.Entrypoint}}";
+                let output = self.podman_ok(&["image", "inspect", "--format", format, &infra.image], QUICK)?;
+                serde_json::from_slice(&output.stdout).context("the infra image's entrypoint")?
+            }
+        };
+        words.extend(infra.args.iter().cloned());
+        Ok(Some(words.join(" ")))
+    }
+
+    fn read_logs(&self, container: &str, timestamps: bool) -> Result<Logs> {
+        let mut arguments = vec!["logs"];
+        if timestamps {
+            arguments.push("--timestamps");
+        }
+        arguments.push(container);
+        let output = self.podman_ok(&arguments, QUICK)?;
+        Ok(Logs { stdout: output.stdout, stderr: output.stderr })
+    }
+}
+
+impl Runtime for Podman {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Podman
+    }
+
+    fn details(&self) -> String {
+        let whose = match self.state {
+            State::InGuest => "state in the guest",
+            State::Private(_) => "a private state",
+        };
+        format!("podman ({}, {whose})", self.version)
+    }
+
+    fn host(&self) -> &dyn Host {
+        self.host.as_ref()
+    }
+
+    fn import(&self, image: &ImageTar) -> Result<()> {
+        let archive = docker_archive(image)?;
+        let load = self.image_copy(&["load", "--quiet", "--input", &archive.display().to_string()]);
+        self.host
+            .run(&load, Duration::from_secs(300))?
+            .ok()
+            .with_context(|| format!("cannot import image {}", image.name))?;
+        Ok(())
+    }
+
+    fn start_infra(&self, pod: &PodPlan) -> Result<()> {
+        let infra = &pod.infra;
+        let name = pod_name(&infra.name);
+        let label = format!("{}={}", names::RUN_LABEL, self.run_id);
+        let mut shared = vec!["net", "ipc", "uts"];
+        if !pod.apps.is_empty() && pod.apps.iter().all(|app| app.joins(NamespaceKind::Pid)) {
+            shared.push("pid");
+        }
+        let shared = shared.join(",");
+        let mut arguments: Vec<String> = argv(&[
+            "pod",
+            "create",
+            "--name",
+            &name,
+            "--infra-name",
+            &infra.name,
+            "--infra-image",
+            &infra.image,
+            "--share",
+            &shared,
+            "--network",
+            cni::NETWORK,
+            "--dns",
+            "127.0.0.1",
+            "--label",
+            &label,
+        ]);
+        if self.host.placement() == Placement::Host {
+            arguments.push(format!("--cgroup-parent=/{}", names::cgroup(std::process::id())));
+        }
+        if let Some(hostname) = &pod.hostname {
+            arguments.push(format!("--hostname={hostname}"));
+        }
+        arguments.extend(pod.sysctls.iter().map(|(name, value)| format!("--sysctl={name}={value}")));
+        arguments.extend(
+            infra.publish.iter().map(|mapping| format!("--publish=127.0.0.1:{}:{}", mapping.host, mapping.container)),
+        );
+        if let Some(command) = self.infra_command(infra)? {
+            arguments.push(format!("--infra-command={command}"));
+        }
+        let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        self.podman_ok(&words, START_TIMEOUT).with_context(|| format!("cannot create pod {name}"))?;
+        lock(&self.pods).insert(infra.name.clone());
+        self.podman_ok(&["pod", "start", &name], START_TIMEOUT).with_context(|| format!("cannot start pod {name}"))?;
+        super::wait_for_program(self, &infra.name, START_TIMEOUT)
+    }
+
+    fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
+        let infra = &pod.infra.name;
+        let label = format!("{}={}", names::RUN_LABEL, self.run_id);
+        let mut arguments: Vec<String> = argv(&[
+            "run",
+            "--detach",
+            "--pod",
+            &pod_name(infra),
+            "--name",
+            &app.name,
+            "--pull",
+            "never",
+            "--label",
+            &label,
+        ]);
+        // The pod shares pid only when every app joins it: each app that differs says so.
+        let pod_shares_pid = pod.apps.iter().all(|app| app.joins(NamespaceKind::Pid));
+        match (app.joins(NamespaceKind::Pid), pod_shares_pid) {
+            (true, false) => arguments.push(format!("--pid=container:{infra}")),
+            (false, true) => arguments.push("--pid=private".to_string()),
+            _ => {}
+        }
+        if !app.joins(NamespaceKind::Ipc) {
+            arguments.push("--ipc=private".to_string());
+        }
+        for (source, target) in &app.files {
+            arguments.push(format!("--volume={}:{target}:ro", source.display()));
+        }
+        arguments.extend(app.user.iter().map(|user| format!("--user={user}")));
+        arguments.extend(app.env.iter().map(|(name, value)| format!("--env={name}={value}")));
+        arguments.extend(app.restart.map(|policy| format!("--restart={}", policy.name())));
+        if let Some(command) = &app.command {
+            arguments.push(format!("--entrypoint={}", serde_json::to_string(command)?));
+        }
+        arguments.push(app.image.clone());
+        arguments.extend(app.args.iter().cloned());
+        let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        lock(&self.apps).insert(app.name.clone(), infra.clone());
+        self.podman_ok(&words, START_TIMEOUT).with_context(|| format!("cannot start container {}", app.name))?;
+        super::wait_for_program(self, &app.name, START_TIMEOUT)
+    }
+
+    /// A pod in the list goes with all its containers in one `podman pod rm` (under TCG each
+    /// podman call costs a start of the CLI).
+    fn remove(&self, containers: &[String], timeout: Duration) -> Result<()> {
+        let seconds = "0";
+        let pods: Vec<String> =
+            containers.iter().filter(|name| lock(&self.pods).contains(*name)).cloned().collect();
+        for infra in &pods {
+            let name = pod_name(infra);
+            let remove = self.podman(&["pod", "rm", "--force", "--ignore", "--time", seconds, &name]);
+            self.host.run_cleanup(&remove, timeout)?.ok().with_context(|| format!("cannot remove pod {name}"))?;
+            lock(&self.pods).remove(infra);
+            lock(&self.apps).retain(|_, pod| pod != infra);
+        }
+        let apps: Vec<String> = containers.iter().filter(|name| lock(&self.apps).contains_key(*name)).cloned().collect();
+        if !apps.is_empty() {
+            let mut arguments = vec!["rm", "--force", "--ignore", "--time", seconds];
+            arguments.extend(apps.iter().map(String::as_str));
+            self.host.run_cleanup(&self.podman(&arguments), timeout)?.ok().context("cannot remove containers")?;
+            lock(&self.apps).retain(|name, _| !apps.contains(name));
+        }
+        Ok(())
+    }
+
+    fn exec(&self, container: &str, command: &[String], timeout: Duration) -> Result<Output> {
+        let mut arguments = vec!["exec", container];
+        arguments.extend(command.iter().map(String::as_str));
+        let mut output = self.host.run(&self.podman(&arguments), timeout)?;
+        output.argv = command.to_vec();
+        Ok(output)
+    }
+
+    fn states(&self, containers: &[String]) -> Result<BTreeMap<String, ContainerState>> {
+        if let Some(stranger) = containers.iter().find(|name| self.infra_of(name).is_none()) {
+            bail!("no container {stranger} in this pod");
+        }
+        let inspected = self.inspect(containers)?;
+        let states: BTreeMap<String, ContainerState> =
+            inspected.iter().map(|container| (container.name.clone(), container.container_state())).collect();
+        if let Some(missing) = containers.iter().find(|name| !states.contains_key(*name)) {
+            bail!("podman container inspect did not describe {missing}");
+        }
+        Ok(states)
+    }
+
+    fn pod_address(&self, infra: &str) -> Result<String> {
+        let inspected = self.inspect(&[infra.to_string()])?;
+        inspected
+            .first()
+            .and_then(|container| container.network.networks.get(cni::NETWORK))
+            .map(|endpoint| endpoint.ip_address.clone())
+            .filter(|ip| !ip.is_empty())
+            .with_context(|| format!("the infra container {infra} has no address on the {} network", cni::NETWORK))
+    }
+
+    fn signal(&self, container: &str, signal: Signal) -> Result<()> {
+        let number = (signal as i32).to_string();
+        self.podman_ok(&["kill", "--signal", &number, container], QUICK)
+            .with_context(|| format!("cannot send {signal} to {container}"))?;
+        Ok(())
+    }
+
+    fn stop(&self, container: &str, grace: Duration) -> Result<()> {
+        let seconds = grace.as_secs().to_string();
+        self.podman_ok(&["stop", "--time", &seconds, container], grace + QUICK)?;
+        Ok(())
+    }
+
+    /// `podman restart`: the same container, stopped (SIGTERM, then SIGKILL after 10 s) and
+    /// started again in its pod.
+    fn restart(&self, container: &str) -> Result<()> {
+        let seconds = RESTART_GRACE_SECONDS.to_string();
+        let timeout = Duration::from_secs(RESTART_GRACE_SECONDS) + START_TIMEOUT;
+        self.podman_ok(&["restart", "--time", &seconds, container], timeout)?;
+        super::wait_for_program(self, container, START_TIMEOUT)
+    }
+
+    fn logs(&self, container: &str) -> Result<Logs> {
+        self.read_logs(container, false)
+    }
+
+    fn stamped_logs(&self, container: &str) -> Result<Logs> {
+        self.read_logs(container, true)
+    }
+
+    fn image_user(&self, image: &str) -> Result<String> {
+        let output = self.podman_ok(&["image", "inspect", "--format", "{{.Config.User}}", image], QUICK)?;
+        Ok(output.stdout_text().trim().to_string())
+    }
+
+    fn image_files(&self, image: &str) -> Result<Vec<String>> {
+        let saved = self.layout.scratch().join(format!("save-{}.tar", std::process::id()));
+        let saved_text = saved.display().to_string();
+        let save = self.image_copy(&["save", "--quiet", "--format", "docker-archive", "--output", &saved_text, image]);
+        let bytes = self.host.run(&save, QUICK)?.ok().and_then(|_| {
+            let cat = self.host.run(&argv(&["cat", &saved_text]), QUICK)?.ok()?;
+            Ok(cat.stdout)
+        });
+        let _ = self.host.run_cleanup(&argv(&["rm", "-f", &saved_text]), QUICK);
+        super::saved_image::files_of_saved_image(&bytes?)
+    }
+
+    fn shell_environment(&self) -> Vec<(String, String)> {
+        vec![
+            ("CONTAINERS_CONF".to_string(), self.layout.containers_conf().display().to_string()),
+            ("CONTAINERS_STORAGE_CONF".to_string(), self.layout.storage_conf().display().to_string()),
+        ]
+    }
+
+    fn shell_hints(&self) -> Vec<String> {
+        vec!["podman pod ps".to_string(), "podman ps --all --pod".to_string(), "podman exec -it nginx sh".to_string()]
+    }
+
+    /// Podman has no daemon that could die under the run.
+    fn trouble(&self) -> Option<String> {
+        None
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.shut_down, true) {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        if self.host.machine_failed().is_none() {
+            // Through Podman first, so that CNI takes each pod's network down (its veth, lease
+            // and portmap rules) and conmon goes; the state is the run's own, so all of it.
+            let remove = self.podman(&["pod", "rm", "--all", "--force", "--time", "0"]);
+            if let Err(error) = self.host.run_cleanup(&remove, QUICK).and_then(Output::ok) {
+                problems.push(format!("cannot remove the run's pods: {error:#}"));
+            }
+            let files = [(self.layout.events_log(), "podman-events.log")];
+            if let Err(error) = super::save_from_host(self.host.as_ref(), &files, &self.run_dir) {
+                problems.push(format!("cannot save Podman's events: {error:#}"));
+            }
+        }
+        if let State::Private(private) = &mut self.state {
+            problems.extend(private.remove());
+        }
+        if let Err(error) = self.host.shut_down() {
+            problems.push(format!("{error:#}"));
+        }
+        if !problems.is_empty() {
+            bail!("cleanup was incomplete:\n{}", problems.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down() {
+            eprintln!("warning: {error:#}");
+        }
+    }
+}
