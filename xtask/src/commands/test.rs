@@ -46,6 +46,10 @@ pub struct Options {
     /// Run the scenarios of DIR (default: the workspace's scenarios/)
     #[arg(long, value_name = "DIR")]
     pub scenarios: Option<PathBuf>,
+    /// Print SCENARIO's pod as a Kubernetes Pod manifest (what --runtime podman-kube plays, and
+    /// what a cluster would take), or why a manifest cannot say it; run nothing
+    #[arg(long, value_name = "SCENARIO")]
+    pub print_manifest: Option<String>,
     /// Stop the whole run after this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub run_timeout: u64,
@@ -58,6 +62,19 @@ struct Planned {
     scenario: Scenario,
     plan: PodPlan,
     cannot_make: Option<String>,
+}
+
+/// `--print-manifest`: the scenario named `wanted` (`seed-pod`, or its path), as a Pod manifest.
+fn print_manifest(planned: &[Planned], wanted: &str) -> Result<()> {
+    let stem = Path::new(wanted).file_stem().map(|stem| stem.to_string_lossy().into_owned());
+    let found = planned.iter().find(|planned| Some(&planned.plan.name) == stem.as_ref()).with_context(|| {
+        let names: Vec<&str> = planned.iter().map(|planned| planned.plan.name.as_str()).collect();
+        format!("no scenario {wanted}; there are: {}", names.join(", "))
+    })?;
+    let manifest = pod::manifest::render(&found.plan)
+        .with_context(|| format!("{} has no Kubernetes manifest", found.scenario.path.display()))?;
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    Ok(())
 }
 
 /// Shared by the trials: started on first use, shut down after the last.
@@ -87,6 +104,10 @@ pub fn run(options: Options) -> Result<u8> {
         .collect::<Result<_>>()?;
     if planned.is_empty() {
         bail!("no scenario in {}", scenarios_dir.display());
+    }
+    if let Some(wanted) = &options.print_manifest {
+        print_manifest(&planned, wanted)?;
+        return Ok(0);
     }
     let mut libtest = options.libtest;
     // One pod at a time: scenarios share the runtime, container names and published ports.

@@ -1,5 +1,6 @@
-//! A pod: the plan of what to make (`plan.rs`, decided at load time), and the `Pod` that owns
-//! the containers it made on a runtime and removes them when it drops, whatever happened.
+//! A pod: the plan of what to make (`plan.rs`, decided at load time; `manifest.rs` says it as a
+//! Kubernetes Pod), and the `Pod` that owns the containers it made on a runtime and removes
+//! them when it drops, whatever happened.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use anyhow::Result;
 use crate::runtime::Runtime;
 use crate::side_by_side;
 
+pub mod manifest;
 mod plan;
 mod ports;
 

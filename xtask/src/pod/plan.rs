@@ -13,6 +13,9 @@ use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy
 /// The pod: its infra container (which owns the namespaces) and the apps that join them.
 #[derive(Clone, Debug)]
 pub struct PodPlan {
+    /// The pod's own name where a runtime names pods (Podman, a Pod manifest): the scenario's
+    /// file name without `.json`.
+    pub name: String,
     /// Set on the infra container, as Kubernetes sets a pod's hostname.
     pub hostname: Option<String>,
     /// Namespaced kernel settings, set where the pod's namespaces are made.
@@ -76,7 +79,9 @@ pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
         }
         apps.push(app);
     }
+    let name = scenario.path.file_stem().map_or("pod".into(), |stem| stem.to_string_lossy().into_owned());
     Ok(PodPlan {
+        name,
         hostname: pod.hostname.clone(),
         sysctls: pod.sysctls.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
         infra,
@@ -142,6 +147,7 @@ mod tests {
     #[test]
     fn a_pod_as_docker_makes_it() {
         let plan = plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), &Ports::as_written()).unwrap();
+        assert_eq!(plan.name, "plan");
         assert_eq!(plan.hostname.as_deref(), Some("pod"));
         assert_eq!(plan.infra.publish, [PortMapping { host: 8080, container: 80 }]);
         assert_eq!(plan.apps[0].joins, [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Pid]);
@@ -165,6 +171,14 @@ mod tests {
         let restarts =
             plan(&scenario_with(r#"["net", "ipc"]"#, r#", "restart": "always""#), &Ports::as_written()).unwrap();
         assert!(RuntimeKind::Cri.cannot_make(&restarts).unwrap().contains("the kubelet restarts containers"));
+        // A Podman pod shares UTS, and restarts containers itself; its network is every container's.
+        assert_eq!(RuntimeKind::Podman.cannot_make(&shares_uts), None);
+        assert_eq!(RuntimeKind::Podman.cannot_make(&restarts), None);
+        let ipc_only = plan(&scenario_with(r#"["ipc"]"#, ""), &Ports::as_written()).unwrap();
+        assert!(RuntimeKind::Podman.cannot_make(&ipc_only).unwrap().contains("always share its network"));
+        let mut spaced = shares_uts.clone();
+        spaced.infra.args = vec!["-v".to_string(), "two words".to_string()];
+        assert!(RuntimeKind::Podman.cannot_make(&spaced).unwrap().contains("`two words` would not stay one word"));
     }
 
     #[test]

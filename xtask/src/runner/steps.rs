@@ -96,7 +96,7 @@ fn ending(exit_code: Option<u8>, logs: Option<&Matcher>) -> String {
 /// The same, saying which runtime's step a `by-runtime` step runs.
 pub fn summary_on(step: &Step, runtime: RuntimeKind) -> String {
     match step {
-        Step::ByRuntime(by_runtime) => match by_runtime.step_for(runtime.name()) {
+        Step::ByRuntime(by_runtime) => match by_runtime.step_for(runtime.facts()) {
             Some(chosen) => format!("{} (on {}: {})", summary(step), runtime.name(), summary(chosen)),
             None => summary(step),
         },
@@ -408,7 +408,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
         }
         Step::ByRuntime(by_runtime) => {
-            let runtime = context.runtime.kind().name();
+            let runtime = context.runtime.kind().facts();
             let step = by_runtime.step_for(runtime).with_context(|| format!("no step for the {runtime} runtime"))?;
             run(context, step).with_context(|| format!("on {runtime}, {}: {}", by_runtime.fact, summary(step)))?;
         }
@@ -647,10 +647,11 @@ mod tests {
     #[test]
     fn every_runtime_has_its_step_in_a_by_runtime_step() {
         let text = r#"{ "by-runtime": { "fact": "f", "docker": { "running": { "containers": ["a"], "expect": true } },
-                       "cri": { "running": { "containers": ["a"], "expect": true } } } }"#;
+                       "cri": { "running": { "containers": ["a"], "expect": true } },
+                       "podman": { "running": { "containers": ["a"], "expect": true } } } }"#;
         let Step::ByRuntime(by_runtime) = serde_json::from_str::<Step>(text).unwrap() else { panic!("not by-runtime") };
         for runtime in <RuntimeKind as clap::ValueEnum>::value_variants() {
-            assert!(by_runtime.step_for(runtime.name()).is_some(), "no step for {}", runtime.name());
+            assert!(by_runtime.step_for(runtime.facts()).is_some(), "no step for {}", runtime.name());
         }
     }
 

@@ -38,6 +38,8 @@ pub enum RuntimeKind {
     Cri,
     /// Podman: `podman pod create` with the pause under test as the infra image, each app `podman run --pod`.
     Podman,
+    /// Podman, each pod from its Kubernetes Pod manifest (`podman kube play`); the facts are podman's.
+    PodmanKube,
 }
 
 impl RuntimeKind {
@@ -46,6 +48,15 @@ impl RuntimeKind {
             RuntimeKind::Docker => "docker",
             RuntimeKind::Cri => "cri",
             RuntimeKind::Podman => "podman",
+            RuntimeKind::PodmanKube => "podman-kube",
+        }
+    }
+
+    /// Whose facts it shows, as `by-runtime` steps name them: podman-kube is Podman too.
+    pub fn facts(self) -> &'static str {
+        match self {
+            RuntimeKind::PodmanKube => RuntimeKind::Podman.name(),
+            other => other.name(),
         }
     }
 
@@ -56,6 +67,7 @@ impl RuntimeKind {
             RuntimeKind::Docker => docker_cannot_make(pod),
             RuntimeKind::Cri => cri_cannot_make(pod),
             RuntimeKind::Podman => podman_cannot_make(pod),
+            RuntimeKind::PodmanKube => crate::pod::manifest::render(pod).err().map(|error| format!("{error:#}")),
         }
     }
 
@@ -65,7 +77,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Docker => docker::guest_services(),
             RuntimeKind::Cri => cri::guest_services(),
-            RuntimeKind::Podman => podman::guest_services(),
+            RuntimeKind::Podman | RuntimeKind::PodmanKube => podman::guest_services(),
         }
     }
 
@@ -74,7 +86,10 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Docker => Ok(Box::new(docker::Docker::start(host, run, progress)?)),
             RuntimeKind::Cri => Ok(Box::new(cri::Cri::start(host, run, progress)?)),
-            RuntimeKind::Podman => Ok(Box::new(podman::Podman::start(host, run, progress)?)),
+            RuntimeKind::Podman => Ok(Box::new(podman::Podman::start(host, run, podman::Front::Cli, progress)?)),
+            RuntimeKind::PodmanKube => {
+                Ok(Box::new(podman::Podman::start(host, run, podman::Front::KubePlay, progress)?))
+            }
         }
     }
 }

@@ -511,22 +511,26 @@ mod tests {
         let save = r#"{ "exec": { "container": "app", "argv": ["hostname"], "save_stdout_as": "name" } }"#;
         let plain = r#"{ "exec": { "container": "app", "argv": ["true"] } }"#;
         let use_it = r#"{ "exec": { "container": "app", "argv": ["echo", "${name}"] } }"#;
-        let both = format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {save} }} }}"#);
+        let all =
+            format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {save}, "podman": {save} }} }}"#);
         let scenario =
-            parse(&MINIMAL.replace(steps, &format!("[ {both}, {use_it} ]")), Path::new("scenarios/example.json"))
+            parse(&MINIMAL.replace(steps, &format!("[ {all}, {use_it} ]")), Path::new("scenarios/example.json"))
                 .unwrap();
         let Step::ByRuntime(by_runtime) = &scenario.steps[0] else { panic!("not a by-runtime step") };
         assert_eq!(by_runtime.step_for("cri").map(Step::kind).as_deref(), Some("exec"));
-        let one = format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {plain} }} }}"#);
+        let one =
+            format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {save}, "podman": {plain} }} }}"#);
         assert_eq!(
             error_of(&MINIMAL.replace(steps, &format!("[ {one}, {use_it} ]"))),
             "scenarios/example.json: steps[1].exec.argv[1]: `${name}` is no value an earlier step saves with \
              save_stdout_as (none is saved before it)"
         );
-        let missing = format!(r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain} }} }} ]"#);
-        assert!(error_of(&MINIMAL.replace(steps, &missing)).contains("missing field `cri`"));
+        let missing = format!(r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain}, "cri": {plain} }} }} ]"#);
+        assert!(error_of(&MINIMAL.replace(steps, &missing)).contains("missing field `podman`"));
         let unknown = r#"{ "exec": { "container": "nobody", "argv": ["true"] } }"#;
-        let wrong = format!(r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain}, "cri": {unknown} }} }} ]"#);
+        let wrong = format!(
+            r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain}, "cri": {unknown}, "podman": {plain} }} }} ]"#
+        );
         assert!(error_of(&MINIMAL.replace(steps, &wrong)).contains("nobody"));
     }
 

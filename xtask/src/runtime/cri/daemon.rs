@@ -43,14 +43,7 @@ impl PrivateContainerd {
         // pods stay, and `cargo xtask clean` removes them.
         let containerd = command::spawn_daemon(&containerd_argv, &layout.daemon_log(), Signal::SIGTERM)
             .context("cannot start containerd: install it with apt-get install containerd")?;
-        let mut private = PrivateContainerd {
-            containerd,
-            events: None,
-            dir: Some(dir),
-            layout,
-            bridge,
-            shared,
-        };
+        let mut private = PrivateContainerd { containerd, events: None, dir: Some(dir), layout, bridge, shared };
         let socket = private.layout.socket();
         loop {
             if let Some(status) = private.containerd.exited()? {

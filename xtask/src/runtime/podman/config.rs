@@ -79,10 +79,7 @@ impl Ulimits {
 pub fn containers_conf(layout: &Layout, ulimits: Option<Ulimits>) -> String {
     let dir = |path: PathBuf| path.display().to_string();
     let ulimits = ulimits.map_or(String::new(), |limits| {
-        format!(
-            "default_ulimits = [\"nofile={0}:{0}\", \"nproc={1}:{1}\"]\n",
-            limits.nofile, limits.nproc
-        )
+        format!("default_ulimits = [\"nofile={0}:{0}\", \"nproc={1}:{1}\"]\n", limits.nofile, limits.nproc)
     });
     format!(
         r#"# written by podlab for one run (xtask/src/runtime/podman/config.rs)

@@ -6,10 +6,15 @@
 //! and `storage.conf` of the run's own (`config.rs`), so that nothing of the user's Podman
 //! (/var/lib/containers, ~/.local/share/containers) is read or written.
 //!
+//! Two fronts make the same pod (`Front`): the CLI as above (`--runtime podman`), or the
+//! scenario's pod as a Kubernetes Pod manifest (`pod::manifest`) given to `podman kube play`
+//! (`--runtime podman-kube`), which names the containers itself: `<pod>-<container>`, and the
+//! infra container by the pod's id.
+//!
 //! Where its state lives, by host: in the guest, a directory the guest's init writes at boot
 //! (`guest_services`); on this machine, a private temp dir with its own bridge (`private.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -81,6 +86,15 @@ fn podman_command(layout: &Layout) -> Vec<String> {
     ])
 }
 
+/// How the run's pods are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// `podman pod create`, then `podman run --pod` for each app.
+    Cli,
+    /// `podman kube play` of the pod's Kubernetes manifest: the whole pod at once.
+    KubePlay,
+}
+
 /// Where the run's Podman state is.
 enum State {
     /// Written by the guest's init at boot; it goes with the guest.
@@ -91,23 +105,27 @@ enum State {
 
 pub struct Podman {
     state: State,
+    front: Front,
     layout: Layout,
     /// `podman 4.3.1`.
     version: String,
-    /// The pods the run made, by their infra container's name.
-    pods: Mutex<BTreeSet<String>>,
+    /// Whether the host's cgroups are v2 only: there Podman 4.3's pod cgroup (made by its
+    /// cgroupfs manager) denies every device to what runs under it, and runc then cannot reopen
+    /// /dev/null for the infra container ("error reopening /dev/null inside container: open
+    /// /dev/null: operation not permitted"), so each container gets a cgroup of its own
+    /// (`--share-parent=false`). On v1 the pod's cgroup is their parent, as Podman's default.
+    cgroup_v2: bool,
+    /// The pods the run made (Podman's names), by their infra container's name.
+    pods: Mutex<BTreeMap<String, String>>,
     /// The run's app containers, each with its pod's infra container.
     apps: Mutex<BTreeMap<String, String>>,
+    /// Podman's name for a container, where it is not the scenario's (`podman kube play`'s).
+    aliases: Mutex<BTreeMap<String, String>>,
     run_id: String,
     run_dir: PathBuf,
     shut_down: bool,
     // Last, so that it drops after the state: the guest outlives what runs in it.
     host: Box<dyn Host>,
-}
-
-/// A pod's name, from its infra container's.
-fn pod_name(infra: &str) -> String {
-    format!("{infra}-pod")
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,8 +135,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What `podman container inspect` says of a container, as far as the harness reads it.
 #[derive(serde::Deserialize)]
 struct Inspected {
-    #[serde(rename = "Name")]
-    name: String,
     #[serde(rename = "State")]
     state: InspectedState,
     #[serde(rename = "NetworkSettings", default)]
@@ -162,7 +178,7 @@ impl Inspected {
 }
 
 impl Podman {
-    pub fn start(host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Podman> {
+    pub fn start(host: Box<dyn Host>, run: &RunIdentity, front: Front, progress: &Progress) -> Result<Podman> {
         let started = Instant::now();
         let (state, layout) = match host.placement() {
             Placement::Vm => (State::InGuest, guest_layout()),
@@ -174,10 +190,13 @@ impl Podman {
         };
         let mut podman = Podman {
             state,
+            front,
             layout,
             version: String::new(),
+            cgroup_v2: false,
             pods: Mutex::default(),
             apps: Mutex::default(),
+            aliases: Mutex::default(),
             run_id: run.run_id.to_string(),
             run_dir: run.run_dir.to_path_buf(),
             shut_down: false,
@@ -187,6 +206,8 @@ impl Podman {
             .podman_ok(&["version", "--format", "{{.Client.Version}}"], START_TIMEOUT)
             .context("podman does not run: install it with apt-get install podman")?;
         podman.version = format!("podman {}", version.stdout_text().trim());
+        let unified = argv(&["test", "-e", "/sys/fs/cgroup/cgroup.controllers"]);
+        podman.cgroup_v2 = podman.host.run(&unified, QUICK)?.success();
         let uptime = match podman.host.placement() {
             Placement::Vm => podman
                 .host
@@ -235,22 +256,62 @@ impl Podman {
         }
     }
 
+    /// On this machine, the pod's cgroup goes under the run's own, which the run removes with
+    /// whatever is left in it.
+    fn cgroup_parent(&self) -> Option<String> {
+        let on_this_machine = self.host.placement() == Placement::Host;
+        on_this_machine.then(|| format!("--cgroup-parent=/{}", names::cgroup(std::process::id())))
+    }
+
+    /// Podman's name for a container the scenario names.
+    fn podman_name(&self, container: &str) -> String {
+        lock(&self.aliases).get(container).cloned().unwrap_or_else(|| container.to_string())
+    }
+
+    /// What Podman says of each container (by the scenario's names), in their order.
     fn inspect(&self, containers: &[String]) -> Result<Vec<Inspected>> {
+        let names: Vec<String> = containers.iter().map(|container| self.podman_name(container)).collect();
         let mut arguments = vec!["container", "inspect"];
-        arguments.extend(containers.iter().map(String::as_str));
+        arguments.extend(names.iter().map(String::as_str));
         let output = self.host.run(&self.podman(&arguments), QUICK)?;
         if !output.success() {
-            bail!("podman container inspect {}: {}", containers.join(" "), output.stderr.trim());
+            bail!("podman container inspect {}: {}", names.join(" "), output.stderr.trim());
         }
-        serde_json::from_slice(&output.stdout).context("podman container inspect's answer")
+        let inspected: Vec<Inspected> =
+            serde_json::from_slice(&output.stdout).context("podman container inspect's answer")?;
+        if inspected.len() != containers.len() {
+            bail!("podman container inspect described {} containers for {}", inspected.len(), containers.len());
+        }
+        Ok(inspected)
     }
 
     /// The pod of a container of the run, by its infra container's name.
     fn infra_of(&self, container: &str) -> Option<String> {
-        if lock(&self.pods).contains(container) {
+        if lock(&self.pods).contains_key(container) {
             return Some(container.to_string());
         }
         lock(&self.apps).get(container).cloned()
+    }
+
+    /// The pod through `podman kube play` of its manifest, written into the run's artifacts
+    /// (the guest sees them): every container at once, named by Podman, which the run then
+    /// learns (the infra container by the pod's id, each app as `<pod>-<name>`).
+    fn play(&self, pod: &PodPlan) -> Result<()> {
+        let manifest = crate::pod::manifest::render(pod)?;
+        let file = self.run_dir.join(format!("{}.pod.json", pod.name));
+        std::fs::write(&file, serde_json::to_string_pretty(&manifest)?)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        lock(&self.pods).insert(pod.infra.name.clone(), pod.name.clone());
+        for app in &pod.apps {
+            lock(&self.apps).insert(app.name.clone(), pod.infra.name.clone());
+            lock(&self.aliases).insert(app.name.clone(), format!("{}-{}", pod.name, app.name));
+        }
+        let file = file.display().to_string();
+        self.podman_ok(&["kube", "play", "--network", cni::NETWORK, &file], START_TIMEOUT)
+            .with_context(|| format!("cannot play the manifest of pod {}", pod.name))?;
+        let infra = self.podman_ok(&["pod", "inspect", "--format", "{{.InfraContainerID}}", &pod.name], QUICK)?;
+        lock(&self.aliases).insert(pod.infra.name.clone(), infra.stdout_text().trim().to_string());
+        super::wait_for_program(self, &pod.infra.name, START_TIMEOUT)
     }
 
     /// `--infra-command`, when the scenario gives the infra container a command or arguments:
@@ -274,11 +335,12 @@ impl Podman {
     }
 
     fn read_logs(&self, container: &str, timestamps: bool) -> Result<Logs> {
+        let name = self.podman_name(container);
         let mut arguments = vec!["logs"];
         if timestamps {
             arguments.push("--timestamps");
         }
-        arguments.push(container);
+        arguments.push(&name);
         let output = self.podman_ok(&arguments, QUICK)?;
         Ok(Logs { stdout: output.stdout, stderr: output.stderr })
     }
@@ -286,7 +348,10 @@ impl Podman {
 
 impl Runtime for Podman {
     fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Podman
+        match self.front {
+            Front::Cli => RuntimeKind::Podman,
+            Front::KubePlay => RuntimeKind::PodmanKube,
+        }
     }
 
     fn details(&self) -> String {
@@ -294,7 +359,11 @@ impl Runtime for Podman {
             State::InGuest => "state in the guest",
             State::Private(_) => "a private state",
         };
-        format!("podman ({}, {whose})", self.version)
+        let front = match self.front {
+            Front::Cli => "",
+            Front::KubePlay => ", pods by kube play",
+        };
+        format!("{} ({}, {whose}{front})", self.kind().name(), self.version)
     }
 
     fn host(&self) -> &dyn Host {
@@ -312,8 +381,11 @@ impl Runtime for Podman {
     }
 
     fn start_infra(&self, pod: &PodPlan) -> Result<()> {
+        if self.front == Front::KubePlay {
+            return self.play(pod);
+        }
         let infra = &pod.infra;
-        let name = pod_name(&infra.name);
+        let name = &pod.name;
         let label = format!("{}={}", names::RUN_LABEL, self.run_id);
         let mut shared = vec!["net", "ipc", "uts"];
         if !pod.apps.is_empty() && pod.apps.iter().all(|app| app.joins(NamespaceKind::Pid)) {
@@ -324,7 +396,7 @@ impl Runtime for Podman {
             "pod",
             "create",
             "--name",
-            &name,
+            name,
             "--infra-name",
             &infra.name,
             "--infra-image",
@@ -338,8 +410,9 @@ impl Runtime for Podman {
             "--label",
             &label,
         ]);
-        if self.host.placement() == Placement::Host {
-            arguments.push(format!("--cgroup-parent=/{}", names::cgroup(std::process::id())));
+        arguments.extend(self.cgroup_parent());
+        if self.cgroup_v2 {
+            arguments.push("--share-parent=false".to_string());
         }
         if let Some(hostname) = &pod.hostname {
             arguments.push(format!("--hostname={hostname}"));
@@ -353,26 +426,24 @@ impl Runtime for Podman {
         }
         let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
         self.podman_ok(&words, START_TIMEOUT).with_context(|| format!("cannot create pod {name}"))?;
-        lock(&self.pods).insert(infra.name.clone());
-        self.podman_ok(&["pod", "start", &name], START_TIMEOUT).with_context(|| format!("cannot start pod {name}"))?;
+        lock(&self.pods).insert(infra.name.clone(), name.clone());
+        self.podman_ok(&["pod", "start", name], START_TIMEOUT).with_context(|| format!("cannot start pod {name}"))?;
         super::wait_for_program(self, &infra.name, START_TIMEOUT)
     }
 
     fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
+        if self.front == Front::KubePlay {
+            // `podman kube play` started it with the pod.
+            return super::wait_for_program(self, &app.name, START_TIMEOUT);
+        }
         let infra = &pod.infra.name;
         let label = format!("{}={}", names::RUN_LABEL, self.run_id);
-        let mut arguments: Vec<String> = argv(&[
-            "run",
-            "--detach",
-            "--pod",
-            &pod_name(infra),
-            "--name",
-            &app.name,
-            "--pull",
-            "never",
-            "--label",
-            &label,
-        ]);
+        let mut arguments: Vec<String> =
+            argv(&["run", "--detach", "--pod", &pod.name, "--name", &app.name, "--pull", "never", "--label", &label]);
+        if self.cgroup_v2 {
+            // Not under the pod's cgroup (see `cgroup_v2`): under the run's, as the pod is.
+            arguments.extend(self.cgroup_parent());
+        }
         // The pod shares pid only when every app joins it: each app that differs says so.
         let pod_shares_pid = pod.apps.iter().all(|app| app.joins(NamespaceKind::Pid));
         match (app.joins(NamespaceKind::Pid), pod_shares_pid) {
@@ -404,27 +475,30 @@ impl Runtime for Podman {
     /// podman call costs a start of the CLI).
     fn remove(&self, containers: &[String], timeout: Duration) -> Result<()> {
         let seconds = "0";
-        let pods: Vec<String> =
-            containers.iter().filter(|name| lock(&self.pods).contains(*name)).cloned().collect();
-        for infra in &pods {
-            let name = pod_name(infra);
-            let remove = self.podman(&["pod", "rm", "--force", "--ignore", "--time", seconds, &name]);
+        let pods: Vec<(String, String)> =
+            containers.iter().filter_map(|name| Some((name.clone(), lock(&self.pods).get(name)?.clone()))).collect();
+        for (infra, name) in &pods {
+            let remove = self.podman(&["pod", "rm", "--force", "--ignore", "--time", seconds, name]);
             self.host.run_cleanup(&remove, timeout)?.ok().with_context(|| format!("cannot remove pod {name}"))?;
             lock(&self.pods).remove(infra);
             lock(&self.apps).retain(|_, pod| pod != infra);
         }
-        let apps: Vec<String> = containers.iter().filter(|name| lock(&self.apps).contains_key(*name)).cloned().collect();
+        let apps: Vec<String> =
+            containers.iter().filter(|name| lock(&self.apps).contains_key(*name)).cloned().collect();
         if !apps.is_empty() {
+            let names: Vec<String> = apps.iter().map(|app| self.podman_name(app)).collect();
             let mut arguments = vec!["rm", "--force", "--ignore", "--time", seconds];
-            arguments.extend(apps.iter().map(String::as_str));
+            arguments.extend(names.iter().map(String::as_str));
             self.host.run_cleanup(&self.podman(&arguments), timeout)?.ok().context("cannot remove containers")?;
             lock(&self.apps).retain(|name, _| !apps.contains(name));
         }
+        lock(&self.aliases).retain(|name, _| !containers.contains(name));
         Ok(())
     }
 
     fn exec(&self, container: &str, command: &[String], timeout: Duration) -> Result<Output> {
-        let mut arguments = vec!["exec", container];
+        let name = self.podman_name(container);
+        let mut arguments = vec!["exec", name.as_str()];
         arguments.extend(command.iter().map(String::as_str));
         let mut output = self.host.run(&self.podman(&arguments), timeout)?;
         output.argv = command.to_vec();
@@ -436,12 +510,7 @@ impl Runtime for Podman {
             bail!("no container {stranger} in this pod");
         }
         let inspected = self.inspect(containers)?;
-        let states: BTreeMap<String, ContainerState> =
-            inspected.iter().map(|container| (container.name.clone(), container.container_state())).collect();
-        if let Some(missing) = containers.iter().find(|name| !states.contains_key(*name)) {
-            bail!("podman container inspect did not describe {missing}");
-        }
-        Ok(states)
+        Ok(containers.iter().cloned().zip(inspected.iter().map(Inspected::container_state)).collect())
     }
 
     fn pod_address(&self, infra: &str) -> Result<String> {
@@ -456,14 +525,14 @@ impl Runtime for Podman {
 
     fn signal(&self, container: &str, signal: Signal) -> Result<()> {
         let number = (signal as i32).to_string();
-        self.podman_ok(&["kill", "--signal", &number, container], QUICK)
+        self.podman_ok(&["kill", "--signal", &number, &self.podman_name(container)], QUICK)
             .with_context(|| format!("cannot send {signal} to {container}"))?;
         Ok(())
     }
 
     fn stop(&self, container: &str, grace: Duration) -> Result<()> {
         let seconds = grace.as_secs().to_string();
-        self.podman_ok(&["stop", "--time", &seconds, container], grace + QUICK)?;
+        self.podman_ok(&["stop", "--time", &seconds, &self.podman_name(container)], grace + QUICK)?;
         Ok(())
     }
 
@@ -472,7 +541,7 @@ impl Runtime for Podman {
     fn restart(&self, container: &str) -> Result<()> {
         let seconds = RESTART_GRACE_SECONDS.to_string();
         let timeout = Duration::from_secs(RESTART_GRACE_SECONDS) + START_TIMEOUT;
-        self.podman_ok(&["restart", "--time", &seconds, container], timeout)?;
+        self.podman_ok(&["restart", "--time", &seconds, &self.podman_name(container)], timeout)?;
         super::wait_for_program(self, container, START_TIMEOUT)
     }
 
