@@ -84,7 +84,7 @@ fn main() -> std::process::ExitCode {
     }
     // What a run may leave changed on this machine: nothing. Taken before any trial runs.
     let before = std::sync::Arc::new(SharedState::now());
-    let mut trials: Vec<Trial> = ["docker", "cri"]
+    let mut trials: Vec<Trial> = ["docker", "cri", "podman"]
         .into_iter()
         .flat_map(|runtime| {
             BROKEN_PAUSES.iter().map(move |&(fixture, on_docker, on_cri, phrase)| {
@@ -112,8 +112,12 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("cri::ctrl_c_leaves_nothing", cri_interrupted_run_cleans_up));
     trials.push(Trial::test("cri::sigkill_then_clean_leaves_nothing", cri_sigkill_then_clean));
     trials.push(Trial::test("cri::two_runs_on_this_machine_at_once", || two_runs_at_once("cri")));
+    trials.push(Trial::test("podman::a_passing_run_leaves_nothing", || podman_passing_run_cleans_up("podman")));
+    trials.push(Trial::test("podman::kube_play_leaves_nothing", || podman_passing_run_cleans_up("podman-kube")));
+    trials.push(Trial::test("podman::ctrl_c_leaves_nothing", podman_interrupted_run_cleans_up));
+    trials.push(Trial::test("podman::two_runs_on_this_machine_at_once", || two_runs_at_once("podman")));
     let shared_state = std::sync::Arc::clone(&before);
-    trials.push(Trial::test("cri::this_machine_is_as_before", move || shared_state.unchanged()));
+    trials.push(Trial::test("shared::this_machine_is_as_before", move || shared_state.unchanged()));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
     let vm_trials = [
         Trial::test("vm::ctrl_c_leaves_no_guest", || vm_signal_leaves_nothing(2)),
@@ -137,7 +141,7 @@ fn missing_prerequisite() -> Option<String> {
     if !nix_is_root() {
         return Some("not root: the private dockerd and its bridge need root".into());
     }
-    for program in ["dockerd", "docker", "gcc", "nginx", "node", "busybox", "curl", "ipcmk"] {
+    for program in ["dockerd", "docker", "podman", "gcc", "nginx", "node", "busybox", "curl", "ipcmk"] {
         let found =
             Command::new("sh").args(["-c", &format!("command -v {program} || test -x /usr/sbin/{program}")]).output();
         if !found.is_ok_and(|output| output.status.success()) {
@@ -230,8 +234,32 @@ fn cri_sigkill_then_clean() -> Result<(), Failed> {
     nothing_left(run.pid)
 }
 
+/// The podman runtime on this machine (from `podman pod create`, or `podman kube play` of the
+/// pod's manifest): a passing run exits 0 and leaves nothing (conmon, the pods' network
+/// namespaces and veths, mounts, cgroups, the bridge, the private state); what Podman would
+/// write outside it (/var/lib/containers, /run/libpod, /run/netns) is checked by
+/// `shared::this_machine_is_as_before`.
+fn podman_passing_run_cleans_up(runtime: &str) -> Result<(), Failed> {
+    let run = run_xtask(&["test", "--on", "host", "--runtime", runtime, "scenarios/seed-pod", "--exact"], None)?;
+    if run.status.code() != Some(0) || !run.output.contains("scenarios/seed-pod: passed") {
+        return Err(format!("expected seed-pod to pass and exit code 0, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// Ctrl-C with a podman pod up: exit 130, and everything is removed.
+fn podman_interrupted_run_cleans_up() -> Result<(), Failed> {
+    let arguments = ["test", "--on", "host", "--runtime", "podman", "--skip", LONG_LIVED];
+    let run = run_xtask(&arguments, Some(("scenarios/reaping: ", 2)))?;
+    if run.status.code() != Some(130) {
+        return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
 /// What runs share on this machine and must give back: the nat and filter tables (portmap's
-/// chains), CNI's cache directory, IP forwarding.
+/// chains), CNI's cache directory, IP forwarding, and where Podman keeps state when it is not
+/// told otherwise (its blob cache, libpod's run state, the netns directory, its default cgroup).
 struct SharedState {
     text: String,
 }
@@ -239,14 +267,15 @@ struct SharedState {
 impl SharedState {
     fn now() -> SharedState {
         let script = "iptables -w 5 -t nat -S; iptables -w 5 -S; ls -a /var/lib/cni 2>&1; \
-                      cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/route_localnet";
+                      cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/route_localnet; \
+                      ls -a /var/lib/containers /run/libpod /run/netns 2>&1; ls -d /sys/fs/cgroup/*/libpod_parent 2>&1";
         let output = Command::new("sh").args(["-c", script]).output();
         SharedState {
             text: output.map(|output| String::from_utf8_lossy(&output.stdout).into_owned()).unwrap_or_default(),
         }
     }
 
-    /// Run after the trials that use cri, which runs last of the trials on this machine.
+    /// Run after the trials that use cri and podman, the last of the trials on this machine.
     fn unchanged(&self) -> Result<(), Failed> {
         let now = SharedState::now();
         if now.text != self.text {

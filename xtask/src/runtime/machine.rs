@@ -186,6 +186,23 @@ pub fn remove_cgroups(name: &str) -> Vec<String> {
     problems
 }
 
+/// Removes the cgroup `name` (under each hierarchy's root) and those under it that no process
+/// is in, deepest first; one that still holds a process stays, with its parents.
+pub fn remove_empty_cgroups(name: &str) {
+    let mut groups: Vec<PathBuf> = Vec::new();
+    let mut unseen: Vec<PathBuf> =
+        cgroup_roots().into_iter().map(|root| root.join(name)).filter(|top| top.is_dir()).collect();
+    while let Some(group) = unseen.pop() {
+        let children = std::fs::read_dir(&group).into_iter().flatten().flatten().map(|entry| entry.path());
+        unseen.extend(children.filter(|path| path.is_dir()));
+        groups.push(group);
+    }
+    groups.sort_by_key(|group| std::cmp::Reverse(group.components().count()));
+    for group in groups {
+        let _ = std::fs::remove_dir(group);
+    }
+}
+
 /// Kills every process whose command line mentions `path` (containerd and its shims, which
 /// outlive a daemon that died), saying so.
 fn kill_processes_mentioning(path: &Path) {

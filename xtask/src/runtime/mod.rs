@@ -67,7 +67,7 @@ impl RuntimeKind {
             RuntimeKind::Docker => docker_cannot_make(pod),
             RuntimeKind::Cri => cri_cannot_make(pod),
             RuntimeKind::Podman => podman_cannot_make(pod),
-            RuntimeKind::PodmanKube => crate::pod::manifest::render(pod).err().map(|error| format!("{error:#}")),
+            RuntimeKind::PodmanKube => podman_kube_cannot_make(pod),
         }
     }
 
@@ -158,6 +158,15 @@ fn podman_cannot_make(pod: &PodPlan) -> Option<String> {
     }
     let app = pod.apps.iter().find(|app| !app.joins(NamespaceKind::Net))?;
     Some(format!("{} does not share `net`: a Podman pod's containers always share its network", app.name))
+}
+
+fn podman_kube_cannot_make(pod: &PodPlan) -> Option<String> {
+    if let Err(error) = crate::pod::manifest::render(pod) {
+        return Some(format!("{error:#}"));
+    }
+    // Its kube play learnt a Pod's sysctls in a later release (4.5): 4.3 drops them without a word.
+    (!pod.sysctls.is_empty())
+        .then(|| "Podman 4.3's kube play ignores a Pod's securityContext.sysctls, which this pod sets".to_string())
 }
 
 /// What a runtime needs to know of the run: to label what it creates and keep its logs.

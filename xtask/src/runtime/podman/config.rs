@@ -8,6 +8,9 @@ use anyhow::{Context, Result};
 
 use crate::runtime::cni;
 
+/// The pause under test's image, as Podman names it once imported.
+pub const INFRA_IMAGE: &str = "localhost/podlab/pause:latest";
+
 /// Where one run's Podman keeps everything; all under one directory.
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -87,6 +90,8 @@ pub fn containers_conf(layout: &Layout, ulimits: Option<Ulimits>) -> String {
 log_driver = "k8s-file"
 {ulimits}
 [engine]
+# The pause under test, for pods that `podman kube play` makes (podman pod create names it).
+infra_image = "{infra_image}"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{events}"
@@ -99,6 +104,7 @@ network_config_dir = "{network}"
 cni_plugin_dirs = ["/usr/lib/cni"]
 default_network = "{name}"
 "#,
+        infra_image = INFRA_IMAGE,
         events = dir(layout.events_log()),
         tmp = dir(layout.tmp_dir()),
         network = dir(layout.network_dir()),
@@ -157,6 +163,7 @@ mod tests {
             r#"network_config_dir = "/tmp/podlab-podman-1-x/network""#,
             r#"events_logfile_path = "/tmp/podlab-podman-1-x/events.log""#,
             r#"default_network = "podlab""#,
+            r#"infra_image = "localhost/podlab/pause:latest""#,
         ] {
             assert!(containers.contains(line), "{line} is missing from:\n{containers}");
         }

@@ -208,6 +208,13 @@ impl Podman {
         podman.version = format!("podman {}", version.stdout_text().trim());
         let unified = argv(&["test", "-e", "/sys/fs/cgroup/cgroup.controllers"]);
         podman.cgroup_v2 = podman.host.run(&unified, QUICK)?.success();
+        if front == Front::KubePlay && podman.cgroup_v2 {
+            bail!(
+                "podman kube play puts a pod's containers under the pod's cgroup, which Podman 4.3's cgroupfs manager makes \
+                 deny every device on cgroup v2 (runc then cannot reopen /dev/null), and it takes no --share-parent: \
+                 run podman-kube on a host with cgroup v1 (this machine: --on host)"
+            );
+        }
         let uptime = match podman.host.placement() {
             Placement::Vm => podman
                 .host

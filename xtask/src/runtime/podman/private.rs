@@ -18,7 +18,13 @@ pub struct PrivatePodman {
     bridge: Bridge,
     /// What the run's pods share with every CNI user of this machine, given back at the end.
     shared: SharedCniState,
+    /// Whether Podman's default cgroup parent was there before the run: `podman kube play`
+    /// puts its pods there (it takes no --cgroup-parent) and leaves the directories.
+    default_cgroup_was_there: bool,
 }
+
+/// Podman's cgroup parent under the cgroupfs manager, when none is given.
+const DEFAULT_CGROUP: &str = "libpod_parent";
 
 impl PrivatePodman {
     pub fn create() -> Result<PrivatePodman> {
@@ -27,7 +33,8 @@ impl PrivatePodman {
         let bridge = Bridge::create()?;
         config::write_files(&layout, Ulimits::of_this_process()?, &bridge.name, &bridge.prefix)?;
         let shared = SharedCniState::note();
-        Ok(PrivatePodman { dir: Some(dir), layout, bridge, shared })
+        let default_cgroup_was_there = machine::cgroup_roots().iter().any(|root| root.join(DEFAULT_CGROUP).is_dir());
+        Ok(PrivatePodman { dir: Some(dir), layout, bridge, shared, default_cgroup_was_there })
     }
 
     /// Removes what the run's pods left, once the runtime has removed them (or could not):
@@ -37,6 +44,9 @@ impl PrivatePodman {
         let Some(dir) = self.dir.take() else { return Vec::new() };
         let mut problems = machine::remove_daemon_leftovers(dir);
         problems.extend(self.shared.give_back());
+        if !self.default_cgroup_was_there && !names::another_run_is_alive() {
+            machine::remove_empty_cgroups(DEFAULT_CGROUP);
+        }
         problems.extend(self.bridge.delete());
         problems
     }
