@@ -16,13 +16,7 @@ use crate::scenario::{NamespaceKind, RestartPolicy};
 /// The manifest of `pod` (named as the pod is), or why Kubernetes cannot say it.
 pub fn render(pod: &PodPlan) -> Result<Value> {
     let infra = &pod.infra;
-    if infra.command.is_some()
-        || !infra.args.is_empty()
-        || !infra.env.is_empty()
-        || !infra.files.is_empty()
-        || infra.user.is_some()
-        || infra.restart.is_some()
-    {
+    if !infra.is_image_as_it_is() {
         bail!(
             "the infra container is the node's pod sandbox: a Pod manifest gives it no command, arguments, environment, \
              files, user or restart policy"

@@ -50,6 +50,17 @@ impl ContainerPlan {
     pub fn joins(&self, kind: NamespaceKind) -> bool {
         self.joins.contains(&kind)
     }
+
+    /// Whether the scenario gives it nothing but its image: no command, arguments,
+    /// environment, files, user or restart policy (all a pod sandbox can be given).
+    pub fn is_image_as_it_is(&self) -> bool {
+        self.command.is_none()
+            && self.args.is_empty()
+            && self.env.is_empty()
+            && self.files.is_empty()
+            && self.user.is_none()
+            && self.restart.is_none()
+    }
 }
 
 impl PodPlan {

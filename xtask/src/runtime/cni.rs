@@ -11,6 +11,18 @@ pub const NETWORK: &str = "podlab";
 /// The conflist's file name in its directory.
 pub const FILE_NAME: &str = "10-podlab.conflist";
 
+/// In the guest: the pods' bridge and its subnet (the guest has no other network, and one
+/// runtime).
+pub const GUEST_BRIDGE: &str = "podlab0";
+pub const GUEST_PREFIX: &str = "10.213.0";
+
+/// The shell lines that make the guest's bridge, holding `GUEST_PREFIX.1`.
+pub fn guest_bridge_script() -> String {
+    format!(
+        "busybox ip link add {GUEST_BRIDGE} type bridge\nbusybox ip address add {GUEST_PREFIX}.1/24 dev {GUEST_BRIDGE}\nbusybox ip link set {GUEST_BRIDGE} up\n"
+    )
+}
+
 /// A bridge (`bridge`, which holds `prefix.1`), host-local addresses from `prefix.0/24` kept in
 /// `ipam_dir` (its default, /var/lib/cni, is shared with every other CNI user), a default route
 /// through the bridge, ports published by portmap. `isGateway` stays false: true turns on the

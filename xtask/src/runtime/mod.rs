@@ -111,13 +111,7 @@ fn cri_cannot_make(pod: &PodPlan) -> Option<String> {
             infra.image
         ));
     }
-    if infra.command.is_some()
-        || !infra.args.is_empty()
-        || !infra.env.is_empty()
-        || !infra.files.is_empty()
-        || infra.user.is_some()
-        || infra.restart.is_some()
-    {
+    if !infra.is_image_as_it_is() {
         return Some(
             "CRI runs the sandbox image as it is: no command, arguments, environment, files, user or restart policy of the \
              scenario's for the infra container"

@@ -29,6 +29,7 @@ use crate::images::docker_archive::docker_archive;
 use crate::names;
 use crate::pod::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
+use crate::runtime::cni;
 use crate::scenario::NamespaceKind;
 use crate::unix_grpc::{Call, NOT_FOUND, Reply};
 
@@ -49,10 +50,8 @@ const GUEST_START_TIMEOUT: Duration = Duration::from_secs(120);
 const RESTART_GRACE_SECONDS: i64 = 10;
 
 /// In the guest: containerd's directory (on the /run tmpfs: overlayfs cannot stack on the
-/// guest's overlay root), its bridge and subnet (the guest has no other network).
+/// guest's overlay root).
 const GUEST_DIR: &str = "/run/podlab/cri";
-const GUEST_BRIDGE: &str = "podlab0";
-const GUEST_PREFIX: &str = "10.213.0";
 
 fn guest_layout() -> Layout {
     Layout { dir: PathBuf::from(GUEST_DIR) }
@@ -64,13 +63,11 @@ pub fn guest_services() -> String {
     let layout = guest_layout();
     format!(
         r#"# the cri runtime's containerd, written by the harness for this run (xtask/src/runtime/cri/mod.rs)
-{files}busybox ip link add {GUEST_BRIDGE} type bridge
-busybox ip address add {GUEST_PREFIX}.1/24 dev {GUEST_BRIDGE}
-busybox ip link set {GUEST_BRIDGE} up
-containerd --config {config} > {log} 2>&1 &
+{files}{bridge}containerd --config {config} > {log} 2>&1 &
 ( while [ ! -S {socket} ]; do busybox usleep 10000; done; exec ctr --address {socket} events > {events} 2>&1 ) &
 "#,
-        files = config::write_script(&layout, GUEST_BRIDGE, GUEST_PREFIX),
+        files = config::write_script(&layout, cni::GUEST_BRIDGE, cni::GUEST_PREFIX),
+        bridge = cni::guest_bridge_script(),
         config = layout.config_file().display(),
         log = layout.daemon_log().display(),
         socket = layout.socket().display(),

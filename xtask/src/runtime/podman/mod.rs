@@ -47,10 +47,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const RESTART_GRACE_SECONDS: u64 = 10;
 
 /// In the guest: Podman's directory (on the /run tmpfs: overlayfs cannot stack on the guest's
-/// overlay root), its bridge and subnet (the guest has no other network).
+/// overlay root).
 const GUEST_DIR: &str = "/run/podlab/podman";
-const GUEST_BRIDGE: &str = "podlab0";
-const GUEST_PREFIX: &str = "10.213.0";
 
 fn guest_layout() -> Layout {
     Layout { dir: PathBuf::from(GUEST_DIR) }
@@ -64,12 +62,10 @@ pub fn guest_services() -> String {
     let layout = guest_layout();
     format!(
         r#"# the podman runtime's state, written by the harness for this run (xtask/src/runtime/podman/mod.rs)
-{files}busybox ip link add {GUEST_BRIDGE} type bridge
-busybox ip address add {GUEST_PREFIX}.1/24 dev {GUEST_BRIDGE}
-busybox ip link set {GUEST_BRIDGE} up
-{podman} info > /dev/null 2>&1 &
+{files}{bridge}{podman} info > /dev/null 2>&1 &
 "#,
-        files = config::write_script(&layout, GUEST_BRIDGE, GUEST_PREFIX),
+        files = config::write_script(&layout, cni::GUEST_BRIDGE, cni::GUEST_PREFIX),
+        bridge = cni::guest_bridge_script(),
         podman = podman_command(&layout).join(" "),
     )
 }
