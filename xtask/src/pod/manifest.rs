@@ -16,6 +16,13 @@ use crate::scenario::{NamespaceKind, RestartPolicy};
 /// The manifest of `pod` (named as the pod is), or why Kubernetes cannot say it.
 pub fn render(pod: &PodPlan) -> Result<Value> {
     let infra = &pod.infra;
+    let sandbox_image = crate::runtime::cri::config::SANDBOX_IMAGE_AS_WRITTEN;
+    if infra.image != sandbox_image {
+        bail!(
+            "the pod sandbox's image is the node's setting (here the pause under test, {sandbox_image}), not {}",
+            infra.image
+        );
+    }
     if !infra.is_image_as_it_is() {
         bail!(
             "the infra container is the node's pod sandbox: a Pod manifest gives it no command, arguments, environment, \
@@ -169,6 +176,9 @@ mod tests {
         let mut pod = seed_pod();
         pod.infra.args = vec!["-v".to_string()];
         assert!(render(&pod).unwrap_err().to_string().contains("the node's pod sandbox"));
+        let mut pod = seed_pod();
+        pod.infra.image = "podlab/nginx".to_string();
+        assert!(render(&pod).unwrap_err().to_string().contains("the node's setting"));
         let mut pod = seed_pod();
         pod.apps[0].user = Some("www-data".to_string());
         assert!(render(&pod).unwrap_err().to_string().contains("numeric ids"));

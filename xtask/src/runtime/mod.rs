@@ -158,7 +158,7 @@ fn podman_kube_cannot_make(pod: &PodPlan) -> Option<String> {
     if let Err(error) = crate::pod::manifest::render(pod) {
         return Some(format!("{error:#}"));
     }
-    // Its kube play learnt a Pod's sysctls in a later release (4.5): 4.3 drops them without a word.
+    // Its kube play learnt a Pod's sysctls later (pull request 17464, February 2023): 4.3 drops them without a word.
     (!pod.sysctls.is_empty())
         .then(|| "Podman 4.3's kube play ignores a Pod's securityContext.sysctls, which this pod sets".to_string())
 }
