@@ -113,15 +113,33 @@ pub fn is_live_run(pid: u32) -> bool {
     Path::new(program.as_ref()).file_name().is_some_and(|name| name == "xtask")
 }
 
-/// Whether any xtask process other than this one is running (a run of test, pod, bench or soak).
+/// Whether any xtask process other than this one and those that started it is running (a run
+/// of test, pod, bench or soak): a `soak` or `compare` that runs `test` is not another run.
 pub fn another_run_is_alive() -> bool {
-    let own = std::process::id();
+    let ours = this_process_and_its_ancestors();
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .any(|pid| pid != own && is_live_run(pid))
+        .any(|pid| !ours.contains(&pid) && is_live_run(pid))
+}
+
+/// This process's pid, its parent's, and so on up to init.
+fn this_process_and_its_ancestors() -> Vec<u32> {
+    let mut pids = vec![std::process::id()];
+    while let Some(parent) = parent_of(pids[pids.len() - 1]).filter(|parent| *parent > 1 && !pids.contains(parent)) {
+        pids.push(parent);
+    }
+    pids
+}
+
+/// The parent's pid, from /proc/PID/stat (`pid (comm) state ppid ...`; comm may hold spaces
+/// and parentheses, so the fields are counted after the last `)`).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `20261129-201500-12345`: the run's UTC start and its pid: sortable, and unique on a machine.
@@ -191,6 +209,14 @@ mod tests {
         assert_eq!(bridge_owner("podlab123"), Some(123));
         assert_eq!(bridge_owner("podlab"), None);
         assert_eq!(bridge_owner("podlabx1"), None);
+    }
+
+    #[test]
+    fn a_process_knows_its_ancestors() {
+        let ours = this_process_and_its_ancestors();
+        assert_eq!(ours[0], std::process::id());
+        assert_eq!(ours.get(1).copied(), parent_of(std::process::id()).filter(|parent| *parent > 1));
+        assert_eq!(parent_of(u32::MAX), None);
     }
 
     #[test]
