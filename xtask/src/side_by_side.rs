@@ -22,6 +22,12 @@ where
     answers.into_iter().collect()
 }
 
+/// Locks `mutex`, also after a thread panicked holding it: a panic in one call must not stop
+/// the others, nor the run's cleanup, from using what the mutex guards.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::side_by_side::lock;
 use anyhow::{Context, Result, bail};
 
 use super::protocol::{Answer, GuestMessage, Job, PORT_NAME, Request};
@@ -66,10 +67,6 @@ pub fn run() -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn answer(request: Request, stop: &AtomicBool) -> Answer {

@@ -11,6 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::side_by_side::lock;
 use anyhow::{Context, Result, bail};
 
 use super::protocol::{Answer, GuestMessage, Job, Request};
@@ -113,10 +114,6 @@ impl Channel {
         line.push(b'\n');
         lock(&self.writer).write_all(&line).context("cannot write to the guest agent")
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Takes a request's entry out of the waiting table when its wait ends.

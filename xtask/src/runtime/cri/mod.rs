@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::side_by_side::lock;
 use anyhow::{Context, Result, bail};
 use k8s_cri::v1 as cri;
 use nix::sys::signal::Signal;
@@ -482,10 +483,6 @@ impl Cri {
         }
         Ok(status)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The `pid` of a verbose status's `info` JSON.

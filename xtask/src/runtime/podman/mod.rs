@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::side_by_side::lock;
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
@@ -122,10 +123,6 @@ pub struct Podman {
     shut_down: bool,
     // Last, so that it drops after the state: the guest outlives what runs in it.
     host: Box<dyn Host>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What `podman container inspect` says of a container, as far as the harness reads it.
