@@ -136,21 +136,7 @@ pub fn cgroup_roots() -> Vec<PathBuf> {
 /// hierarchy mounted under /sys/fs/cgroup) and its children, saying so, then removes those
 /// cgroups, deepest first; returns what could not be done.
 pub fn remove_cgroups(name: &str) -> Vec<String> {
-    let tops: Vec<PathBuf> =
-        cgroup_roots().into_iter().map(|root| root.join(name)).filter(|top| top.is_dir()).collect();
-    let mut groups: Vec<PathBuf> = Vec::new();
-    let mut unseen = tops.clone();
-    while let Some(group) = unseen.pop() {
-        unseen.extend(
-            std::fs::read_dir(&group)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|entry| entry.path())
-                .filter(|path| path.is_dir()),
-        );
-        groups.push(group);
-    }
+    let groups = cgroups_deepest_first(name);
     // Every hierarchy lists the same processes: each is killed once.
     let pids: std::collections::BTreeSet<i32> = groups
         .iter()
@@ -167,8 +153,7 @@ pub fn remove_cgroups(name: &str) -> Vec<String> {
         eprintln!("note: {killed} container processes outlived their daemon (cgroup {name}): killed them");
     }
     let mut problems = Vec::new();
-    // Deepest first; a cgroup whose last process is still dying cannot go yet: try for a while.
-    groups.sort_by_key(|group| std::cmp::Reverse(group.components().count()));
+    // A cgroup whose last process is still dying cannot go yet: try for a while.
     let deadline = Instant::now() + Duration::from_secs(10);
     for group in groups {
         loop {
@@ -189,6 +174,14 @@ pub fn remove_cgroups(name: &str) -> Vec<String> {
 /// Removes the cgroup `name` (under each hierarchy's root) and those under it that no process
 /// is in, deepest first; one that still holds a process stays, with its parents.
 pub fn remove_empty_cgroups(name: &str) {
+    for group in cgroups_deepest_first(name) {
+        let _ = std::fs::remove_dir(group);
+    }
+}
+
+/// The cgroup `name` under the root of each hierarchy, and every cgroup under those, deepest
+/// first (the order in which they can be removed).
+fn cgroups_deepest_first(name: &str) -> Vec<PathBuf> {
     let mut groups: Vec<PathBuf> = Vec::new();
     let mut unseen: Vec<PathBuf> =
         cgroup_roots().into_iter().map(|root| root.join(name)).filter(|top| top.is_dir()).collect();
@@ -198,9 +191,7 @@ pub fn remove_empty_cgroups(name: &str) {
         groups.push(group);
     }
     groups.sort_by_key(|group| std::cmp::Reverse(group.components().count()));
-    for group in groups {
-        let _ = std::fs::remove_dir(group);
-    }
+    groups
 }
 
 /// Kills every process whose command line mentions `path` (containerd and its shims, which
