@@ -108,13 +108,13 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("faults::pause_killed_under_its_apps", pause_killed_under_its_apps));
     trials.push(Trial::test("faults::dockerd_killed_mid_scenario", || daemon_killed_mid_scenario("dockerd")));
     trials.push(Trial::test("faults::containerd_killed_mid_scenario", || daemon_killed_mid_scenario("containerd")));
-    trials.push(Trial::test("cri::a_passing_run_leaves_nothing", cri_passing_run_cleans_up));
-    trials.push(Trial::test("cri::ctrl_c_leaves_nothing", cri_interrupted_run_cleans_up));
+    trials.push(Trial::test("cri::a_passing_run_leaves_nothing", || seed_pod_run_cleans_up("cri")));
+    trials.push(Trial::test("cri::ctrl_c_leaves_nothing", || interrupted_run_on_cleans_up("cri")));
     trials.push(Trial::test("cri::sigkill_then_clean_leaves_nothing", cri_sigkill_then_clean));
     trials.push(Trial::test("cri::two_runs_on_this_machine_at_once", || two_runs_at_once("cri")));
-    trials.push(Trial::test("podman::a_passing_run_leaves_nothing", || podman_passing_run_cleans_up("podman")));
-    trials.push(Trial::test("podman::kube_play_leaves_nothing", || podman_passing_run_cleans_up("podman-kube")));
-    trials.push(Trial::test("podman::ctrl_c_leaves_nothing", podman_interrupted_run_cleans_up));
+    trials.push(Trial::test("podman::a_passing_run_leaves_nothing", || seed_pod_run_cleans_up("podman")));
+    trials.push(Trial::test("podman::kube_play_leaves_nothing", || seed_pod_run_cleans_up("podman-kube")));
+    trials.push(Trial::test("podman::ctrl_c_leaves_nothing", || interrupted_run_on_cleans_up("podman")));
     trials.push(Trial::test("podman::two_runs_on_this_machine_at_once", || two_runs_at_once("podman")));
     let shared_state = std::sync::Arc::clone(&before);
     trials.push(Trial::test("shared::this_machine_is_as_before", move || shared_state.unchanged()));
@@ -195,26 +195,6 @@ fn passing_run_cleans_up() -> Result<(), Failed> {
     nothing_left(run.pid)
 }
 
-/// The cri runtime on this machine: a passing run exits 0 and leaves nothing (containerd, its
-/// shims, the pods' network namespaces and veths, leases, mounts, cgroups, the bridge).
-fn cri_passing_run_cleans_up() -> Result<(), Failed> {
-    let run = run_xtask(&["test", "--on", "host", "--runtime", "cri", "scenarios/seed-pod", "--exact"], None)?;
-    if run.status.code() != Some(0) {
-        return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
-    }
-    nothing_left(run.pid)
-}
-
-/// Ctrl-C with a cri pod up: exit 130, and everything is removed.
-fn cri_interrupted_run_cleans_up() -> Result<(), Failed> {
-    let arguments = ["test", "--on", "host", "--runtime", "cri", "--skip", LONG_LIVED];
-    let run = run_xtask(&arguments, Some(("scenarios/reaping: ", 2)))?;
-    if run.status.code() != Some(130) {
-        return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
-    }
-    nothing_left(run.pid)
-}
-
 /// SIGKILL with a cri pod up (the seed pod of `cargo xtask pod`, its port published through
 /// CNI's portmap): containerd is told to stop by the kernel, but its shims, the pod, its port
 /// mapping and CNI's cached result stay; `cargo xtask clean` removes them all.
@@ -234,12 +214,13 @@ fn cri_sigkill_then_clean() -> Result<(), Failed> {
     nothing_left(run.pid)
 }
 
-/// The podman runtime on this machine (from `podman pod create`, or `podman kube play` of the
-/// pod's manifest): a passing run exits 0 and leaves nothing (conmon, the pods' network
-/// namespaces and veths, mounts, cgroups, the bridge, the private state); what Podman would
-/// write outside it (/var/lib/containers, /run/libpod, /run/netns) is checked by
-/// `shared::this_machine_is_as_before`.
-fn podman_passing_run_cleans_up(runtime: &str) -> Result<(), Failed> {
+/// A private runtime on this machine (cri: containerd; podman: Podman's state, its pod made by
+/// `podman pod create` or, for podman-kube, by `kube play` of its manifest): the seed pod
+/// passes, the run exits 0 and leaves nothing (daemons, shims or conmon, the pods' network
+/// namespaces and veths, leases, mounts, cgroups, the bridge); what a runtime would write
+/// outside its own state (CNI's cache, /var/lib/containers, /run/libpod, /run/netns) is checked
+/// by `shared::this_machine_is_as_before`.
+fn seed_pod_run_cleans_up(runtime: &str) -> Result<(), Failed> {
     let run = run_xtask(&["test", "--on", "host", "--runtime", runtime, "scenarios/seed-pod", "--exact"], None)?;
     if run.status.code() != Some(0) || !run.output.contains("scenarios/seed-pod: passed") {
         return Err(format!("expected seed-pod to pass and exit code 0, got {:?}\n{}", run.status, run.output).into());
@@ -247,9 +228,9 @@ fn podman_passing_run_cleans_up(runtime: &str) -> Result<(), Failed> {
     nothing_left(run.pid)
 }
 
-/// Ctrl-C with a podman pod up: exit 130, and everything is removed.
-fn podman_interrupted_run_cleans_up() -> Result<(), Failed> {
-    let arguments = ["test", "--on", "host", "--runtime", "podman", "--skip", LONG_LIVED];
+/// Ctrl-C with a pod of `runtime` up: exit 130, and everything is removed.
+fn interrupted_run_on_cleans_up(runtime: &str) -> Result<(), Failed> {
+    let arguments = ["test", "--on", "host", "--runtime", runtime, "--skip", LONG_LIVED];
     let run = run_xtask(&arguments, Some(("scenarios/reaping: ", 2)))?;
     if run.status.code() != Some(130) {
         return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
