@@ -49,11 +49,28 @@ pub fn run(options: Options) -> Result<()> {
         run_id: &run_id,
         run_dir: &run_dir,
     };
-    let lab = Lab::start(&lab_plan, &progress)?;
+    let mut lab = Lab::start(&lab_plan, &progress)?;
+    let mut started = Instant::now();
+    let mut seed_pod = Pod::new(lab.runtime.as_ref(), &plan);
+    let made = seed_pod.start();
+    // A guest whose kernel locked up failed beneath the pod, not the pod: once, as `test`
+    // does, a new guest is booted and the pod made again.
+    if let Some(failure) = lab.runtime.host().machine_failed() {
+        // Its containers go with the failed guest, which refuses every request now.
+        let _ = seed_pod.remove();
+        let first_line = failure.lines().next().unwrap_or_default();
+        progress.say(&format!("the host failed beneath the pod ({first_line}): starting a new one"));
+        if let Err(error) = lab.shut_down() {
+            progress.say(&format!("warning: the failed host's cleanup: {error:#}"));
+        }
+        lab = Lab::start(&lab_plan, &progress)?;
+        started = Instant::now();
+        seed_pod = Pod::new(lab.runtime.as_ref(), &plan);
+        seed_pod.start()?;
+    } else {
+        made?;
+    }
     let runtime = lab.runtime.as_ref();
-    let started = Instant::now();
-    let mut seed_pod = Pod::new(runtime, &plan);
-    seed_pod.start()?;
     let port = ports.published(8080);
     progress.done(&format!("seed pod created: pause, nginx, ghost (published on 127.0.0.1:{port})"), started);
     let mut hints = runtime.shell_hints();

@@ -40,6 +40,8 @@ impl<'run> Pod<'run> {
         self.made = true;
         self.runtime.start_infra(self.plan)?;
         side_by_side::each(&self.plan.apps, |app| self.runtime.start_app(self.plan, app))?;
+        #[cfg(feature = "fault-injection")]
+        inject_lockup_once(self.runtime);
         Ok(())
     }
 
@@ -76,4 +78,18 @@ impl Drop for Pod<'_> {
             eprintln!("warning: cannot remove the pod: {error:#}");
         }
     }
+}
+
+/// A guest kernel that locks up once a pod runs, for xtask/tests/harness.rs: the kernel's own
+/// words reach the console, where the host looks for them; once per run. Only with
+/// `fault-injection`.
+#[cfg(feature = "fault-injection")]
+fn inject_lockup_once(runtime: &dyn Runtime) {
+    static INJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var_os("PODLAB_INJECT_LOCKUP").is_none() || INJECTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let words = "echo '<0>watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [injected by podlab]' > /dev/kmsg";
+    let _ = runtime.host().run(&crate::command::argv(&["sh", "-c", words]), Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
 }

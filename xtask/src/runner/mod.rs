@@ -51,17 +51,6 @@ pub fn run_scenario(
     if std::env::var_os("PODLAB_INJECT_PANIC").is_some() {
         panic!("injected panic (PODLAB_INJECT_PANIC is set), with the pod of {name} running");
     }
-    // A guest kernel that locks up, for xtask/tests/harness.rs: the kernel's own words reach the
-    // console, where the host looks for them; once per run. Only with `fault-injection`.
-    #[cfg(feature = "fault-injection")]
-    if std::env::var_os("PODLAB_INJECT_LOCKUP").is_some() {
-        static INJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !INJECTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let words = "echo '<0>watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [injected by podlab]' > /dev/kmsg";
-            let _ = runtime.host().run(&crate::command::argv(&["sh", "-c", words]), std::time::Duration::from_secs(10));
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-    }
     // What is wrong with the runtime itself goes beside a failure: it is the first thing to know.
     let with_trouble = |failure: String| {
         let troubles = [runtime.trouble(), runtime.host().trouble()];
