@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -262,6 +263,52 @@ impl Daemon {
     }
 }
 
+/// A thread that lives until dropped, to start daemons on: the kernel sends a daemon its death
+/// signal when the *thread* that started it ends, not the process. libtest's threads end with
+/// their last trial, while the run's lab (QEMU, a private daemon), started by whichever trial
+/// comes first, must last the whole run.
+pub struct DaemonThread {
+    jobs: Option<mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DaemonThread {
+    pub fn new() -> DaemonThread {
+        let (jobs, waiting) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let thread = std::thread::spawn(move || {
+            for job in waiting {
+                // A job that panics ends alone: its caller sees no answer; the thread goes on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+        });
+        DaemonThread { jobs: Some(jobs), thread: Some(thread) }
+    }
+
+    /// Runs `job` on the thread and waits for what it gives back.
+    pub fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let (answer, answered) = mpsc::channel();
+        let job = Box::new(move || {
+            let _ = answer.send(job());
+        });
+        self.jobs
+            .as_ref()
+            .context("the daemon thread has ended")?
+            .send(job)
+            .ok()
+            .context("the daemon thread has ended")?;
+        answered.recv().ok().context("the daemon thread's job panicked")
+    }
+}
+
+impl Drop for DaemonThread {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn wait_with_deadline(
     child: &mut Child,
     deadline: Instant,
@@ -320,6 +367,31 @@ pub fn argv<S: AsRef<str>>(words: &[S]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A daemon started on a thread that then ends is killed (the reason `DaemonThread` is);
+    /// one started on a `DaemonThread` outlives the thread that asked for it.
+    #[test]
+    fn a_daemon_lives_as_long_as_the_thread_that_started_it() {
+        let scratch = tempfile::tempdir().unwrap();
+        let log = scratch.path().join("sleep.log");
+        let sleeper = argv(&["sleep", "30"]);
+        let (on_a_thread, lasting) = (log.clone(), DaemonThread::new());
+        let mut short_lived =
+            std::thread::spawn(move || spawn_daemon(&sleeper, &on_a_thread, Signal::SIGKILL)).join().unwrap().unwrap();
+        let (sleeper, on_lasting) = (argv(&["sleep", "30"]), log.clone());
+        let mut kept = std::thread::spawn(move || {
+            lasting
+                .run(move || spawn_daemon(&sleeper, &on_lasting, Signal::SIGKILL))
+                .map(|daemon| (daemon.unwrap(), lasting))
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert!(short_lived.exits_within(Duration::from_secs(5)).unwrap(), "its thread ended, yet it runs");
+        assert!(!kept.0.exits_within(Duration::from_millis(300)).unwrap(), "it ended with the thread that asked");
+        kept.0.kill_group();
+        short_lived.kill_group();
+    }
 
     #[test]
     fn keeps_stdout_stderr_and_exit_code_apart() {

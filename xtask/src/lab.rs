@@ -59,12 +59,12 @@ impl Choice {
         }
     }
 
-    /// The ports a run publishes on for what the scenarios write: as written in the guest
-    /// (its loopback is its own), free ones of this machine's own otherwise.
-    pub fn ports(&self, scenarios: &[Scenario]) -> Result<Ports> {
+    /// The ports each scenario publishes on, no two scenarios on the same one (see `Ports`).
+    pub fn ports(&self, scenarios: &[Scenario]) -> Result<Vec<Ports>> {
+        let written: Vec<Vec<u16>> = scenarios.iter().map(pod::written_ports).collect();
         match self.placement() {
-            Placement::Vm => Ok(Ports::as_written()),
-            Placement::Host => Ports::free_on_this_machine(pod::written_ports(scenarios)),
+            Placement::Vm => Ok(Ports::apart_in_guest(&written)),
+            Placement::Host => Ports::free_on_this_machine(&written),
         }
     }
 

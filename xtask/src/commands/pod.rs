@@ -33,7 +33,7 @@ pub fn run(options: Options) -> Result<()> {
         .into_iter()
         .find(|scenario| scenario.path.ends_with("seed-pod.json"))
         .context("scenarios/seed-pod.json is missing")?;
-    let ports = options.choice.ports(std::slice::from_ref(&seed))?;
+    let ports = options.choice.ports(std::slice::from_ref(&seed))?.remove(0);
     let plan = pod::plan(&seed, &ports)?;
     if let Some(reason) = options.choice.runtime().cannot_make(&plan) {
         bail!("{} cannot make the seed pod: {reason}", options.choice.runtime().name());

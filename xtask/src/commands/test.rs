@@ -2,8 +2,9 @@
 //!
 //! Every scenario is loaded and planned for the runtime first: one that does not load, or
 //! asks what the runtime cannot do, stops the run before any container exists. The lab
-//! (pause, images, host, runtime) is started once, by the first trial that runs; libtest's
-//! own options (FILTER, --exact, --skip, --list) work as in `cargo test`.
+//! (pause, images, host, runtime) is started once, by the first trial that runs; trials run
+//! side by side in it (`--test-threads`), each pod under names and on ports of its own;
+//! libtest's own options (FILTER, --exact, --skip, --list) work as in `cargo test`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,23 +13,30 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use libtest_mimic::{Failed, Trial};
 
+use crate::command::DaemonThread;
 use crate::lab::{Choice, Lab, LabPlan};
 use crate::pause_build::PauseCommand;
 use crate::pod::{self, PodPlan};
 use crate::progress::Progress;
 use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
-use crate::scenario::{self, Scenario};
+use crate::runtime::scoped::Scoped;
+use crate::scenario::{self, Scenario, Step};
+use crate::side_by_side::lock;
 use crate::{EXIT_HARNESS_ERROR, interrupt, names, pause_build, runner};
 
 pub const EXIT_SCENARIO_FAILED: u8 = 101;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// How many scenarios run side by side unless `--test-threads` says: see docs/bench.md.
+const DEFAULT_SIDE_BY_SIDE: usize = 3;
+
 #[derive(Debug, clap::Args)]
 // clap's own layout (libtest-mimic's options, flattened in below, bring a template of their own).
 #[command(help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}")]
 #[command(after_help = "\
-The options from --include-ignored on are the test runner's, as with cargo test; scenarios
-run one at a time whatever --test-threads says.
+The options from --include-ignored on are the test runner's, as with cargo test;
+--test-threads N runs N scenarios side by side (default 3), each pod with container names and
+published ports of its own.
 
 Exit codes: 0 every scenario passed; 101 a scenario failed; 2 the harness could not run (bad
 arguments, a scenario that does not load or that the runtime cannot make, a missing
@@ -77,16 +85,28 @@ fn print_manifest(planned: &[Planned], wanted: &str) -> Result<()> {
     Ok(())
 }
 
-/// Shared by the trials: started on first use, shut down after the last.
+/// Shared by the trials, which run side by side: the lab is started on first use and shut
+/// down after the last trial.
 struct Run {
     choice: Choice,
     pause_bin: Option<PauseCommand>,
     run_id: String,
     run_dir: PathBuf,
     progress: Progress,
-    lab: Option<Lab>,
+    labs: Mutex<Labs>,
+    /// Where labs start: what they start must outlive the trial that asked.
+    daemons: DaemonThread,
+    reports: Mutex<Vec<ScenarioReport>>,
+}
+
+/// The run's lab, and those whose host failed beneath a pod (their guests killed, the rest
+/// shut down at the end, once no trial holds them).
+#[derive(Default)]
+struct Labs {
+    current: Option<Arc<Lab>>,
+    failed: Vec<Arc<Lab>>,
+    /// Why the lab could not start: every later trial fails with it.
     harness_error: Option<String>,
-    reports: Vec<ScenarioReport>,
 }
 
 pub fn run(options: Options) -> Result<u8> {
@@ -97,7 +117,8 @@ pub fn run(options: Options) -> Result<u8> {
     let ports = options.choice.ports(&scenarios)?;
     let planned: Vec<Planned> = scenarios
         .into_iter()
-        .map(|scenario| {
+        .zip(ports)
+        .map(|(scenario, ports)| {
             let plan = pod::plan(&scenario, &ports)?;
             Ok(Planned { cannot_make: runtime.cannot_make(&plan), plan, scenario })
         })
@@ -110,8 +131,7 @@ pub fn run(options: Options) -> Result<u8> {
         return Ok(0);
     }
     let mut libtest = options.libtest;
-    // One pod at a time: scenarios share the runtime, container names and published ports.
-    libtest.test_threads = Some(1);
+    libtest.test_threads = Some(libtest.test_threads.unwrap_or(DEFAULT_SIDE_BY_SIDE));
 
     let run_started = Instant::now();
     let run_id = names::run_id();
@@ -127,32 +147,43 @@ pub fn run(options: Options) -> Result<u8> {
     for skip in &skipped {
         progress.say(&format!("{}: skipped: {} cannot make this pod: {}", skip.name, runtime.name(), skip.reason));
     }
-    let shared = Arc::new(Mutex::new(Run {
+    let shared = Arc::new(Run {
         choice: options.choice,
         pause_bin: options.pause_bin,
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
         progress,
-        lab: None,
-        harness_error: None,
-        reports: Vec::new(),
-    }));
+        labs: Mutex::default(),
+        daemons: DaemonThread::new(),
+        reports: Mutex::default(),
+    });
     start_deadline(Duration::from_secs(options.run_timeout));
 
+    let mut planned = planned;
+    planned.sort_by_key(|planned| std::cmp::Reverse(least_length(&planned.scenario)));
     let trials = planned.into_iter().map(|planned| trial(planned, Arc::clone(&shared))).collect();
     let conclusion = libtest_mimic::run(&libtest, trials);
 
-    let mut run = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let run = &shared;
+    let labs = std::mem::take(&mut *lock(&run.labs));
     let mut cleanup = Ok(());
     let (mut host, mut runtime) = (run.choice.placement().name().to_string(), run.choice.runtime().name().to_string());
     let mut pause = run.pause_bin.as_ref().map(PauseCommand::to_string).unwrap_or_default();
-    if let Some(lab) = run.lab.take() {
+    for failed in labs.failed {
+        // The failed guest was killed; what is left is said, not fatal.
+        if let Err(error) = shut_down(failed) {
+            run.progress.say(&format!("warning: the failed host's cleanup: {error:#}"));
+        }
+    }
+    if let Some(lab) = labs.current {
         (host, runtime) = (lab.runtime.host().details(), lab.runtime.details());
         pause = lab.pause.to_string();
         let shutdown_started = Instant::now();
-        cleanup = lab.shut_down();
+        cleanup = shut_down(lab);
         run.progress.done(&format!("{} on {} shut down", run.choice.runtime().name(), host), shutdown_started);
     }
+    let mut scenarios = std::mem::take(&mut *lock(&run.reports));
+    scenarios.sort_by(|one, other| one.name.cmp(&other.name));
     // Reports exist once set-up began, even if it failed: they say why.
     if run_dir.is_dir() {
         let mut report = RunReport {
@@ -161,9 +192,9 @@ pub fn run(options: Options) -> Result<u8> {
             runtime,
             pause,
             duration: run_started.elapsed(),
-            harness_error: run.harness_error.clone(),
+            harness_error: labs.harness_error.clone(),
             passed: false,
-            scenarios: std::mem::take(&mut run.reports),
+            scenarios,
             skipped,
         };
         report.conclude();
@@ -176,7 +207,7 @@ pub fn run(options: Options) -> Result<u8> {
     }
     Ok(if interrupt::interrupted() {
         EXIT_INTERRUPTED
-    } else if run.harness_error.is_some() {
+    } else if labs.harness_error.is_some() {
         EXIT_HARNESS_ERROR
     } else if conclusion.has_failed() {
         EXIT_SCENARIO_FAILED
@@ -185,33 +216,36 @@ pub fn run(options: Options) -> Result<u8> {
     })
 }
 
-fn trial(planned: Planned, shared: Arc<Mutex<Run>>) -> Trial {
+fn trial(planned: Planned, run: Arc<Run>) -> Trial {
     let name = trial_name(&planned.scenario.path);
     if let Some(reason) = planned.cannot_make {
         // Ignored, as libtest shows it; run anyway (--include-ignored), it fails saying why.
-        let runtime = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).choice.runtime();
+        let runtime = run.choice.runtime();
         return Trial::test(name, move || {
             Err(Failed::from(format!("{} cannot make this pod: {reason}", runtime.name())))
         })
         .with_ignored_flag(true);
     }
     Trial::test(name.clone(), move || {
-        let mut run = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        set_up(&mut run).map_err(|error| Failed::from(format!("the harness could not run: {error:#}")))?;
+        let could_not_run = |error: anyhow::Error| Failed::from(format!("the harness could not run: {error:#}"));
+        let lab = run.lab().map_err(could_not_run)?;
         interrupt::check().map_err(|error| Failed::from(error.to_string()))?;
         let logs_dir = run.run_dir.join(name.trim_start_matches("scenarios/"));
         run.progress.say(&format!("{name}: {}", planned.scenario.description));
-        let lab = run.lab.as_ref().expect("set_up started the lab");
-        let mut report = runner::run_scenario(lab.runtime.as_ref(), &planned.scenario, &planned.plan, &name, &logs_dir);
+        let run_on = |lab: &Lab, logs_dir: &Path| {
+            // Side by side with other scenarios' pods: its containers get names of their own.
+            let runtime = Scoped::new(lab.runtime.as_ref(), &planned.plan.name);
+            runner::run_scenario(&runtime, &planned.scenario, &planned.plan, &name, logs_dir)
+        };
+        let mut report = run_on(&lab, &logs_dir);
         // A guest whose kernel locked up failed beneath the pod, not the pod: once per scenario,
-        // a new guest is booted and the scenario runs again (the report says so).
+        // it runs again on a new guest (the report says so).
         if let Some(failure) = lab.runtime.host().machine_failed() {
             let first_line = failure.lines().next().unwrap_or_default().to_string();
             run.progress.say(&format!("{name}: the host failed beneath the pod ({first_line}): starting a new one"));
-            restart_lab(&mut run).map_err(|error| Failed::from(format!("the harness could not run: {error:#}")))?;
-            let lab = run.lab.as_ref().expect("restart_lab started the lab");
+            let lab = run.replace_failed(&lab).map_err(could_not_run)?;
             let rerun_dir = logs_dir.with_file_name(format!("{}-rerun", name.trim_start_matches("scenarios/")));
-            report = runner::run_scenario(lab.runtime.as_ref(), &planned.scenario, &planned.plan, &name, &rerun_dir);
+            report = run_on(&lab, &rerun_dir);
             report.rerun_because = Some(failure);
         }
         run.progress.say(&format!(
@@ -220,9 +254,19 @@ fn trial(planned: Planned, shared: Arc<Mutex<Run>>) -> Trial {
             report.duration.as_secs_f64()
         ));
         let outcome = if report.passed { Ok(()) } else { Err(Failed::from(report.failure_message())) };
-        run.reports.push(report);
+        lock(&run.reports).push(report);
         outcome
     })
+}
+
+/// How long a scenario says it lasts at least: its longest `uptime` wait. Trials start longest
+/// first, so that the others fill the other lanes meanwhile.
+fn least_length(scenario: &Scenario) -> Duration {
+    let waits = scenario.steps.iter().filter_map(|step| match step {
+        Step::Uptime(uptime) => Some(uptime.at_least_ms.duration()),
+        _ => None,
+    });
+    waits.max().unwrap_or_default()
 }
 
 /// `scenarios/seed-pod` for `.../scenarios/seed-pod.json`.
@@ -232,49 +276,69 @@ fn trial_name(path: &Path) -> String {
     format!("{folder}/{stem}")
 }
 
-/// Starts the lab, once; a failure is remembered for every trial.
-fn set_up(run: &mut Run) -> Result<()> {
-    if let Some(error) = &run.harness_error {
-        bail!("{error}");
-    }
-    if run.lab.is_some() {
-        return Ok(());
-    }
-    let result = start_lab(run);
-    if let Err(error) = &result {
-        run.harness_error = Some(format!("{error:#}"));
-    }
-    result
-}
-
-fn start_lab(run: &mut Run) -> Result<()> {
-    std::fs::create_dir_all(&run.run_dir).with_context(|| format!("cannot create {}", run.run_dir.display()))?;
-    run.progress.say(&format!(
-        "run {} ({}), artifacts in {}",
-        run.run_id,
-        run.choice.describe(),
-        run.run_dir.display()
-    ));
-    let plan = LabPlan {
-        choice: &run.choice,
-        pause_bin: run.pause_bin.as_ref(),
-        interactive: false,
-        run_id: &run.run_id,
-        run_dir: &run.run_dir,
-    };
-    run.lab = Some(Lab::start(&plan, &run.progress)?);
-    Ok(())
-}
-
-/// Shuts the lab down (its host failed) and starts a new one; a cleanup that could not finish
-/// is said, not fatal: the failed guest is killed either way.
-fn restart_lab(run: &mut Run) -> Result<()> {
-    if let Some(lab) = run.lab.take() {
-        if let Err(error) = lab.shut_down() {
-            run.progress.say(&format!("warning: the failed host's cleanup: {error:#}"));
+impl Run {
+    /// The lab, started by the first trial that asks (the others wait for it); a failure to
+    /// start is remembered for every trial.
+    fn lab(self: &Arc<Self>) -> Result<Arc<Lab>> {
+        let mut labs = lock(&self.labs);
+        if let Some(error) = &labs.harness_error {
+            bail!("{error}");
+        }
+        if let Some(lab) = &labs.current {
+            return Ok(Arc::clone(lab));
+        }
+        let run = Arc::clone(self);
+        match self.daemons.run(move || run.start_lab()).and_then(|started| started) {
+            Ok(lab) => Ok(Arc::clone(labs.current.insert(Arc::new(lab)))),
+            Err(error) => {
+                labs.harness_error = Some(format!("{error:#}"));
+                Err(error)
+            }
         }
     }
-    set_up(run)
+
+    /// A lab in place of `failed`, whose host failed beneath a pod: its guest is killed at once
+    /// (the pods beside it on that guest fail and run again too), and a new lab is started,
+    /// once, by whichever of those trials comes first.
+    fn replace_failed(self: &Arc<Self>, failed: &Arc<Lab>) -> Result<Arc<Lab>> {
+        {
+            let mut labs = lock(&self.labs);
+            if labs.current.as_ref().is_some_and(|current| Arc::ptr_eq(current, failed)) {
+                if let Err(error) = failed.runtime.host().shut_down() {
+                    self.progress.say(&format!("warning: the failed host's cleanup: {error:#}"));
+                }
+                let current = labs.current.take();
+                labs.failed.extend(current);
+            }
+        }
+        self.lab()
+    }
+
+    fn start_lab(&self) -> Result<Lab> {
+        std::fs::create_dir_all(&self.run_dir).with_context(|| format!("cannot create {}", self.run_dir.display()))?;
+        self.progress.say(&format!(
+            "run {} ({}), artifacts in {}",
+            self.run_id,
+            self.choice.describe(),
+            self.run_dir.display()
+        ));
+        let plan = LabPlan {
+            choice: &self.choice,
+            pause_bin: self.pause_bin.as_ref(),
+            interactive: false,
+            run_id: &self.run_id,
+            run_dir: &self.run_dir,
+        };
+        Lab::start(&plan, &self.progress)
+    }
+}
+
+/// Shuts a lab down once no trial holds it (every trial has ended when this is called).
+fn shut_down(lab: Arc<Lab>) -> Result<()> {
+    match Arc::into_inner(lab) {
+        Some(lab) => lab.shut_down(),
+        None => bail!("a trial still holds the lab"),
+    }
 }
 
 /// After `timeout`, the run is stopped as Ctrl-C would stop it: every wait ends, cleanup runs.

@@ -101,10 +101,9 @@ pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
     })
 }
 
-/// Every host port the scenarios write, for `Ports`.
-pub fn written_ports(scenarios: &[Scenario]) -> Vec<u16> {
-    let containers =
-        scenarios.iter().flat_map(|scenario| std::iter::once(&scenario.pod.infra).chain(&scenario.pod.containers));
+/// Every host port a scenario writes, for `Ports`.
+pub fn written_ports(scenario: &Scenario) -> Vec<u16> {
+    let containers = std::iter::once(&scenario.pod.infra).chain(&scenario.pod.containers);
     containers.flat_map(|container| container.publish.iter().map(|mapping| mapping.host)).collect()
 }
 
@@ -201,7 +200,7 @@ mod tests {
         let scenario = scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#);
         assert_eq!(plan(&scenario, &as_written).unwrap().apps[0].publish[0].host, 9090);
         // On this machine each run publishes on ports of its own; the plan says which.
-        let free = Ports::free_on_this_machine(written_ports(std::slice::from_ref(&scenario))).unwrap();
+        let free = Ports::free_on_this_machine(&[written_ports(&scenario)]).unwrap().remove(0);
         let own = plan(&scenario, &free).unwrap();
         assert_eq!(own.apps[0].publish[0], PortMapping { host: free.published(9090), container: 90 });
         assert_eq!(own.infra.publish[0].host, free.published(8080));

@@ -28,6 +28,7 @@ pub mod docker;
 pub mod machine;
 pub mod podman;
 mod saved_image;
+pub mod scoped;
 
 /// Which runtime makes the pod, as `--runtime` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
