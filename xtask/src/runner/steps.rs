@@ -10,7 +10,7 @@ use crate::command::argv;
 use crate::host::Host;
 use crate::interrupt;
 use crate::pod::PodPlan;
-use crate::runtime::{self, Runtime, RuntimeKind};
+use crate::runtime::{self, ContainerState, Runtime, RuntimeKind};
 use crate::scenario::{Matcher, NamespaceKind, Step};
 use crate::side_by_side;
 
@@ -223,11 +223,26 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::Signal(signal) => {
             let name: Signal = signal.signal.parse().with_context(|| format!("`{}` is not a signal", signal.signal))?;
             // Said plainly, where a runtime would answer in its own words (or signal nothing).
+            let not_running = |state: &ContainerState| {
+                format!("cannot send {name} to {}: it is not running{}", signal.container, state.ending())
+            };
             let state = state_of(context, &signal.container)?;
             if !state.running {
-                bail!("cannot send {name} to {}: it is not running{}", signal.container, state.ending());
+                bail!(not_running(&state));
             }
-            context.runtime.signal(&signal.container, name)?;
+            if let Err(error) = context.runtime.signal(&signal.container, name) {
+                // It may have ended since its state was read: a runtime reports an exit a
+                // moment after its process is gone, so the state is read again for a while.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < deadline {
+                    match state_of(context, &signal.container) {
+                        Ok(state) if !state.running => bail!(not_running(&state)),
+                        Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+                        Err(_) => break,
+                    }
+                }
+                return Err(error);
+            }
         }
         Step::Stop(stop) => {
             let started = Instant::now();
@@ -593,7 +608,7 @@ fn read_on_host(host: &dyn Host, path: &str) -> Result<String> {
     Ok(host.run(&argv(&["cat", path]), QUICK)?.ok()?.stdout_text())
 }
 
-fn state_of(context: &StepContext, container: &str) -> Result<runtime::ContainerState> {
+fn state_of(context: &StepContext, container: &str) -> Result<ContainerState> {
     let mut states = context.runtime.states(&[container.to_string()])?;
     states.remove(container).with_context(|| format!("the runtime gave no state for {container}"))
 }
