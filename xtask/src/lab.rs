@@ -1,8 +1,9 @@
-//! What `test`, `pod` and the bench share before their first pod: pause built, the image tars
-//! made, the host up (this machine, or a booted guest), the runtime started on it, and the
-//! images imported. Each phase is printed with its time.
+//! What `test` and `pod` share before their first pod: pause built, the image tars made, the
+//! host up (this machine, or a booted guest), the runtime started on it; then each image
+//! imported when a pod first needs it. Each phase is printed with its time.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -10,12 +11,14 @@ use anyhow::{Context, Result};
 use crate::host::local::LocalHost;
 use crate::host::vm::{BootPlan, VmHost, VmOptions};
 use crate::host::{Host, Placement};
+use crate::images::ImageTar;
 use crate::pause_build::PauseCommand;
 use crate::pod::{self, Ports};
 use crate::progress::Progress;
 use crate::runtime::{RunIdentity, Runtime, RuntimeKind};
 use crate::scenario::Scenario;
-use crate::{images, names, pause_build, side_by_side};
+use crate::side_by_side::{self, lock};
+use crate::{images, names, pause_build};
 
 /// Where the pod runs and which runtime makes it: `--on`, `--runtime` and the VM's options,
 /// shared by every command that makes pods.
@@ -78,6 +81,14 @@ impl Choice {
 pub struct Lab {
     pub runtime: Box<dyn Runtime>,
     pub pause: PauseCommand,
+    /// The image tars, each imported into the runtime when a pod first needs it.
+    images: Vec<Import>,
+}
+
+struct Import {
+    tar: ImageTar,
+    /// Not tried yet, imported, or why it could not be (said to every pod that needs it).
+    outcome: Mutex<Option<Result<(), String>>>,
 }
 
 /// How the lab is started.
@@ -92,8 +103,8 @@ pub struct LabPlan<'a> {
 }
 
 impl Lab {
-    /// Builds pause (unless a binary is given) and the image tars, brings the host up, starts
-    /// the runtime on it and imports the images.
+    /// Builds pause (unless a binary is given) and the image tars, brings the host up and
+    /// starts the runtime on it; the images are imported by `import`.
     pub fn start(plan: &LabPlan, progress: &Progress) -> Result<Lab> {
         let pause = match plan.pause_bin {
             Some(pause) => pause.clone(),
@@ -107,21 +118,35 @@ impl Lab {
         let host = start_host(plan, runtime_kind, progress)?;
         let identity = RunIdentity { run_id: plan.run_id, run_dir: plan.run_dir };
         let runtime = runtime_kind.start(host, &identity, progress)?;
-        let import_started = Instant::now();
-        // All at once: the small images' fixed costs (a CLI start, a layer commit) overlap the big one's copy.
-        side_by_side::each(&image_tars, |image| {
-            let started = Instant::now();
-            runtime.import(image)?;
-            let megabytes = std::fs::metadata(&image.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
-            progress.say(&format!(
-                "imported {} ({megabytes} MB) in {:.1} s",
-                image.name,
-                started.elapsed().as_secs_f64()
-            ));
-            Ok(())
+        let images = image_tars.into_iter().map(|tar| Import { tar, outcome: Mutex::new(None) }).collect();
+        Ok(Lab { runtime, pause, images })
+    }
+
+    /// Imports those of `names` that the runtime does not have yet, side by side (the small
+    /// images' fixed costs, a CLI start or a layer commit, overlap the big one's copy); a pod
+    /// waits only for the images it uses, so the first pods need not wait for the biggest.
+    /// Names of no image of the lab's are left to the runtime.
+    pub fn import(&self, names: &[&str], progress: &Progress) -> Result<()> {
+        let wanted: Vec<&Import> = self.images.iter().filter(|import| names.contains(&import.tar.name)).collect();
+        side_by_side::each(&wanted, |import| {
+            // Held through the import: a pod that needs the same image waits for this one.
+            let mut outcome = lock(&import.outcome);
+            let outcome = outcome.get_or_insert_with(|| {
+                let started = Instant::now();
+                let imported = self.runtime.import(&import.tar).map_err(|error| format!("{error:#}"));
+                let megabytes = std::fs::metadata(&import.tar.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
+                if imported.is_ok() {
+                    progress.say(&format!(
+                        "imported {} ({megabytes} MB) in {:.1} s",
+                        import.tar.name,
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+                imported
+            });
+            outcome.clone().map_err(|error| anyhow::anyhow!(error))
         })?;
-        progress.done(&format!("{} images imported", image_tars.len()), import_started);
-        Ok(Lab { runtime, pause })
+        Ok(())
     }
 
     /// Stops the runtime (removing every container of the run) and then its host; the

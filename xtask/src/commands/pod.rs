@@ -52,7 +52,7 @@ pub fn run(options: Options) -> Result<()> {
     let mut lab = Lab::start(&lab_plan, &progress)?;
     let mut started = Instant::now();
     let mut seed_pod = Pod::new(lab.runtime.as_ref(), &plan);
-    let made = seed_pod.start();
+    let made = lab.import(&plan.images(), &progress).and_then(|()| seed_pod.start());
     // A guest whose kernel locked up failed beneath the pod, not the pod: once, as `test`
     // does, a new guest is booted and the pod made again.
     if let Some(failure) = lab.runtime.host().machine_failed() {
@@ -65,6 +65,7 @@ pub fn run(options: Options) -> Result<()> {
         }
         lab = Lab::start(&lab_plan, &progress)?;
         started = Instant::now();
+        lab.import(&plan.images(), &progress)?;
         seed_pod = Pod::new(lab.runtime.as_ref(), &plan);
         seed_pod.start()?;
     } else {

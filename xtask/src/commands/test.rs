@@ -227,27 +227,32 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
         .with_ignored_flag(true);
     }
     Trial::test(name.clone(), move || {
-        let could_not_run = |error: anyhow::Error| Failed::from(format!("the harness could not run: {error:#}"));
-        let lab = run.lab().map_err(could_not_run)?;
+        let lab = run.lab().map_err(|error| run.could_not_run(error))?;
         interrupt::check().map_err(|error| Failed::from(error.to_string()))?;
         let logs_dir = run.run_dir.join(name.trim_start_matches("scenarios/"));
         run.progress.say(&format!("{name}: {}", planned.scenario.description));
+        let inspected = planned.scenario.steps.iter().flat_map(|step| step.image_names());
+        let images: Vec<&str> = planned.plan.images().into_iter().chain(inspected).collect();
         let run_on = |lab: &Lab, logs_dir: &Path| {
+            lab.import(&images, &run.progress)?;
             // Side by side with other scenarios' pods: its containers get names of their own.
             let runtime = Scoped::new(lab.runtime.as_ref(), &planned.plan.name);
-            runner::run_scenario(&runtime, &planned.scenario, &planned.plan, &name, logs_dir)
+            Ok(runner::run_scenario(&runtime, &planned.scenario, &planned.plan, &name, logs_dir))
         };
-        let mut report = run_on(&lab, &logs_dir);
+        let mut outcome = run_on(&lab, &logs_dir);
         // A guest whose kernel locked up failed beneath the pod, not the pod: once per scenario,
         // it runs again on a new guest (the report says so).
         if let Some(failure) = lab.runtime.host().machine_failed() {
             let first_line = failure.lines().next().unwrap_or_default().to_string();
             run.progress.say(&format!("{name}: the host failed beneath the pod ({first_line}): starting a new one"));
-            let lab = run.replace_failed(&lab).map_err(could_not_run)?;
+            let lab = run.replace_failed(&lab).map_err(|error| run.could_not_run(error))?;
             let rerun_dir = logs_dir.with_file_name(format!("{}-rerun", name.trim_start_matches("scenarios/")));
-            report = run_on(&lab, &rerun_dir);
-            report.rerun_because = Some(failure);
+            outcome = run_on(&lab, &rerun_dir);
+            if let Ok(report) = &mut outcome {
+                report.rerun_because = Some(failure);
+            }
         }
+        let report = outcome.map_err(|error| run.could_not_run(error))?;
         run.progress.say(&format!(
             "{name}: {} in {:.1} s",
             if report.passed { "passed" } else { "FAILED" },
@@ -295,6 +300,14 @@ impl Run {
                 Err(error)
             }
         }
+    }
+
+    /// The harness could not run the trial (its lab did not start, an image did not import):
+    /// every later trial fails with the same, and the run exits 2.
+    fn could_not_run(&self, error: anyhow::Error) -> Failed {
+        let error = format!("{error:#}");
+        lock(&self.labs).harness_error.get_or_insert_with(|| error.clone());
+        Failed::from(format!("the harness could not run: {error}"))
     }
 
     /// A lab in place of `failed`, whose host failed beneath a pod: its guest is killed at once

@@ -64,6 +64,11 @@ impl ContainerPlan {
 }
 
 impl PodPlan {
+    /// The images its containers run.
+    pub fn images(&self) -> Vec<&str> {
+        std::iter::once(&self.infra).chain(&self.apps).map(|container| container.image.as_str()).collect()
+    }
+
     /// Every container, apps last to first, then the infra container: the order to remove them.
     pub fn names_for_removal(&self) -> Vec<String> {
         self.apps.iter().rev().chain(std::iter::once(&self.infra)).map(|container| container.name.clone()).collect()

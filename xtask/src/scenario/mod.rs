@@ -715,4 +715,15 @@ impl Step {
             Step::Http(_) | Step::Image(_) => Vec::new(),
         }
     }
+
+    /// The images a step inspects (`image`, also inside `eventually`, `repeat`, `by-runtime`).
+    pub fn image_names(&self) -> Vec<&str> {
+        match self {
+            Step::Image(step) => vec![step.name.as_str()],
+            Step::Eventually(step) => step.step.image_names(),
+            Step::Repeat(step) => step.step.image_names(),
+            Step::ByRuntime(step) => step.steps().into_iter().flat_map(|(_, step)| step.image_names()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }

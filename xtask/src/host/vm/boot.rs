@@ -92,7 +92,12 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
     // The guest's init is the workspace's own pause (not a --pause-bin under test): it must hold.
     let pause = pause_build::build_release()?;
     let phase = Instant::now();
-    let console_log = plan.run_dir.join("console.log");
+    // A guest booted in place of one that failed keeps the failed one's logs (its stack).
+    let suffix = (1..)
+        .map(|boot: u32| if boot == 1 { String::new() } else { format!("-{boot}") })
+        .find(|suffix| !plan.run_dir.join(format!("console{suffix}.log")).exists())
+        .expect("some boot number is free");
+    let console_log = plan.run_dir.join(format!("console{suffix}.log"));
     let agent_socket = scratch.path().join("agent.sock");
     let shell_socket = plan.interactive.then(|| scratch.path().join("shell.sock"));
     let kernel_arguments = vec![
@@ -131,7 +136,7 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
     argv.extend(qemu::arguments(&guest, acceleration));
     let qemu_command_line = argv.join(" ");
     // QEMU dies with the harness, even by SIGKILL.
-    let daemon = command::spawn_daemon(&argv, &plan.run_dir.join("qemu.log"), Signal::SIGKILL)
+    let daemon = command::spawn_daemon(&argv, &plan.run_dir.join(format!("qemu{suffix}.log")), Signal::SIGKILL)
         .context("cannot start QEMU: install it with apt-get install qemu-system-x86")?;
     let mut qemu =
         QemuGuard { daemon: Some(daemon), console_log: console_log.clone(), command_line: qemu_command_line.clone() };
