@@ -156,6 +156,13 @@ impl Lab {
     }
 }
 
+/// What a command says when its host failed beneath a pod (`Host::machine_failed`) and it
+/// starts a new one: the failure's first line.
+pub fn host_failed(failure: &str) -> String {
+    let first_line = failure.lines().next().unwrap_or_default();
+    format!("the host failed beneath the pod ({first_line}): starting a new one")
+}
+
 /// This machine, or a guest booted with the runtime's daemons starting in it.
 pub fn start_host(plan: &LabPlan, runtime: RuntimeKind, progress: &Progress) -> Result<Box<dyn Host>> {
     match plan.choice.placement() {

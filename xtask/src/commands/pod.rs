@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::lab::{Choice, Lab, LabPlan};
+use crate::lab::{self, Choice, Lab, LabPlan};
 use crate::pause_build::PauseCommand;
 use crate::pod::{self, Pod};
 use crate::progress::Progress;
@@ -58,8 +58,7 @@ pub fn run(options: Options) -> Result<()> {
     if let Some(failure) = lab.runtime.host().machine_failed() {
         // Its containers go with the failed guest, which refuses every request now.
         let _ = seed_pod.remove();
-        let first_line = failure.lines().next().unwrap_or_default();
-        progress.say(&format!("the host failed beneath the pod ({first_line}): starting a new one"));
+        progress.say(&lab::host_failed(&failure));
         if let Err(error) = lab.shut_down() {
             progress.say(&format!("warning: the failed host's cleanup: {error:#}"));
         }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use libtest_mimic::{Failed, Trial};
 
 use crate::command::DaemonThread;
-use crate::lab::{Choice, Lab, LabPlan};
+use crate::lab::{self, Choice, Lab, LabPlan};
 use crate::pause_build::PauseCommand;
 use crate::pod::{self, PodPlan};
 use crate::progress::Progress;
@@ -243,8 +243,7 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
         // A guest whose kernel locked up failed beneath the pod, not the pod: once per scenario,
         // it runs again on a new guest (the report says so).
         if let Some(failure) = lab.runtime.host().machine_failed() {
-            let first_line = failure.lines().next().unwrap_or_default().to_string();
-            run.progress.say(&format!("{name}: the host failed beneath the pod ({first_line}): starting a new one"));
+            run.progress.say(&format!("{name}: {}", lab::host_failed(&failure)));
             let lab = run.replace_failed(&lab).map_err(|error| run.could_not_run(error))?;
             let rerun_dir = logs_dir.with_file_name(format!("{}-rerun", name.trim_start_matches("scenarios/")));
             outcome = run_on(&lab, &rerun_dir);
