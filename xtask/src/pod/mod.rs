@@ -38,10 +38,14 @@ impl<'run> Pod<'run> {
     /// fails half way still owns what it made.
     pub fn start(&mut self) -> Result<()> {
         self.made = true;
+        #[cfg(feature = "fault-injection")]
+        let lockup_due = lockup_is_due();
         self.runtime.start_infra(self.plan)?;
         side_by_side::each(&self.plan.apps, |app| self.runtime.start_app(self.plan, app))?;
         #[cfg(feature = "fault-injection")]
-        inject_lockup_once(self.runtime);
+        if lockup_due {
+            inject_lockup(self.runtime);
+        }
         Ok(())
     }
 
@@ -80,15 +84,19 @@ impl Drop for Pod<'_> {
     }
 }
 
-/// A guest kernel that locks up once a pod runs, for xtask/tests/harness.rs: the kernel's own
-/// words reach the console, where the host looks for them; once per run. Only with
-/// `fault-injection`.
+/// Whether this pod's start is the run's first, when PODLAB_INJECT_LOCKUP asks for a lockup:
+/// decided before the pod starts, so that a real lockup during the first start (CI saw one
+/// under load) leaves the pod made again on a new guest alone. Only with `fault-injection`.
 #[cfg(feature = "fault-injection")]
-fn inject_lockup_once(runtime: &dyn Runtime) {
-    static INJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if std::env::var_os("PODLAB_INJECT_LOCKUP").is_none() || INJECTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        return;
-    }
+fn lockup_is_due() -> bool {
+    static DECIDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    std::env::var_os("PODLAB_INJECT_LOCKUP").is_some() && !DECIDED.swap(true, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A guest kernel that locks up once a pod runs, for xtask/tests/harness.rs: the kernel's own
+/// words reach the console, where the host looks for them.
+#[cfg(feature = "fault-injection")]
+fn inject_lockup(runtime: &dyn Runtime) {
     let words = "echo '<0>watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [injected by podlab]' > /dev/kmsg";
     let _ = runtime.host().run(&crate::command::argv(&["sh", "-c", words]), Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));

@@ -52,6 +52,67 @@ impl Bridge {
             Err(error) => Some(format!("cannot delete bridge {}: {error:#}", self.name)),
         }
     }
+
+    /// Takes away what is still attached to the bridge once every pod is gone: a pod's veth
+    /// and the network namespace pinned in /run/netns at its other end. Podman killed half way
+    /// through a pod's start (a run's deadline; CI saw it after a Ctrl-C) leaves both, and no
+    /// state that knows of them: `podman pod rm` does not. Returns what it did and what failed.
+    pub fn detach_leftovers(&self) -> (Vec<String>, Vec<String>) {
+        let (mut done, mut problems) = (Vec::new(), Vec::new());
+        let list = argv(&["ip", "-oneline", "link", "show", "master", &self.name]);
+        let listing = match command::run_even_if_interrupted(&list, Duration::from_secs(10)).and_then(Output::ok) {
+            Ok(output) => output.stdout_text(),
+            Err(error) => return (done, vec![format!("cannot list what is on bridge {}: {error:#}", self.name)]),
+        };
+        for (interface, namespace) in attached_interfaces(&listing) {
+            let delete = argv(&["ip", "link", "delete", &interface]);
+            match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
+                Ok(_) => done.push(format!("interface {interface}")),
+                Err(error) => problems.push(format!("cannot delete interface {interface}: {error:#}")),
+            }
+            let Some(namespace) = namespace else { continue };
+            let pinned = Path::new(NETNS_DIR).join(&namespace);
+            if !pinned.exists() {
+                continue;
+            }
+            let _ = nix::mount::umount2(&pinned, nix::mount::MntFlags::MNT_DETACH);
+            match std::fs::remove_file(&pinned) {
+                Ok(()) => done.push(format!("network namespace {}", pinned.display())),
+                Err(error) => problems.push(format!("cannot remove {}: {error}", pinned.display())),
+            }
+            done.extend(forget_cni_results_in(&pinned));
+        }
+        (done, problems)
+    }
+}
+
+/// Removes CNI's cached results of the attachments into the network namespace pinned at
+/// `pinned` (each names it as its `sandbox`), once that is gone; returns what it removed.
+fn forget_cni_results_in(pinned: &Path) -> Vec<String> {
+    let sandbox = format!("\"sandbox\":\"{}\"", pinned.display());
+    let Ok(entries) = std::fs::read_dir(Path::new(CNI_CACHE).join("results")) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(&sandbox)))
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .map(|path| format!("CNI's cached result {}", path.display()))
+        .collect()
+}
+
+/// Each interface in `ip -oneline link show master BRIDGE`, with the name of the network
+/// namespace its peer is in, when that has one (`link-netns NAME`).
+fn attached_interfaces(listing: &str) -> Vec<(String, Option<String>)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let interface = words.nth(1)?.trim_end_matches(':');
+            let interface = interface.split('@').next()?.to_string();
+            let namespace = words.skip_while(|word| *word != "link-netns").nth(1).map(str::to_string);
+            Some((interface, namespace))
+        })
+        .collect()
 }
 
 /// Its owner deletes it when it is done (and reports a failure); dropped, it goes anyway.
@@ -372,6 +433,22 @@ pub fn remove_portmap_chains() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_attached_to_a_bridge_and_where_its_peer_is() {
+        // As `ip -oneline link show master podlab3142` printed it for a pod whose start was killed.
+        let listing = "10558: veth2a85c241@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master \
+                       podlab3142 state UP mode DEFAULT group default \\    link/ether 92:ca:14:db:61:f0 brd \
+                       ff:ff:ff:ff:ff:ff link-netns netns-e088fc67-3976-1b45-8abc-72a702ea5b71\n\
+                       10559: veth0a1b2c3d@if3: <BROADCAST> mtu 1500 master podlab3142 link-netnsid 4\n";
+        assert_eq!(
+            attached_interfaces(listing),
+            [
+                ("veth2a85c241".to_string(), Some("netns-e088fc67-3976-1b45-8abc-72a702ea5b71".to_string())),
+                ("veth0a1b2c3d".to_string(), None),
+            ]
+        );
+    }
 
     #[test]
     fn a_subnet_no_interface_has() {

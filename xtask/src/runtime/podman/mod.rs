@@ -231,6 +231,19 @@ impl Podman {
         self.host.run(&self.podman(arguments), timeout)?.ok()
     }
 
+    /// Runs a podman call that makes or remakes a pod's containers, and fails unless it exits 0.
+    /// On this machine a Ctrl-C lets it finish (it takes well under a second here): Podman has
+    /// no daemon, and one killed half way through a pod's start leaves the pod's network
+    /// namespace and veth with nothing that knows of them (seen in CI). In the guest, which
+    /// goes with everything in it, a Ctrl-C stops it at once.
+    fn podman_make(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
+        let podman = self.podman(arguments);
+        match self.host.placement() {
+            Placement::Host => self.host.run_cleanup(&podman, timeout)?.ok(),
+            Placement::Vm => self.host.run(&podman, timeout)?.ok(),
+        }
+    }
+
     /// An image copy (load, save): on this machine in a mount namespace of its own with a
     /// tmpfs on /var/lib, since containers/image keeps a blob cache in
     /// /var/lib/containers/cache that no setting moves. (The guest's /var/lib goes with it.)
@@ -307,7 +320,7 @@ impl Podman {
             lock(&self.aliases).insert(app.name.clone(), format!("{}-{}", pod.name, app.name));
         }
         let file = file.display().to_string();
-        self.podman_ok(&["kube", "play", "--network", cni::NETWORK, &file], START_TIMEOUT)
+        self.podman_make(&["kube", "play", "--network", cni::NETWORK, &file], START_TIMEOUT)
             .with_context(|| format!("cannot play the manifest of pod {}", pod.name))?;
         let infra = self.podman_ok(&["pod", "inspect", "--format", "{{.InfraContainerID}}", &pod.name], QUICK)?;
         lock(&self.aliases).insert(pod.infra.name.clone(), infra.stdout_text().trim().to_string());
@@ -425,9 +438,9 @@ impl Runtime for Podman {
             arguments.push(format!("--infra-command={command}"));
         }
         let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
-        self.podman_ok(&words, START_TIMEOUT).with_context(|| format!("cannot create pod {name}"))?;
+        self.podman_make(&words, START_TIMEOUT).with_context(|| format!("cannot create pod {name}"))?;
         lock(&self.pods).insert(infra.name.clone(), name.clone());
-        self.podman_ok(&["pod", "start", name], START_TIMEOUT).with_context(|| format!("cannot start pod {name}"))?;
+        self.podman_make(&["pod", "start", name], START_TIMEOUT).with_context(|| format!("cannot start pod {name}"))?;
         super::wait_for_program(self, &infra.name, START_TIMEOUT)
     }
 
@@ -467,7 +480,7 @@ impl Runtime for Podman {
         arguments.extend(app.args.iter().cloned());
         let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
         lock(&self.apps).insert(app.name.clone(), infra.clone());
-        self.podman_ok(&words, START_TIMEOUT).with_context(|| format!("cannot start container {}", app.name))?;
+        self.podman_make(&words, START_TIMEOUT).with_context(|| format!("cannot start container {}", app.name))?;
         super::wait_for_program(self, &app.name, START_TIMEOUT)
     }
 
@@ -541,7 +554,7 @@ impl Runtime for Podman {
     fn restart(&self, container: &str) -> Result<()> {
         let seconds = RESTART_GRACE_SECONDS.to_string();
         let timeout = Duration::from_secs(RESTART_GRACE_SECONDS) + START_TIMEOUT;
-        self.podman_ok(&["restart", "--time", &seconds, &self.podman_name(container)], timeout)?;
+        self.podman_make(&["restart", "--time", &seconds, &self.podman_name(container)], timeout)?;
         super::wait_for_program(self, container, START_TIMEOUT)
     }
 

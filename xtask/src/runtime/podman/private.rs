@@ -2,7 +2,8 @@
 //! and storage.conf, images, containers, libpod's run state, network config, leases, events),
 //! its own bridge and subnet, its pods under a cgroup of the run's own. Podman has no daemon:
 //! each call is a `podman` process, and each container's conmon outlives it. At the end,
-//! whatever the runtime's own removal left (conmon, cgroups, mounts) goes, then the directory,
+//! whatever the runtime's own removal left (conmon, cgroups, mounts, a pod's veth and
+//! network namespace) goes, then the directory,
 //! the bridge, and what CNI shares with the rest of the machine. (In the guest, the guest's
 //! init writes the same files, and everything dies with the guest.)
 
@@ -43,6 +44,14 @@ impl PrivatePodman {
     pub fn remove(&mut self) -> Vec<String> {
         let Some(dir) = self.dir.take() else { return Vec::new() };
         let mut problems = machine::remove_daemon_leftovers(dir);
+        let (detached, left) = self.bridge.detach_leftovers();
+        if !detached.is_empty() {
+            eprintln!(
+                "note: a pod's network outlived its pod (a podman killed while starting a pod leaves it): removed {}",
+                detached.join(", ")
+            );
+        }
+        problems.extend(left);
         problems.extend(self.shared.give_back());
         if !self.default_cgroup_was_there && !names::another_run_is_alive() {
             machine::remove_empty_cgroups(DEFAULT_CGROUP);
