@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -360,6 +360,23 @@ fn join(reader: JoinHandle<Vec<u8>>) -> Vec<u8> {
 }
 
 /// Builds an argv from string slices.
+/// Where `program` is: itself when it is a path, else the first executable file of that name
+/// on PATH, then in /usr/sbin and /sbin (which a user's PATH may lack).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    if program.starts_with('/') {
+        return Path::new(program).is_file().then(|| PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|directory| directory.join(program))
+        .find(|candidate| {
+            candidate.metadata().is_ok_and(|metadata| {
+                metadata.is_file() && std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 != 0
+            })
+        })
+}
+
 pub fn argv<S: AsRef<str>>(words: &[S]) -> Vec<String> {
     words.iter().map(|word| word.as_ref().to_string()).collect()
 }
@@ -370,6 +387,14 @@ mod tests {
 
     /// A daemon started on a thread that then ends is killed (the reason `DaemonThread` is);
     /// one started on a `DaemonThread` outlives the thread that asked for it.
+    #[test]
+    fn finds_programs_on_the_path_and_in_sbin() {
+        assert_eq!(find_program("sh").map(|path| path.is_file()), Some(true));
+        assert!(find_program("ip").is_some_and(|path| path.ends_with("ip")));
+        assert_eq!(find_program("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(find_program("no-such-program-podlab"), None);
+    }
+
     #[test]
     fn a_daemon_lives_as_long_as_the_thread_that_started_it() {
         let scratch = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! host up (this machine, or a booted guest), the runtime started on it; then each image
 //! imported when a pod first needs it. Each phase is printed with its time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use crate::progress::Progress;
 use crate::runtime::{RunIdentity, Runtime, RuntimeKind};
 use crate::scenario::Scenario;
 use crate::side_by_side::{self, lock};
-use crate::{images, names, pause_build};
+use crate::{command, images, names, pause_build};
 
 /// Where the pod runs and which runtime makes it: `--on`, `--runtime` and the VM's options,
 /// shared by every command that makes pods.
@@ -172,9 +172,17 @@ pub fn start_host(plan: &LabPlan, runtime: RuntimeKind, progress: &Progress) -> 
             let services = plan.run_dir.join(format!("guest-{}.sh", runtime.name()));
             std::fs::write(&services, runtime.guest_services())
                 .with_context(|| format!("cannot write {}", services.display()))?;
+            // Resolved here: the guest's first stage sees this machine's root under /host, where
+            // an absolute symlink would point outside it.
+            let read_ahead: Vec<PathBuf> = runtime
+                .guest_programs()
+                .iter()
+                .filter_map(|program| std::fs::canonicalize(command::find_program(program)?).ok())
+                .collect();
             let boot = BootPlan {
                 options: &plan.choice.vm,
                 services: &services,
+                read_ahead: &read_ahead,
                 interactive: plan.interactive,
                 run_dir: plan.run_dir,
             };

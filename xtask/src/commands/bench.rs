@@ -36,9 +36,12 @@ pub struct Options {
     /// SIGTERM-to-exit runs per binary
     #[arg(long, default_value_t = 201, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub runs: usize,
-    /// Also boot the vm host's guest N times, with the docker runtime, and print each boot phase
+    /// Also boot the vm host's guest N times, with the runtime of --runtime, and print each boot phase
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub vm_boots: usize,
+    /// The runtime the guest boots with (--vm-boots)
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
+    pub runtime: RuntimeKind,
     /// Skip the pause table (with --vm-boots: measure boots only)
     #[arg(long)]
     pub no_pause: bool,
@@ -69,7 +72,7 @@ pub fn run(options: Options) -> Result<()> {
         measure_pauses(&options, sizes)?;
     }
     if options.vm_boots > 0 {
-        measure_vm_boots(options.vm_boots)?;
+        measure_vm_boots(options.vm_boots, options.runtime)?;
     }
     Ok(())
 }
@@ -124,13 +127,12 @@ fn launch_as_pid_1(subject: &PauseCommand, family: Family) -> Result<pid1::Runni
     Ok(running)
 }
 
-/// Boots the vm host's guest `boots` times with the docker runtime in it, and prints, per
-/// boot, the host's time from starting QEMU to dockerd answering and the guest's uptime at
-/// each phase.
-fn measure_vm_boots(boots: usize) -> Result<()> {
+/// Boots the vm host's guest `boots` times with `runtime` in it, and prints, per boot, the
+/// host's time from starting QEMU to the runtime answering and the guest's uptime at each phase.
+fn measure_vm_boots(boots: usize, runtime: RuntimeKind) -> Result<()> {
     let workspace = pause_build::workspace_root();
     let progress = crate::progress::Progress::new();
-    let choice = Choice { on: Placement::Vm, runtime: RuntimeKind::Docker, engine: None, vm: VmOptions::default() };
+    let choice = Choice { on: Placement::Vm, runtime, engine: None, vm: VmOptions::default() };
     let mut rows = Vec::new();
     let mut details = String::new();
     for boot in 1..=boots {
@@ -164,18 +166,19 @@ fn measure_vm_boots(boots: usize) -> Result<()> {
     }
     let headers: Vec<String> = [
         "boot",
-        "QEMU start to dockerd ready, host (s)",
+        "QEMU start to runtime ready, host (s)",
         "stage 1 (s)",
         "root mounted (s)",
         "stage 2 (s)",
         "agent up (s)",
-        "dockerd ready (s)",
+        "runtime ready (s)",
     ]
     .iter()
     .map(|header| header.to_string())
     .collect();
     println!(
-        "\nguest boots, {details}; phase columns are the guest's uptime\n{}",
+        "\nguest boots with the {} runtime, {details}; phase columns are the guest's uptime\n{}",
+        runtime.name(),
         report::markdown_table(&headers, &rows)
     );
     Ok(())

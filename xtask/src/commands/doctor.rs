@@ -1,8 +1,6 @@
 //! `cargo xtask doctor`: which prerequisites of `cargo xtask test` are missing here, and
 //! the command that installs them.
 
-use std::path::Path;
-
 use anyhow::{Result, bail};
 
 use crate::images;
@@ -36,7 +34,7 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
 pub fn run() -> Result<()> {
     let mut missing_packages = Vec::new();
     for (program, package, why) in PROGRAMS {
-        let found = find_program(program);
+        let found = crate::command::find_program(program).is_some();
         println!("{} {program:<11} {why}", if found { "ok     " } else { "MISSING" });
         if !found {
             missing_packages.push(package.to_string());
@@ -70,30 +68,4 @@ pub fn run() -> Result<()> {
         println!("\ninstall what is missing with:\n  sudo apt-get install {}", missing_packages.join(" "));
     }
     bail!("prerequisites are missing (see above)")
-}
-
-fn find_program(program: &str) -> bool {
-    if program.starts_with('/') {
-        return Path::new(program).is_file();
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).chain([Path::new("/usr/sbin").to_path_buf(), Path::new("/sbin").to_path_buf()]).any(
-        |directory| {
-            let candidate = directory.join(program);
-            candidate.metadata().is_ok_and(|metadata| {
-                metadata.is_file() && std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 != 0
-            })
-        },
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_programs_on_the_path() {
-        assert!(find_program("sh"));
-        assert!(!find_program("no-such-program-podlab"));
-    }
 }

@@ -46,6 +46,15 @@ pub fn build_all(pause: &PauseCommand, cache_dir: &Path) -> Result<Vec<ImageTar>
     recipes.into_iter().map(|recipe| tarball::build_or_reuse(recipe, cache_dir)).collect()
 }
 
+/// What a container of `image` mounts read-only from the host, beyond what its scenario gives:
+/// (host path, container path). Only the ghost stand-in has any (this machine's node).
+pub fn host_files(image: &str) -> Result<Vec<(PathBuf, String)>> {
+    match image {
+        ghost_standin::NAME => ghost_standin::host_files(),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// What the builder needs from the host, for `cargo xtask doctor`: (what is missing, the Debian package that provides it).
 pub fn missing_prerequisites() -> Vec<(String, String)> {
     let mut missing = Vec::new();
@@ -79,11 +88,7 @@ impl HostProgram {
         if path.is_file() {
             return Ok(path.to_path_buf());
         }
-        let search = std::env::var_os("PATH").unwrap_or_default();
-        if let Some(found) = std::env::split_paths(&search)
-            .map(|directory| directory.join(self.name))
-            .find(|candidate| candidate.is_file())
-        {
+        if let Some(found) = command::find_program(self.name) {
             return Ok(found);
         }
         bail!("{} not found at {} nor on PATH: install it with apt-get install {}", self.name, self.path, self.package)
@@ -221,11 +226,20 @@ mod tests {
     /// and every process left behind dies with the namespace's first process. The host's /dev/null is
     /// bound over the image's, as a container runtime would provide one (busybox sh points background jobs
     /// at it); the bind, like the /proc mount, vanishes with the mount namespace.
-    fn run_in_image(root: &Path, argv: &[&str]) -> Output {
+    fn run_in_image(root: &Path, mounts: &[(PathBuf, String)], argv: &[&str]) -> Output {
+        // The image's host files are bound over empty files at their paths, as a runtime mounts them.
+        let mut script = String::from(r#"mount --bind /dev/null "$0/dev/null""#);
+        for (source, target) in mounts {
+            script.push_str(&format!(
+                r#" && touch "$0{target}" && mount --bind -o ro "{}" "$0{target}""#,
+                source.display()
+            ));
+        }
+        script.push_str(r#" && exec chroot "$0" "$@""#);
         let output = Command::new("timeout")
             .args(["60", "unshare", "--mount", "--pid", "--ipc", "--net", "--uts", "--fork", "--kill-child"])
             .arg(format!("--mount-proc={}", root.join("proc").display()))
-            .args(["/bin/sh", "-c", r#"mount --bind /dev/null "$0/dev/null" && exec chroot "$0" "$@""#])
+            .args(["/bin/sh", "-c", &script])
             .arg(root)
             .args(argv)
             .env_clear()
@@ -243,8 +257,13 @@ mod tests {
         output
     }
 
-    fn assert_succeeds_printing(root: &Path, argv: &[&str], expected_stdout: &str) -> String {
-        let output = run_in_image(root, argv);
+    fn assert_succeeds_printing(
+        root: &Path,
+        mounts: &[(PathBuf, String)],
+        argv: &[&str],
+        expected_stdout: &str,
+    ) -> String {
+        let output = run_in_image(root, mounts, argv);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(output.status.success(), "`{}` failed in {}: see its output above", argv.join(" "), root.display());
         assert!(stdout.contains(expected_stdout), "`{}` printed no {expected_stdout:?}: {stdout:?}", argv.join(" "));
@@ -264,11 +283,12 @@ mod tests {
     /// Checks the toolbox both app images share: the shell, `ps` on the namespace's /proc, and System V
     /// shared memory made with `ipcmk` and seen by `ipcs`.
     fn assert_toolbox_works(root: &Path) {
-        assert_succeeds_printing(root, &["/bin/ps"], "PID");
-        assert_succeeds_printing(root, &["/usr/bin/ipcs", "-m"], "Shared Memory Segments");
-        assert_succeeds_printing(root, &["/bin/sh", "-c", "ipcmk -M 4096 && ipcs -m"], "4096");
+        assert_succeeds_printing(root, &[], &["/bin/ps"], "PID");
+        assert_succeeds_printing(root, &[], &["/usr/bin/ipcs", "-m"], "Shared Memory Segments");
+        assert_succeeds_printing(root, &[], &["/bin/sh", "-c", "ipcmk -M 4096 && ipcs -m"], "4096");
         assert_succeeds_printing(
             root,
+            &[],
             &["/bin/sh", "-c", "id www-data && hostname pod && hostname"],
             "uid=33(www-data)",
         );
@@ -305,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn app_images_run_from_their_own_files_alone() {
+    fn app_images_run_from_their_own_files_and_the_host_files_they_name() {
         if !running_as_root() {
             eprintln!("skipped: chroot and unshare need root, and this test runs as another user");
             return;
@@ -332,31 +352,39 @@ mod tests {
 
         let nginx = extract(&images[1]);
         let nginx_root = nginx.path();
-        let test_output = run_in_image(nginx_root, &["/usr/sbin/nginx", "-t", "-c", "/etc/nginx/nginx.conf"]);
+        let test_output = run_in_image(nginx_root, &[], &["/usr/sbin/nginx", "-t", "-c", "/etc/nginx/nginx.conf"]);
         assert!(test_output.status.success(), "nginx -t failed in {}: see its output above", nginx_root.display());
         assert!(String::from_utf8_lossy(&test_output.stderr).contains("test is successful"));
         // Started as the image's entrypoint starts it: a daemonizing nginx would want /dev/null, which only
         // a container runtime provides.
         let stdout = assert_succeeds_printing(
             nginx_root,
+            &[],
             &["/bin/sh", "-c", &serve_fetch_and_stop(r#"/usr/sbin/nginx -g "daemon off;""#, "http://127.0.0.1/")],
             "podlab nginx: it works",
         );
         assert!(stdout.contains("server exit status 0"), "nginx did not exit cleanly on SIGTERM: {stdout:?}");
         assert_toolbox_works(nginx_root);
 
+        // The ghost stand-in runs this machine's node, mounted as its runtime mounts it; without
+        // it, nothing in the image can run the server.
         let ghost = extract(&images[2]);
         let ghost_root = ghost.path();
+        let node = host_files(images[2].name).unwrap();
+        assert_eq!(node, [(Path::new("/usr/bin/node").canonicalize().unwrap(), "/usr/bin/node".to_string())]);
+        assert!(!run_in_image(ghost_root, &[], &["/usr/bin/node", "--version"]).status.success());
         let host_node_version = Command::new("/usr/bin/node").arg("--version").output().unwrap().stdout;
         let host_node_version = String::from_utf8(host_node_version).unwrap().trim().to_string();
         let version = assert_succeeds_printing(
             ghost_root,
+            &node,
             &["/usr/bin/node", "-e", "process.stdout.write(process.version)"],
             "v",
         );
         assert_eq!(version, host_node_version);
         let stdout = assert_succeeds_printing(
             ghost_root,
+            &node,
             &["/bin/sh", "-c", &serve_fetch_and_stop("/usr/bin/node /app/server.js", "http://127.0.0.1:2368/any/path")],
             "ghost stand-in",
         );

@@ -132,6 +132,12 @@ impl Rootfs {
     /// A host program at the same path, with its program interpreter and every shared library `ldd` resolves.
     pub fn add_host_program(&mut self, program: &Path) -> Result<()> {
         self.add_host_file(program)?;
+        self.add_libraries_of(program)
+    }
+
+    /// What a host program needs to run in the image, without the program: its interpreter and
+    /// libraries (for a program the container gets from the host at run time).
+    pub fn add_libraries_of(&mut self, program: &Path) -> Result<()> {
         let Some(interpreter) = program_interpreter(program)? else {
             // Statically linked (or a script): there is nothing more to bring.
             return Ok(());

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use super::Ports;
+use crate::images;
 use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario};
 
 /// The pod: its infra container (which owns the namespaces) and the apps that join them.
@@ -119,6 +120,10 @@ fn container_plan(scenario: &Scenario, container: &Container, ports: &Ports) -> 
         let source = source.canonicalize().with_context(|| format!("files: cannot find {}", source.display()))?;
         files.push((source, target.clone()));
     }
+    // What the image needs from the host (the ghost stand-in's node), unless the scenario
+    // mounts something else there.
+    let image_files = images::host_files(&container.image)?;
+    files.extend(image_files.into_iter().filter(|(_, target)| !container.files.contains_key(target)));
     Ok(ContainerPlan {
         name: container.name.clone(),
         image: container.image.clone(),

@@ -82,6 +82,17 @@ impl RuntimeKind {
         }
     }
 
+    /// The programs the guest reads ahead while it comes up (the guest's init reads them over
+    /// 9p into the page cache before its daemons exec them), soonest needed first: this
+    /// runtime's alone; reading another's costs the boot its time.
+    pub fn guest_programs(self) -> &'static [&'static str] {
+        match self {
+            RuntimeKind::Docker => &["dockerd", "containerd", "containerd-shim-runc-v2", "runc"],
+            RuntimeKind::Cri => &["containerd", "ctr", "containerd-shim-runc-v2", "runc"],
+            RuntimeKind::Podman | RuntimeKind::PodmanKube => &["podman", "conmon", "runc"],
+        }
+    }
+
     /// Starts the runtime on `host` (or finds it started), ready for pods.
     pub fn start(self, host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Box<dyn Runtime>> {
         match self {

@@ -29,6 +29,9 @@ pub struct BootPlan<'a> {
     /// A script the guest's init runs before the agent starts: the runtime's daemons, started
     /// while the rest of the guest comes up. It must live where the guest sees it (the workspace).
     pub services: &'a Path,
+    /// Programs the guest's first stage reads into its page cache while the rest comes up
+    /// (under TCG, reading a daemon over 9p on demand is much of its start-up).
+    pub read_ahead: &'a [PathBuf],
     /// Give the guest a second serial port for an interactive shell (`cargo xtask pod`).
     pub interactive: bool,
     pub run_dir: &'a Path,
@@ -117,6 +120,7 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
         "rdinit=/init".to_string(),
         format!("podlab.stage2={}", workspace.join("vm/guest-init.sh").display()),
         format!("podlab.services={}", plan.services.display()),
+        format!("podlab.read_ahead={}", read_ahead_argument(plan.read_ahead)),
         format!("podlab.agent={}", agent.display()),
         format!("podlab.workspace={}", workspace.display()),
         format!("podlab.pause={}", pause.display()),
@@ -166,6 +170,14 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
         acceleration,
         kernel_release: kernel.release.clone(),
     })
+}
+
+/// `a,b,c` for the kernel command line, which splits words at spaces: a path with a space or
+/// a comma is not read ahead (it is still read when the guest runs it).
+fn read_ahead_argument(programs: &[PathBuf]) -> String {
+    let paths = programs.iter().map(|program| program.to_string_lossy());
+    let plain: Vec<_> = paths.filter(|path| !path.contains([' ', ','])).collect();
+    plain.join(",")
 }
 
 /// Why QEMU is gone, with the console's last lines and its command line.
