@@ -25,7 +25,7 @@ pub fn build(kernel: &Kernel, init_script: &Path, destination: &Path) -> Result<
     let init = std::fs::read(init_script).with_context(|| format!("cannot read {}", init_script.display()))?;
     archive.file("/init", 0o755, &init);
     let mut load_order = Vec::new();
-    for module in kernel::module_load_order(&kernel.modules_dir, kernel::ROOT_MODULES)? {
+    for module in kernel::module_load_order(&kernel.modules_dir, kernel::EARLY_MODULES)? {
         let name = module.file_name().context("a module path without a file name")?.to_string_lossy().into_owned();
         let bytes = std::fs::read(kernel.modules_dir.join(&module))
             .with_context(|| format!("cannot read module {}", module.display()))?;

@@ -8,8 +8,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::command;
 
-/// Modules the initramfs loads before the root can be mounted (and the agent's port opened).
-pub const ROOT_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_console"];
+/// Modules the initramfs loads first: for the root (9p, overlay), the agent's port, and the
+/// host's entropy (virtio-rng: the guest's random number generator ready at once).
+pub const EARLY_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_console", "virtio_rng"];
 
 pub struct Kernel {
     pub image: PathBuf,
