@@ -359,7 +359,6 @@ fn join(reader: JoinHandle<Vec<u8>>) -> Vec<u8> {
     reader.join().unwrap_or_default()
 }
 
-/// Builds an argv from string slices.
 /// Where `program` is: itself when it is a path, else the first executable file of that name
 /// on PATH, then in /usr/sbin and /sbin (which a user's PATH may lack).
 pub fn find_program(program: &str) -> Option<PathBuf> {
@@ -377,6 +376,7 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
         })
 }
 
+/// Builds an argv from string slices.
 pub fn argv<S: AsRef<str>>(words: &[S]) -> Vec<String> {
     words.iter().map(|word| word.as_ref().to_string()).collect()
 }
@@ -385,8 +385,6 @@ pub fn argv<S: AsRef<str>>(words: &[S]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// A daemon started on a thread that then ends is killed (the reason `DaemonThread` is);
-    /// one started on a `DaemonThread` outlives the thread that asked for it.
     #[test]
     fn finds_programs_on_the_path_and_in_sbin() {
         assert_eq!(find_program("sh").map(|path| path.is_file()), Some(true));
@@ -395,6 +393,8 @@ mod tests {
         assert_eq!(find_program("no-such-program-podlab"), None);
     }
 
+    /// A daemon started on a thread that then ends is killed (the reason `DaemonThread` is);
+    /// one started on a `DaemonThread` outlives the thread that asked for it.
     #[test]
     fn a_daemon_lives_as_long_as_the_thread_that_started_it() {
         let scratch = tempfile::tempdir().unwrap();
