@@ -80,9 +80,36 @@ mod tests {
         let all = Ports::free_on_this_machine(&[vec![8080, 9090, 8080], vec![8080]]).unwrap();
         let (first, second, other) = (all[0].published(8080), all[0].published(9090), all[1].published(8080));
         assert!(first != second && first != other && second != other);
-        assert!(TcpListener::bind((Ipv4Addr::LOCALHOST, first)).is_ok(), "port {first} is not free");
+        // Let go: no socket of this process listens on them. (Binding one again would race every
+        // other process of the machine for it: CI once saw a freed port taken at once.)
+        let listening = ports_this_process_listens_on();
+        assert!(![first, second, other].iter().any(|port| listening.contains(port)), "still held: {listening:?}");
+        let held = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        assert!(ports_this_process_listens_on().contains(&held.local_addr().unwrap().port()));
         assert_eq!(all[0].published(7070), 7070);
         assert_eq!(Ports::as_written().published(8080), 8080);
+    }
+
+    /// The TCP ports (IPv4) that a listening socket of this process is bound to: the sockets of
+    /// /proc/net/tcp in state LISTEN whose inode one of this process's descriptors names.
+    fn ports_this_process_listens_on() -> Vec<u16> {
+        let ours: Vec<String> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+            .map(|target| target.to_string_lossy().into_owned())
+            .collect();
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+                let port = u16::from_str_radix(local.split(':').nth(1)?, 16).ok()?;
+                (*state == "0A" && ours.contains(&format!("socket:[{inode}]"))).then_some(port)
+            })
+            .collect()
     }
 
     #[test]
