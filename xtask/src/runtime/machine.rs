@@ -75,7 +75,7 @@ impl Bridge {
             if !pinned.exists() {
                 continue;
             }
-            let _ = nix::mount::umount2(&pinned, nix::mount::MntFlags::MNT_DETACH);
+            problems.extend(unmount_everything_under(&pinned));
             match std::fs::remove_file(&pinned) {
                 Ok(()) => done.push(format!("network namespace {}", pinned.display())),
                 Err(error) => problems.push(format!("cannot remove {}: {error}", pinned.display())),
