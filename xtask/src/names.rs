@@ -125,6 +125,19 @@ pub fn another_run_is_alive() -> bool {
         .any(|pid| !ours.contains(&pid) && is_live_run(pid))
 }
 
+/// Whether a live run other than this one has the temp dir of a private CNI runtime (cri or
+/// podman): such a run uses what CNI's users share on this machine. A run removes that dir
+/// before it gives back what they share, so a run that is ending no longer counts (however
+/// long it takes to exit), nor does a run killed with SIGKILL.
+pub fn another_run_uses_cni() -> bool {
+    let ours = std::process::id();
+    let prefixes = [TempPurpose::Cri, TempPurpose::Podman].map(|purpose| format!("{TEMP_PREFIX}{}-", purpose.word()));
+    std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten().any(|entry| {
+        let uses_cni = entry.file_name().to_str().is_some_and(|name| prefixes.iter().any(|p| name.starts_with(p)));
+        uses_cni && temp_dir_owner(&entry.path()).is_some_and(|pid| pid != ours && is_live_run(pid))
+    })
+}
+
 /// This process's pid, its parent's, and so on up to init.
 fn this_process_and_its_ancestors() -> Vec<u32> {
     let mut pids = vec![std::process::id()];

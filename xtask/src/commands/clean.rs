@@ -58,7 +58,7 @@ pub fn run() -> Result<()> {
         }
         removed.push(format!("cgroup {cgroup}"));
     }
-    // What runs share (portmap's nat chains, CNI's cache directory) only once no run is alive.
+    // What runs share (portmap's nat chains, CNI's cache and netns directories) only once no run is alive.
     let any_run_alive = names::another_run_is_alive();
     if !any_run_alive && machine::portmap_chains_exist() {
         let mut problems = machine::remove_podlab_port_mappings();
@@ -72,6 +72,11 @@ pub fn run() -> Result<()> {
     }
     if !any_run_alive {
         removed.extend(remove_podlab_cni_results());
+        let (gone, left) = machine::remove_shared_dirs();
+        removed.extend(gone.iter().map(|dir| format!("{dir}, made by a run and now empty")));
+        for problem in left {
+            eprintln!("warning: {problem}");
+        }
     }
     if removed.is_empty() {
         println!("nothing to clean");
@@ -116,7 +121,7 @@ fn bridges() -> Vec<String> {
 
 /// libcni's cache of each attachment of podlab's network (`podlab-<id>-eth0`, and the
 /// loopback network containerd adds, `cni-loopback-<id>-lo`), which a killed run never
-/// detached; then the cache directories, if that emptied them.
+/// detached.
 fn remove_podlab_cni_results() -> Vec<String> {
     let results = std::path::Path::new(CNI_CACHE).join("results");
     let mut removed = Vec::new();
@@ -128,9 +133,6 @@ fn remove_podlab_cni_results() -> Vec<String> {
                 removed.push(format!("CNI result {file}"));
             }
         }
-    }
-    if std::fs::remove_dir(&results).is_ok() && std::fs::remove_dir(CNI_CACHE).is_ok() {
-        removed.push(format!("CNI's cache directory {CNI_CACHE}, now empty"));
     }
     removed
 }

@@ -288,63 +288,97 @@ pub fn unmount_everything_under(path: &Path) -> Vec<String> {
 }
 
 /// Where libcni caches each attachment's result: neither containerd 1.6 nor Podman 4.3 can
-/// point it elsewhere, so a run on this machine removes it when it made it, and `clean` after a
-/// killed run.
+/// point it elsewhere.
 pub const CNI_CACHE: &str = "/var/lib/cni";
 
 /// Where Podman (as root) keeps its pods' network namespaces: it makes the directory and mounts
 /// it on itself, as `ip netns` does, and leaves both; it has no setting to move them.
 pub const NETNS_DIR: &str = "/run/netns";
 
+/// The directories that CNI's users share on this machine, which the runtimes make when they
+/// are missing and never remove.
+const SHARED_DIRS: [&str; 2] = [CNI_CACHE, NETNS_DIR];
+
+/// The extended attribute on a shared directory that a run made because it was missing: the
+/// mark outlives the run that made it, so whichever run ends last (or `clean`) removes it, and
+/// a directory that was there before podlab stays.
+const MADE_BY_PODLAB: &str = "user.podlab.made";
+
 /// What a run's pods share with every CNI user of this machine, noted before its first pod and
-/// given back after its last: portmap's nat chains, CNI's cache, Podman's netns directory. Each
-/// goes only when the run made it (or a run alive beside it did, and the last to end removes
-/// it) and nothing else still uses it.
+/// given back after its last: portmap's nat chains and the shared directories. Each goes when
+/// a run made it and no other run still uses it (`names::another_run_uses_cni`).
 pub struct SharedCniState {
     /// Not in the nat table before this run, or made by a run alive beside it.
     portmap_chains_are_ours: bool,
-    cni_cache_was_there: bool,
-    netns_dir_was_there: bool,
 }
 
 impl SharedCniState {
-    pub fn note() -> SharedCniState {
-        SharedCniState {
-            portmap_chains_are_ours: !portmap_chains_exist() || names::another_run_is_alive(),
-            cni_cache_was_there: Path::new(CNI_CACHE).exists(),
-            netns_dir_was_there: Path::new(NETNS_DIR).exists(),
+    /// Before the run's first pod, once its private runtime's temp dir exists (that dir is how
+    /// other runs see that it uses what they share): makes and marks the shared directories
+    /// that are missing.
+    pub fn note() -> Result<SharedCniState> {
+        let _choosing = NetworkLock::take()?;
+        for dir in SHARED_DIRS {
+            make_and_mark_if_missing(Path::new(dir))?;
         }
+        Ok(SharedCniState { portmap_chains_are_ours: !portmap_chains_exist() || names::another_run_uses_cni() })
     }
 
-    /// Once the run's pods are gone; returns what could not be done.
+    /// Once the run's pods are gone and its private runtime's temp dir is removed; returns what
+    /// could not be done.
     pub fn give_back(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.portmap_chains_are_ours {
             problems.extend(remove_portmap_chains());
         }
-        if !self.cni_cache_was_there {
-            // Empty once every pod is gone; a run beside us may still have pods there: then it stays.
-            let _ = std::fs::remove_dir(format!("{CNI_CACHE}/results"));
-            let _ = std::fs::remove_dir(CNI_CACHE);
-        }
-        if !self.netns_dir_was_there && !names::another_run_is_alive() {
-            problems.extend(remove_netns_dir());
-        }
+        problems.extend(remove_shared_dirs().1);
         problems
     }
 }
 
-/// Unmounts and removes Podman's netns directory once no network namespace is left in it.
-pub fn remove_netns_dir() -> Vec<String> {
-    let in_use = std::fs::read_dir(NETNS_DIR).map_or(true, |mut entries| entries.next().is_some());
-    if in_use {
-        return Vec::new();
+/// Removes the shared directories a run made, once no run uses them and they are empty (a
+/// cache result or a network namespace still in one is another CNI user's): for the last run
+/// to end, and for `clean`. Returns those it removed, and what could not be done.
+pub fn remove_shared_dirs() -> (Vec<&'static str>, Vec<String>) {
+    // Under the network lock: a run that starts now notes them after this, or sees them whole.
+    let Ok(_choosing) = NetworkLock::take() else {
+        return (Vec::new(), vec!["cannot take the network lock".to_string()]);
+    };
+    if names::another_run_uses_cni() {
+        return (Vec::new(), Vec::new());
     }
-    let mut problems = unmount_everything_under(Path::new(NETNS_DIR));
-    if let Err(error) = std::fs::remove_dir(NETNS_DIR) {
-        problems.push(format!("cannot remove {NETNS_DIR}: {error}"));
+    remove_if_marked_and_empty(&SHARED_DIRS)
+}
+
+fn make_and_mark_if_missing(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
     }
-    problems
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    rustix::fs::setxattr(dir, MADE_BY_PODLAB, b"1", rustix::fs::XattrFlags::CREATE)
+        .with_context(|| format!("cannot mark {} as made by podlab", dir.display()))
+}
+
+fn remove_if_marked_and_empty<'a>(dirs: &[&'a str]) -> (Vec<&'a str>, Vec<String>) {
+    let (mut removed, mut problems) = (Vec::new(), Vec::new());
+    for &name in dirs {
+        let dir = Path::new(name);
+        if rustix::fs::getxattr_query(dir, MADE_BY_PODLAB).is_err() {
+            continue;
+        }
+        // libcni keeps its results one level down.
+        let _ = std::fs::remove_dir(dir.join("results"));
+        let empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+        if !empty {
+            continue;
+        }
+        problems.extend(unmount_everything_under(dir));
+        match std::fs::remove_dir(dir) {
+            Ok(()) => removed.push(name),
+            Err(error) => problems.push(format!("cannot remove {name}: {error}")),
+        }
+    }
+    (removed, problems)
 }
 
 /// The nat chains that CNI's portmap plugin makes once and never removes (its per-pod chains go
@@ -433,6 +467,23 @@ pub fn remove_portmap_chains() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_dir_goes_only_if_a_run_made_it_and_it_is_empty() {
+        let root = tempfile::tempdir().unwrap();
+        let path = |name: &str| root.path().join(name).display().to_string();
+        let (made, made_then_used, there_before) = (path("made"), path("made-then-used"), path("there-before"));
+        std::fs::create_dir(&there_before).unwrap();
+        for dir in [&made, &made_then_used, &there_before] {
+            make_and_mark_if_missing(Path::new(dir)).unwrap();
+        }
+        // What libcni leaves once its last attachment is gone, and what another CNI user keeps.
+        std::fs::create_dir(Path::new(&made).join("results")).unwrap();
+        std::fs::write(Path::new(&made_then_used).join("netns-1"), "").unwrap();
+        let (removed, problems) = remove_if_marked_and_empty(&[&made, &made_then_used, &there_before]);
+        assert_eq!((removed, problems), (vec![made.as_str()], Vec::<String>::new()));
+        assert!(Path::new(&made_then_used).is_dir() && Path::new(&there_before).is_dir());
+    }
 
     #[test]
     fn what_is_attached_to_a_bridge_and_where_its_peer_is() {

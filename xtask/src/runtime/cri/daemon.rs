@@ -37,7 +37,7 @@ impl PrivateContainerd {
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create()?;
         config::write_files(&layout, &bridge.name, &bridge.prefix)?;
-        let shared = machine::SharedCniState::note();
+        let shared = machine::SharedCniState::note()?;
         let containerd_argv = argv(&["containerd", "--config", &layout.config_file().display().to_string()]);
         // Should the harness die, even by SIGKILL, containerd is told to stop; its shims and
         // pods stay, and `cargo xtask clean` removes them.

@@ -19,9 +19,10 @@ pub struct PrivatePodman {
     bridge: Bridge,
     /// What the run's pods share with every CNI user of this machine, given back at the end.
     shared: SharedCniState,
-    /// Whether Podman's default cgroup parent was there before the run: `podman kube play`
-    /// puts its pods there (it takes no --cgroup-parent) and leaves the directories.
-    default_cgroup_was_there: bool,
+    /// Whether Podman's default cgroup parent was missing before the run (or a run beside it
+    /// may have made it): `podman kube play` puts its pods there (it takes no --cgroup-parent)
+    /// and leaves the directories.
+    default_cgroup_is_ours: bool,
 }
 
 /// Podman's cgroup parent under the cgroupfs manager, when none is given.
@@ -33,9 +34,11 @@ impl PrivatePodman {
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create()?;
         config::write_files(&layout, Ulimits::of_this_process()?, &bridge.name, &bridge.prefix)?;
-        let shared = SharedCniState::note();
-        let default_cgroup_was_there = machine::cgroup_roots().iter().any(|root| root.join(DEFAULT_CGROUP).is_dir());
-        Ok(PrivatePodman { dir: Some(dir), layout, bridge, shared, default_cgroup_was_there })
+        let shared = SharedCniState::note()?;
+        // A cgroup made by a run beside this one counts as made by a run: the last to end removes it.
+        let default_cgroup_is_ours = !machine::cgroup_roots().iter().any(|root| root.join(DEFAULT_CGROUP).is_dir())
+            || names::another_run_uses_cni();
+        Ok(PrivatePodman { dir: Some(dir), layout, bridge, shared, default_cgroup_is_ours })
     }
 
     /// Removes what the run's pods left, once the runtime has removed them (or could not):
@@ -53,7 +56,7 @@ impl PrivatePodman {
         }
         problems.extend(left);
         problems.extend(self.shared.give_back());
-        if !self.default_cgroup_was_there && !names::another_run_is_alive() {
+        if self.default_cgroup_is_ours && !names::another_run_uses_cni() {
             machine::remove_empty_cgroups(DEFAULT_CGROUP);
         }
         problems.extend(self.bridge.delete());
