@@ -116,6 +116,10 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("podman::kube_play_leaves_nothing", || seed_pod_run_cleans_up("podman-kube")));
     trials.push(Trial::test("podman::ctrl_c_leaves_nothing", || interrupted_run_on_cleans_up("podman")));
     trials.push(Trial::test("podman::two_runs_on_this_machine_at_once", || two_runs_at_once("podman")));
+    trials.push(Trial::test(
+        "podman::beside_another_run_gives_back_what_it_made",
+        podman_run_beside_another_run_gives_back_what_it_made,
+    ));
     let shared_state = std::sync::Arc::clone(&before);
     trials.push(Trial::test("shared::this_machine_is_as_before", move || shared_state.unchanged()));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
@@ -227,6 +231,54 @@ fn seed_pod_run_cleans_up(runtime: &str) -> Result<(), Failed> {
         return Err(format!("expected seed-pod to pass and exit code 0, got {:?}\n{}", run.status, run.output).into());
     }
     nothing_left(run.pid)
+}
+
+/// A podman run that ends while another run (a Docker pod shell) is alive beside it: the shared
+/// directories it made (CI once found an empty /run/netns left when another xtask was alive)
+/// still go, and the other run is not disturbed.
+fn podman_run_beside_another_run_gives_back_what_it_made() -> Result<(), Failed> {
+    let shared = ["/run/netns", "/var/lib/cni"];
+    let there_before: Vec<bool> = shared.iter().map(|dir| Path::new(dir).exists()).collect();
+    let mut beside = Command::new(XTASK)
+        .args(["pod", "--on", "host"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let run = run_xtask(&["test", "--on", "host", "--runtime", "podman", "scenarios/seed-pod", "--exact"], None);
+    let beside_was_alive = beside.try_wait()?.is_none();
+    drop(beside.stdin.take());
+    let started = Instant::now();
+    let beside_status = loop {
+        if let Some(status) = beside.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            kill_and_wait(&mut beside);
+            return Err(format!("the pod shell did not end within {RUN_TIMEOUT:?} of its input's end").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let run = run?;
+    if run.status.code() != Some(0) || !beside_was_alive || beside_status.code() != Some(0) {
+        return Err(format!(
+            "expected the podman run to pass beside a live pod shell, then the shell to exit 0; got {:?}, \
+             the shell alive: {beside_was_alive}, then {beside_status:?}\n{}",
+            run.status, run.output
+        )
+        .into());
+    }
+    let left: Vec<&str> = shared
+        .iter()
+        .zip(there_before)
+        .filter(|(dir, was)| !was && Path::new(dir).exists())
+        .map(|(dir, _)| *dir)
+        .collect();
+    if !left.is_empty() {
+        return Err(format!("the podman run left {left:?}, which were not there before it").into());
+    }
+    nothing_left(run.pid)?;
+    nothing_left(beside.id())
 }
 
 /// Ctrl-C with a pod of `runtime` up: exit 130, and everything is removed.
