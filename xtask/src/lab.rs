@@ -81,12 +81,16 @@ impl Choice {
 pub struct Lab {
     pub runtime: Box<dyn Runtime>,
     pub pause: PauseCommand,
-    /// The image tars, each imported into the runtime when a pod first needs it.
+    /// The images, each imported into the runtime when a pod first needs it.
     images: Vec<Import>,
+    /// Where the image tars are, and where the on-demand ones are built.
+    cache_dir: PathBuf,
 }
 
 struct Import {
-    tar: ImageTar,
+    name: &'static str,
+    /// Built as the lab starts; for an image of `images::ON_DEMAND`, none until a pod needs it.
+    tar: Option<ImageTar>,
     /// Not tried yet, imported, or why it could not be (said to every pod that needs it).
     outcome: Mutex<Option<Result<(), String>>>,
 }
@@ -118,34 +122,43 @@ impl Lab {
         let host = start_host(plan, runtime_kind, progress)?;
         let identity = RunIdentity { run_id: plan.run_id, run_dir: plan.run_dir };
         let runtime = runtime_kind.start(host, &identity, progress)?;
-        let images = image_tars.into_iter().map(|tar| Import { tar, outcome: Mutex::new(None) }).collect();
-        Ok(Lab { runtime, pause, images })
+        let built =
+            image_tars.into_iter().map(|tar| Import { name: tar.name, tar: Some(tar), outcome: Mutex::default() });
+        let on_demand = images::ON_DEMAND.map(|name| Import { name, tar: None, outcome: Mutex::default() });
+        let images = built.chain(on_demand).collect();
+        Ok(Lab { runtime, pause, images, cache_dir })
     }
 
     /// Imports those of `names` that the runtime does not have yet, side by side (the small
     /// images' fixed costs, a CLI start or a layer commit, overlap the big one's copy); a pod
     /// waits only for the images it uses, so the first pods need not wait for the biggest.
-    /// Names of no image of the lab's are left to the runtime.
+    /// An on-demand image is built first. Names of no image of the lab's are left to the runtime.
     pub fn import(&self, names: &[&str], progress: &Progress) -> Result<()> {
-        let wanted: Vec<&Import> = self.images.iter().filter(|import| names.contains(&import.tar.name)).collect();
+        let wanted: Vec<&Import> = self.images.iter().filter(|import| names.contains(&import.name)).collect();
         side_by_side::each(&wanted, |import| {
-            // Held through the import: a pod that needs the same image waits for this one.
+            // Held through the build and import: a pod that needs the same image waits for this one.
             let mut outcome = lock(&import.outcome);
-            let outcome = outcome.get_or_insert_with(|| {
-                let started = Instant::now();
-                let imported = self.runtime.import(&import.tar).map_err(|error| format!("{error:#}"));
-                let megabytes = std::fs::metadata(&import.tar.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
-                if imported.is_ok() {
-                    progress.say(&format!(
-                        "imported {} ({megabytes} MB) in {:.1} s",
-                        import.tar.name,
-                        started.elapsed().as_secs_f64()
-                    ));
-                }
-                imported
-            });
+            let outcome = outcome.get_or_insert_with(|| self.build_and_import(import, progress));
             outcome.clone().map_err(|error| anyhow::anyhow!(error))
         })?;
+        Ok(())
+    }
+
+    fn build_and_import(&self, import: &Import, progress: &Progress) -> Result<(), String> {
+        let built;
+        let tar = match &import.tar {
+            Some(tar) => tar,
+            None => {
+                let started = Instant::now();
+                built = images::build_on_demand(import.name, &self.cache_dir).map_err(|error| format!("{error:#}"))?;
+                progress.done(&format!("image tar of {} ready", import.name), started);
+                &built
+            }
+        };
+        let started = Instant::now();
+        self.runtime.import(tar).map_err(|error| format!("{error:#}"))?;
+        let megabytes = std::fs::metadata(&tar.tar).map_or(0, |metadata| metadata.len() / 1_000_000);
+        progress.say(&format!("imported {} ({megabytes} MB) in {:.1} s", import.name, started.elapsed().as_secs_f64()));
         Ok(())
     }
 

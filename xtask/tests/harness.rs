@@ -120,6 +120,11 @@ fn main() -> std::process::ExitCode {
         "podman::beside_another_run_gives_back_what_it_made",
         podman_run_beside_another_run_gives_back_what_it_made,
     ));
+    for runtime in ["docker", "cri", "podman"] {
+        trials.push(Trial::test(format!("outbound::{runtime}::a_connection_from_the_pod_is_counted"), move || {
+            outbound_connection_is_counted(runtime)
+        }));
+    }
     let shared_state = std::sync::Arc::clone(&before);
     trials.push(Trial::test("shared::this_machine_is_as_before", move || shared_state.unchanged()));
     let mut trials: Vec<Trial> = trials.into_iter().map(|trial| trial.with_ignored_flag(missing.is_some())).collect();
@@ -458,6 +463,20 @@ fn app_ignoring_sigterm() -> Result<(), Failed> {
     let scenarios = fixture_scenarios("scenarios");
     let run = run_xtask(&["test", "--on", "host", "--scenarios", &scenarios, "scenarios/app-ignores-sigterm"], None)?;
     let said = ["the stop took", "of a 3 s grace period", "it exited with 137 (128 + 9: killed by SIGKILL)"];
+    if run.status.code() != Some(101) || !said.iter().all(|phrase| run.output.contains(phrase)) {
+        return Err(format!("expected exit code 101 and {said:?}, got {:?}\n{}", run.status, run.output).into());
+    }
+    nothing_left(run.pid)
+}
+
+/// The `outbound` step: a connection to loopback is not counted (the first check passes), one to
+/// an address beside the pod is, and the failure names where it went.
+fn outbound_connection_is_counted(runtime: &str) -> Result<(), Failed> {
+    let scenarios = fixture_scenarios("scenarios");
+    let arguments =
+        ["test", "--on", "host", "--runtime", runtime, "--scenarios", &scenarios, "scenarios/pod-reaches-outside"];
+    let run = run_xtask(&arguments, None)?;
+    let said = ["step 3 (outbound", "expected at most 0 connections from the pod to outside itself, got", ".1"];
     if run.status.code() != Some(101) || !said.iter().all(|phrase| run.output.contains(phrase)) {
         return Err(format!("expected exit code 101 and {said:?}, got {:?}\n{}", run.status, run.output).into());
     }

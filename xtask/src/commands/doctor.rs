@@ -51,6 +51,10 @@ pub fn run() -> Result<()> {
         println!("MISSING {what}");
         missing_packages.push(package);
     }
+    // Only the opt-in scenarios need them: said, not counted.
+    for (what, package) in images::missing_for_on_demand() {
+        println!("missing {what}: only the opt-in scenarios need it (apt-get install {package})");
+    }
     let root = nix::unistd::geteuid().is_root();
     let docker_host = std::env::var("DOCKER_HOST").ok();
     match (root, &docker_host) {

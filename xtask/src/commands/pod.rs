@@ -24,15 +24,20 @@ pub struct Options {
     /// path: its arguments)
     #[arg(long, value_name = "'PATH [ARGS]'", value_parser = PauseCommand::parse)]
     pub pause_bin: Option<PauseCommand>,
+    /// The seed pod with real Ghost 6 instead of its stand-in (scenarios/seed-pod-ghost.json;
+    /// its image is built from the npm registry the first time, in about 3 minutes)
+    #[arg(long)]
+    pub ghost: bool,
 }
 
 pub fn run(options: Options) -> Result<()> {
     interrupt::install()?;
     let workspace = pause_build::workspace_root();
+    let file = if options.ghost { "seed-pod-ghost.json" } else { "seed-pod.json" };
     let seed = scenario::load_all(&workspace.join("scenarios"))?
         .into_iter()
-        .find(|scenario| scenario.path.ends_with("seed-pod.json"))
-        .context("scenarios/seed-pod.json is missing")?;
+        .find(|scenario| scenario.path.ends_with(file))
+        .with_context(|| format!("scenarios/{file} is missing"))?;
     let ports = options.choice.ports(std::slice::from_ref(&seed))?.remove(0);
     let plan = pod::plan(&seed, &ports)?;
     if let Some(reason) = options.choice.runtime().cannot_make(&plan) {

@@ -147,6 +147,14 @@ pub fn run(options: Options) -> Result<u8> {
     for skip in &skipped {
         progress.say(&format!("{}: skipped: {} cannot make this pod: {}", skip.name, runtime.name(), skip.reason));
     }
+    if !libtest.ignored && !libtest.include_ignored {
+        for planned in &planned {
+            if let Some(reason) = &planned.scenario.opt_in {
+                let name = trial_name(&planned.scenario.path);
+                progress.say(&format!("{name}: left out, opt-in ({reason}): --include-ignored runs it"));
+            }
+        }
+    }
     let shared = Arc::new(Run {
         choice: options.choice,
         pause_bin: options.pause_bin,
@@ -226,6 +234,7 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
         })
         .with_ignored_flag(true);
     }
+    let opt_in = planned.scenario.opt_in.is_some();
     Trial::test(name.clone(), move || {
         let lab = run.lab().map_err(|error| run.could_not_run(error))?;
         interrupt::check().map_err(|error| Failed::from(error.to_string()))?;
@@ -261,6 +270,8 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
         lock(&run.reports).push(report);
         outcome
     })
+    // Shown as ignored, as libtest shows it; --include-ignored (or --ignored) runs it.
+    .with_ignored_flag(opt_in)
 }
 
 /// How long a scenario says it lasts at least: its longest `uptime` wait. Trials start longest

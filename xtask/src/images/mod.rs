@@ -3,10 +3,12 @@
 //! No image registry is reachable, so each image is a recipe (`pause.rs`, `nginx.rs`, `ghost_standin.rs`)
 //! that describes a root filesystem made of host files and a few generated ones (`rootfs.rs`), written as a
 //! tar with the `tar` crate; `tarball.rs` puts that tar in the cache directory, or reuses the one a previous
-//! run left there.
+//! run left there. One image is heavy: real Ghost (`ghost.rs`), built from the npm registry, and only
+//! when a pod first needs it (`ON_DEMAND`).
 
 mod app_base;
 pub mod docker_archive;
+mod ghost;
 mod ghost_standin;
 mod nginx;
 mod pause;
@@ -46,6 +48,18 @@ pub fn build_all(pause: &PauseCommand, cache_dir: &Path) -> Result<Vec<ImageTar>
     recipes.into_iter().map(|recipe| tarball::build_or_reuse(recipe, cache_dir)).collect()
 }
 
+/// The images built only when a pod first needs one: minutes of building, from the npm registry.
+pub const ON_DEMAND: [&str; 1] = [ghost::NAME];
+
+/// Builds (or reuses from `cache_dir`) the tar of an image of `ON_DEMAND`.
+pub fn build_on_demand(name: &str, cache_dir: &Path) -> Result<ImageTar> {
+    let recipe = match name {
+        ghost::NAME => ghost::recipe(cache_dir)?,
+        _ => bail!("{name} is not an image podlab builds on demand"),
+    };
+    tarball::build_or_reuse(recipe, cache_dir)
+}
+
 /// What a container of `image` mounts read-only from the host, beyond what its scenario gives:
 /// (host path, container path). Only the ghost stand-in has any (this machine's node).
 pub fn host_files(image: &str) -> Result<Vec<(PathBuf, String)>> {
@@ -67,6 +81,11 @@ pub fn missing_prerequisites() -> Vec<(String, String)> {
         }
     }
     missing
+}
+
+/// What building the `ON_DEMAND` images needs that this host lacks: (what, Debian package).
+pub fn missing_for_on_demand() -> Vec<(String, String)> {
+    ghost::missing_prerequisites()
 }
 
 /// Every program an image copies from the host.

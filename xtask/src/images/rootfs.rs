@@ -129,6 +129,47 @@ impl Rootfs {
         bail!("{} is a chain of more than {MAX_SYMLINK_HOPS} symlinks: fix the loop on the host", host_path.display())
     }
 
+    /// A whole host directory under `image_dir`: every directory, file (host permission bits) and
+    /// symlink in it, as it is. A symlink must stay inside the tree (relative, not climbing out):
+    /// an absolute one would point into the image's root, not at what it named on the host.
+    pub fn add_host_tree(&mut self, image_dir: impl AsRef<Path>, host_dir: &Path) -> Result<()> {
+        let image_dir = image_dir.as_ref();
+        let mut pending = vec![PathBuf::new()];
+        while let Some(relative) = pending.pop() {
+            let host_path = host_dir.join(&relative);
+            let entries = fs::read_dir(&host_path).with_context(|| format!("cannot list {}", host_path.display()))?;
+            for entry in entries {
+                let entry = entry.with_context(|| format!("cannot list {}", host_path.display()))?;
+                let relative = relative.join(entry.file_name());
+                let (source, image_path) = (host_dir.join(&relative), image_dir.join(&relative));
+                let metadata =
+                    fs::symlink_metadata(&source).with_context(|| format!("cannot read {}", source.display()))?;
+                let mode = metadata.permissions().mode() & 0o777;
+                if metadata.is_dir() {
+                    self.insert(&image_path, Entry::Directory { mode })?;
+                    pending.push(relative);
+                } else if metadata.is_file() {
+                    self.insert(&image_path, Entry::HostFile { source, mode })?;
+                } else if metadata.file_type().is_symlink() {
+                    let target = fs::read_link(&source)
+                        .with_context(|| format!("cannot read the symlink {}", source.display()))?;
+                    let resolved = normalize_lexically(&image_path.parent().unwrap_or(image_dir).join(&target));
+                    ensure!(
+                        target.is_relative() && resolved.starts_with(image_dir),
+                        "{} points to {}, outside the tree {}",
+                        source.display(),
+                        target.display(),
+                        host_dir.display()
+                    );
+                    self.insert(&image_path, Entry::Symlink { target })?;
+                } else {
+                    bail!("{} is neither a file, a directory nor a symlink", source.display());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A host program at the same path, with its program interpreter and every shared library `ldd` resolves.
     pub fn add_host_program(&mut self, program: &Path) -> Result<()> {
         self.add_host_file(program)?;

@@ -11,6 +11,7 @@ use crate::runtime::Runtime;
 use crate::side_by_side;
 
 pub mod manifest;
+pub mod outbound;
 mod plan;
 mod ports;
 
@@ -41,6 +42,10 @@ impl<'run> Pod<'run> {
         #[cfg(feature = "fault-injection")]
         let lockup_due = lockup_is_due();
         self.runtime.start_infra(self.plan)?;
+        // Before any app runs, so that the count holds everything the apps send.
+        if self.plan.count_outbound {
+            outbound::watch(self.runtime, &self.plan.infra.name)?;
+        }
         side_by_side::each(&self.plan.apps, |app| self.runtime.start_app(self.plan, app))?;
         #[cfg(feature = "fault-injection")]
         if lockup_due {

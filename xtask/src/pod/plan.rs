@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::Ports;
 use crate::images;
-use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario};
+use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario, Step};
 
 /// The pod: its infra container (which owns the namespaces) and the apps that join them.
 #[derive(Clone, Debug)]
@@ -25,6 +25,9 @@ pub struct PodPlan {
     pub apps: Vec<ContainerPlan>,
     /// The ports published for the ports the scenario wrote.
     pub ports: Ports,
+    /// Count the connections the pod opens outside itself from its infra container's start
+    /// (a scenario with an `outbound` step).
+    pub count_outbound: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +107,7 @@ pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
         infra,
         apps,
         ports: ports.clone(),
+        count_outbound: scenario.steps.iter().any(Step::counts_outbound),
     })
 }
 

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use crate::command::argv;
 use crate::host::Host;
 use crate::interrupt;
-use crate::pod::PodPlan;
+use crate::pod::{PodPlan, outbound};
 use crate::runtime::{self, ContainerState, Runtime, RuntimeKind};
 use crate::scenario::{Matcher, NamespaceKind, Step};
 use crate::side_by_side;
@@ -78,6 +78,7 @@ pub fn summary(step: &Step) -> String {
         }
         Step::Uptime(uptime) => format!("{}: at least {} ms", uptime.container, uptime.at_least_ms),
         Step::ByRuntime(by_runtime) => by_runtime.fact.clone(),
+        Step::Outbound(outbound) => format!("at most {} connections", outbound.at_most),
         other => other.container_names().join(", "),
     };
     format!("{} {details}", step.kind())
@@ -403,6 +404,17 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::Logs(logs) => {
             let text = context.runtime.logs(&logs.container)?.text();
             check_text("logs", Some(&logs.matches), &text, &context.variables)?;
+        }
+        Step::Outbound(expected) => {
+            let seen = outbound::read(context.runtime, &context.pod.infra.name)?;
+            if seen.connections > expected.at_most {
+                bail!(
+                    "expected at most {} connections from the pod to outside itself, got {}, to {}",
+                    expected.at_most,
+                    seen.connections,
+                    seen.destinations.join(", ")
+                );
+            }
         }
         Step::Repeat(repeat) => run_repeatedly(context, &repeat.step, repeat.times, repeat.at_once)?,
         Step::Eventually(eventually) => {

@@ -161,7 +161,8 @@ fn check_references(step: &Step, field: &str, saved: &mut BTreeSet<String>) -> R
         | Step::Running(_)
         | Step::Restart(_)
         | Step::Uptime(_)
-        | Step::Image(_) => {}
+        | Step::Image(_)
+        | Step::Outbound(_) => {}
     }
     Ok(())
 }
@@ -294,7 +295,12 @@ fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()>
                 check_step(step, &format!("{field}.{runtime}.{}", step.kind()), published)?;
             }
         }
-        Step::NoZombies(_) | Step::Restart(_) | Step::Image(_) | Step::CpuIdle(_) | Step::Uptime(_) => {}
+        Step::NoZombies(_)
+        | Step::Restart(_)
+        | Step::Image(_)
+        | Step::CpuIdle(_)
+        | Step::Uptime(_)
+        | Step::Outbound(_) => {}
     }
     Ok(())
 }

@@ -51,6 +51,9 @@ pub struct Scenario {
     pub pod: Pod,
     /// The checks and actions, run in order; a scenario needs at least one.
     pub steps: Vec<Step>,
+    /// Left out of a run unless asked for (`--include-ignored`, or `--ignored` for these alone):
+    /// why, in a phrase, such as what it builds and how long that takes. Absent or null: always run.
+    pub opt_in: Option<String>,
     /// Filled in by the loader: where the file is, for errors and relative `files`.
     #[serde(skip)]
     pub path: PathBuf,
@@ -330,6 +333,11 @@ pub enum Step {
     /// Runs one `step` `times` times, `at_once` at a time (default 1), as a kubelet's probes come;
     /// stops at the first failure, naming the try. A repeated step saves no values.
     Repeat(Repeat),
+    /// How many connections the pod opened to anything outside itself (by any interface but
+    /// loopback) since its infra container started: at most `at_most`, with the addresses named
+    /// when there are more. A scenario with this step has the pod's own network namespace count
+    /// them (an iptables rule there: no host setting changes).
+    Outbound(Outbound),
     /// A fact that differs between runtimes: one step per runtime says what that runtime shows.
     /// The report names the fact and the runtime whose step ran.
     ByRuntime(ByRuntime),
@@ -356,6 +364,14 @@ impl Serialize for Step {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Step::serialize(self, serializer)
     }
+}
+
+/// The most connections the pod may open outside itself.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outbound {
+    /// 0: the pod reaches for nothing beyond itself.
+    pub at_most: u64,
 }
 
 /// Runs a command in a container and checks what it printed.
@@ -712,7 +728,18 @@ impl Step {
             Step::Eventually(step) => step.step.container_names(),
             Step::Repeat(step) => step.step.container_names(),
             Step::ByRuntime(step) => step.steps().into_iter().flat_map(|(_, step)| step.container_names()).collect(),
-            Step::Http(_) | Step::Image(_) => Vec::new(),
+            Step::Http(_) | Step::Image(_) | Step::Outbound(_) => Vec::new(),
+        }
+    }
+
+    /// Whether this step (or one inside it) reads the pod's outbound count.
+    pub fn counts_outbound(&self) -> bool {
+        match self {
+            Step::Outbound(_) => true,
+            Step::Eventually(step) => step.step.counts_outbound(),
+            Step::Repeat(step) => step.step.counts_outbound(),
+            Step::ByRuntime(step) => step.steps().into_iter().any(|(_, step)| step.counts_outbound()),
+            _ => false,
         }
     }
 
