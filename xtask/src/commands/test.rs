@@ -147,7 +147,7 @@ pub fn run(options: Options) -> Result<u8> {
     for skip in &skipped {
         progress.say(&format!("{}: skipped: {} cannot make this pod: {}", skip.name, runtime.name(), skip.reason));
     }
-    if !libtest.ignored && !libtest.include_ignored {
+    if !(libtest.ignored || libtest.include_ignored) {
         for planned in &planned {
             if let Some(reason) = &planned.scenario.opt_in {
                 let name = trial_name(&planned.scenario.path);
@@ -169,7 +169,14 @@ pub fn run(options: Options) -> Result<u8> {
 
     let mut planned = planned;
     planned.sort_by_key(|planned| std::cmp::Reverse(least_length(&planned.scenario)));
-    let trials = planned.into_iter().map(|planned| trial(planned, Arc::clone(&shared))).collect();
+    // Asked to run what is ignored (the opt-in scenarios), a pod the runtime cannot make is
+    // left out rather than failed: it is skipped all the same, said above and in the report.
+    let running_ignored = libtest.ignored || libtest.include_ignored;
+    let trials = planned
+        .into_iter()
+        .filter(|planned| !(running_ignored && planned.cannot_make.is_some()))
+        .map(|planned| trial(planned, Arc::clone(&shared)))
+        .collect();
     let conclusion = libtest_mimic::run(&libtest, trials);
 
     let run = &shared;
@@ -227,7 +234,8 @@ pub fn run(options: Options) -> Result<u8> {
 fn trial(planned: Planned, run: Arc<Run>) -> Trial {
     let name = trial_name(&planned.scenario.path);
     if let Some(reason) = planned.cannot_make {
-        // Ignored, as libtest shows it; run anyway (--include-ignored), it fails saying why.
+        // Ignored, as libtest shows it (a run asked for ignored trials leaves it out); were it run,
+        // it would fail saying why.
         let runtime = run.choice.runtime();
         return Trial::test(name, move || {
             Err(Failed::from(format!("{} cannot make this pod: {reason}", runtime.name())))

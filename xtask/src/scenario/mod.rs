@@ -333,10 +333,12 @@ pub enum Step {
     /// Runs one `step` `times` times, `at_once` at a time (default 1), as a kubelet's probes come;
     /// stops at the first failure, naming the try. A repeated step saves no values.
     Repeat(Repeat),
-    /// How many connections the pod opened to anything outside itself (by any interface but
-    /// loopback) since its infra container started: at most `at_most`, with the addresses named
-    /// when there are more. A scenario with this step has the pod's own network namespace count
-    /// them (an iptables rule there: no host setting changes).
+    /// How many connections the pod tried to open to anything outside itself (by any interface
+    /// but loopback) since its infra container started: at most `at_most`, else the addresses are
+    /// named. Each packet of a try sent before any answer counts (a SYN sent again counts again).
+    /// A scenario with this step has the pod's own network namespace count them (an iptables
+    /// rule there, from before the apps start; on podman-kube, once the pod is played): no host
+    /// setting changes.
     Outbound(Outbound),
     /// A fact that differs between runtimes: one step per runtime says what that runtime shows.
     /// The report names the fact and the runtime whose step ran.
