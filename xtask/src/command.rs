@@ -167,17 +167,26 @@ pub fn run_in_view(
 /// Ctrl-C typed in the terminal reaches it too, and it cleans up after itself), killed only at
 /// `timeout`: for a whole run of the harness that `cargo xtask soak` starts.
 pub fn run_logged(argv: &[String], log: &Path, timeout: Duration) -> Result<Output> {
+    run_logged_with(argv, log, timeout, Interruptible::No)
+}
+
+/// Like `run_logged`, but in a process group of its own, killed whole (its compilers too) at
+/// `timeout` or as soon as the run is interrupted: a long build step whose output is kept.
+pub fn run_logged_interruptible(argv: &[String], log: &Path, timeout: Duration) -> Result<Output> {
+    run_logged_with(argv, log, timeout, Interruptible::Yes)
+}
+
+fn run_logged_with(argv: &[String], log: &Path, timeout: Duration, interruptible: Interruptible) -> Result<Output> {
     let (program, arguments) = argv.split_first().context("an empty command")?;
     let started = Instant::now();
     let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut child = Command::new(program)
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .spawn()
-        .with_context(|| format!("cannot run {program}"))?;
-    wait_elsewhere(argv, &mut child, started, timeout, Interruptible::No)
+    let mut command = Command::new(program);
+    command.args(arguments).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    if interruptible == Interruptible::Yes {
+        command.process_group(0);
+    }
+    let mut child = command.spawn().with_context(|| format!("cannot run {program}"))?;
+    wait_elsewhere(argv, &mut child, started, timeout, interruptible)
 }
 
 /// Waits for a command whose output goes elsewhere (a terminal, a log): its `Output` holds

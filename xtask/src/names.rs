@@ -76,6 +76,19 @@ pub fn is_temp_dir_name(name: &str) -> bool {
     TempPurpose::ALL.iter().any(|purpose| name.starts_with(&format!("{TEMP_PREFIX}{}-", purpose.word())))
 }
 
+/// The directory in the image cache where a run builds an on-demand image: `.ghost-build-<pid>-`
+/// and a random end, removed when the build ends (`clean` removes one whose run is gone).
+pub fn build_dir_prefix(pid: u32) -> String {
+    format!("{BUILD_DIR_PREFIX}{pid}-")
+}
+
+/// The pid of the run that made a build directory, from its name.
+pub fn build_dir_owner(name: &str) -> Option<u32> {
+    name.strip_prefix(BUILD_DIR_PREFIX)?.split('-').next()?.parse().ok()
+}
+
+const BUILD_DIR_PREFIX: &str = ".ghost-build-";
+
 /// The network bridge of a run's private daemon: `podlab<pid>` (at most 13 of the 15 bytes an
 /// interface name may have, since a pid has at most 7 digits).
 pub fn bridge(pid: u32) -> String {
@@ -213,6 +226,14 @@ mod tests {
         assert_eq!(temp_dir_owner(&found), Some(7));
         assert!(!is_guest(&line));
         assert_eq!(temp_dir_in("dockerd --host=unix:///run/docker.sock"), None);
+    }
+
+    #[test]
+    fn build_dirs_name_their_run() {
+        let name = format!("{}Ab12", build_dir_prefix(4_194_304));
+        assert_eq!(build_dir_owner(&name), Some(4_194_304));
+        assert_eq!(build_dir_owner("ghost-6.65.0-node-22.23.5-pnpm-12.4.2-r2"), None);
+        assert_eq!(build_dir_owner(".ghost-build-"), None);
     }
 
     #[test]

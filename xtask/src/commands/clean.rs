@@ -1,5 +1,6 @@
 //! `cargo xtask clean`: removes what a run killed with SIGKILL could not clean up itself:
 //! QEMU guests and private daemons of runs that are gone, their temp dirs, mounts and bridges,
+//! an image build they left in the cache,
 //! and (once no run is alive) the port mappings of podlab's CNI network and portmap's chains.
 //! Everything a run makes names the run's pid (`crate::names`): what belongs to a live run of
 //! any command (test, pod, bench) is left alone.
@@ -11,8 +12,8 @@ use anyhow::Result;
 use nix::sys::signal::{Signal, kill};
 
 use crate::command::{self, argv};
-use crate::names;
 use crate::runtime::machine::{self, CNI_CACHE, cgroup_roots, remove_cgroups, unmount_everything_under};
+use crate::{names, pause_build};
 
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();
@@ -27,7 +28,28 @@ pub fn run() -> Result<()> {
         let what = if names::is_guest(&command_line) { "guest" } else { "process" };
         removed.push(format!("{what} {pid} ({})", command_line.chars().take(80).collect::<String>()));
     }
+    // An image build a gone run left: its directory in the image cache, and what still runs in it
+    // (the first boot of Ghost names it; pnpm's compilers end on their own).
+    let build_dirs: Vec<PathBuf> = std::fs::read_dir(names::cache_dir(pause_build::workspace_root()))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().and_then(names::build_dir_owner).is_some_and(|pid| dead(Some(pid))))
+        .map(|entry| entry.path())
+        .collect();
+    for (pid, command_line) in pid1::proc::command_lines() {
+        if build_dirs.iter().any(|directory| command_line.contains(&*directory.to_string_lossy())) {
+            let _ = kill(pid, Signal::SIGKILL);
+            removed.push(format!("process {pid} ({})", command_line.chars().take(80).collect::<String>()));
+        }
+    }
     std::thread::sleep(Duration::from_millis(300));
+    for build_dir in build_dirs {
+        match std::fs::remove_dir_all(&build_dir) {
+            Ok(()) => removed.push(format!("image build directory {}", build_dir.display())),
+            Err(error) => eprintln!("warning: cannot remove {}: {error}", build_dir.display()),
+        }
+    }
     for temp_dir in our_temp_dirs() {
         if !dead(names::temp_dir_owner(&temp_dir)) {
             continue;

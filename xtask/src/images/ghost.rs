@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail, ensure};
 use super::app_base::add_app_base;
 use super::rootfs::{Rootfs, shared_libraries};
 use super::{HOST_COMMAND_DEADLINE, Recipe};
-use crate::command;
+use crate::{command, names};
 
 pub const NAME: &str = "podlab/ghost";
 
@@ -109,7 +109,7 @@ fn built_tree(cache_dir: &Path) -> Result<PathBuf> {
     let started = Instant::now();
     // Beside the tree, so the rename that publishes it is atomic; removed if the build fails.
     let work = tempfile::Builder::new()
-        .prefix(".ghost-build-")
+        .prefix(&names::build_dir_prefix(std::process::id()))
         .tempdir_in(cache_dir)
         .with_context(|| format!("cannot create a build directory in {}", cache_dir.display()))?;
     eprintln!(
@@ -291,7 +291,7 @@ fn run_step(step: &str, argv: &[String], work: &Path, cache_dir: &Path, deadline
                 eprintln!("image {NAME}: {step}: {:.0} s so far: {last}", started.elapsed().as_secs_f64());
             }
         });
-        let ran = command::run_logged(argv, log, deadline);
+        let ran = command::run_logged_interruptible(argv, log, deadline);
         drop(finished);
         ran
     });
