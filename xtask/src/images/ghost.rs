@@ -82,6 +82,9 @@ pub fn recipe(cache_dir: &Path) -> Result<Recipe> {
         changes: vec![
             "WORKDIR /opt/ghost".to_string(),
             "ENV NODE_ENV=production".to_string(),
+            // What is in it, for whoever inspects the image or a container of it.
+            format!("ENV GHOST_VERSION={GHOST_VERSION}"),
+            format!("ENV NODE_VERSION={NODE_VERSION}"),
             r#"ENTRYPOINT ["/opt/node/bin/node", "/opt/ghost/index.js"]"#.to_string(),
         ],
     })
@@ -144,13 +147,14 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
         format!("@pnpm/exe.linux-x64@{PNPM_VERSION}"),
     ];
     // npm's download cache with podlab's, not in the user's home.
-    let mut fetch = command::argv(&["npm", "pack", "--silent", "--cache", &cache("npm-cache"), "--pack-destination"]);
+    let mut fetch =
+        command::argv(&["npm", "pack", "--loglevel=error", "--cache", &cache("npm-cache"), "--pack-destination"]);
     fetch.push(work_text.clone());
     fetch.extend(packages.iter().cloned());
     let fetched = command::run(&fetch, FETCH_DEADLINE)?;
     if !fetched.success() {
         bail!(
-            "cannot fetch {} from the npm registry (is https://registry.npmjs.org reachable from here?); npm said:\n{}",
+            "cannot fetch {} from the npm registry (npm's registry must be reachable from here); npm said:\n{}",
             packages.join(", "),
             command::last_lines(&format!("{}{}", fetched.stdout_text(), fetched.stderr), 15)
         );
