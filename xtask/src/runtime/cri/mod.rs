@@ -145,6 +145,11 @@ fn gone_already_is_fine<T>(outcome: Result<T>) -> Result<()> {
 enum Purpose {
     Test,
     Cleanup,
+    /// A call that makes a sandbox or a container: let finish on Ctrl-C (its deadline still
+    /// holds), since containerd 1.6, when StartContainer's context is cancelled half way, keeps a
+    /// task that StopPodSandbox does not stop and RemovePodSandbox then cannot delete ("cannot
+    /// delete running task": the harness's Ctrl-C trial failed so about once in eight).
+    Make,
 }
 
 impl Cri {
@@ -244,7 +249,7 @@ impl Cri {
         };
         let reply = match purpose {
             Purpose::Test => self.host.grpc(&call, timeout)?,
-            Purpose::Cleanup => self.host.grpc_cleanup(&call, timeout)?,
+            Purpose::Cleanup | Purpose::Make => self.host.grpc_cleanup(&call, timeout)?,
         };
         match reply {
             Reply::Message(bytes) => {
@@ -378,7 +383,8 @@ impl Cri {
             let sandbox = sandboxes.get(infra).with_context(|| format!("no pod sandbox {infra}"))?;
             (sandbox.id.clone(), sandbox.config.clone())
         };
-        let created: cri::CreateContainerResponse = self.call(
+        let created: cri::CreateContainerResponse = self.call_for(
+            Purpose::Make,
             "RuntimeService",
             "CreateContainer",
             &cri::CreateContainerRequest {
@@ -392,7 +398,8 @@ impl Cri {
             app.name.clone(),
             AppContainer { id: created.container_id.clone(), attempt, plan: app.clone(), infra: infra.to_string() },
         );
-        let _: cri::StartContainerResponse = self.call(
+        let _: cri::StartContainerResponse = self.call_for(
+            Purpose::Make,
             "RuntimeService",
             "StartContainer",
             &cri::StartContainerRequest { container_id: created.container_id },
@@ -521,7 +528,8 @@ impl Runtime for Cri {
     fn start_infra(&self, pod: &PodPlan) -> Result<()> {
         let config = self.sandbox_config(pod);
         let response: cri::RunPodSandboxResponse = self
-            .call(
+            .call_for(
+                Purpose::Make,
                 "RuntimeService",
                 "RunPodSandbox",
                 &cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() },
