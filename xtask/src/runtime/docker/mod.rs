@@ -251,7 +251,7 @@ impl Docker {
     /// the exec's container exits under it (its log says `exit event ... no such container`),
     /// and a scenario would otherwise wait for its deadline. An exec that runs for more than a
     /// second is looked at twice a second: dockerd's view of it, and its process on the host.
-    fn read_exec_stream(&self, id: &str, timeout: Duration) -> Result<Response> {
+    fn read_exec_stream(&self, container: &str, id: &str, timeout: Duration) -> Result<Response> {
         let socket = self.socket().context("the API went away")?;
         let start = Request::new(
             socket,
@@ -264,14 +264,24 @@ impl Docker {
             let (sender, answer) = mpsc::channel();
             let (start, stop) = (&start, &stop);
             scope.spawn(move || sender.send(self.host.request_until(start, timeout, stop)));
-            let watched = self.watch_exec(id, &answer, stop);
+            let watched = self.watch_exec(container, id, &answer, stop);
             // However the watch ended, the reader stops too: the scope waits for it.
             stop.store(true, Ordering::SeqCst);
             watched
         })
     }
 
-    fn watch_exec(&self, id: &str, answer: &mpsc::Receiver<Result<Response>>, stop: &AtomicBool) -> Result<Response> {
+    /// Waits for the exec's stream to end. Once the exec has ended and dockerd has had
+    /// `EXEC_STREAM_GRACE` to close the stream, the harness stops reading only if the container
+    /// has exited under it (dockerd then never closes it); while the container runs, dockerd is
+    /// only slow (a busy guest under TCG took over 5 s), and the wait goes on to the exec's deadline.
+    fn watch_exec(
+        &self,
+        container: &str,
+        id: &str,
+        answer: &mpsc::Receiver<Result<Response>>,
+        stop: &AtomicBool,
+    ) -> Result<Response> {
         let mut wait = EXEC_FIRST_LOOK;
         let mut process: Option<(u32, String)> = None;
         let mut ended_at: Option<Instant> = None;
@@ -285,10 +295,15 @@ impl Docker {
             if ended_at.is_none() && self.exec_has_ended(id, &mut process)? {
                 ended_at = Some(Instant::now());
             }
-            if ended_at.is_some_and(|at| at.elapsed() >= EXEC_STREAM_GRACE) {
+            if ended_at.is_some_and(|at| at.elapsed() >= EXEC_STREAM_GRACE) && !self.is_running(container)? {
                 stop.store(true, Ordering::SeqCst);
             }
         }
+    }
+
+    fn is_running(&self, container: &str) -> Result<bool> {
+        let states = self.states(&[container.to_string()])?;
+        Ok(states.get(container).is_some_and(|state| state.running))
     }
 
     /// Whether dockerd says the exec has ended, or its process (as first seen: pid and start
@@ -435,7 +450,7 @@ impl Runtime for Docker {
         }
         let created: serde_json::Value = serde_json::from_slice(&created.body).context("dockerd's exec answer")?;
         let id = created.get("Id").and_then(|id| id.as_str()).context("dockerd gave the exec no id")?;
-        let streams = self.read_exec_stream(id, timeout)?;
+        let streams = self.read_exec_stream(container, id, timeout)?;
         if streams.status != 200 {
             return Ok(refused(api::error_of(&streams)));
         }
