@@ -38,8 +38,9 @@ const QUICK: Duration = Duration::from_secs(30);
 /// Deadline of one container's create and start: the image is already there.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// An exec is first looked at after this long (most end sooner), then this often; once it
-/// has ended, dockerd has this long to close its stream before the harness stops reading. A
-/// busy guest under TCG, four execs at once (the exec probes of long-lived), took over 3 s: 1 s was a false alarm.
+/// has ended, dockerd has this long to close its stream before the harness looks whether its
+/// container still runs (see `watch_exec`). A busy guest under TCG, four execs at once (the exec
+/// probes of long-lived), took over 3 s, and on a slower day over 5 s.
 const EXEC_FIRST_LOOK: Duration = Duration::from_secs(1);
 const EXEC_LOOK_EVERY: Duration = Duration::from_millis(500);
 const EXEC_STREAM_GRACE: Duration = Duration::from_secs(5);
