@@ -253,16 +253,8 @@ fn podman_run_beside_another_run_gives_back_what_it_made() -> Result<(), Failed>
     let run = run_xtask(&["test", "--on", "host", "--runtime", "podman", "scenarios/seed-pod", "--exact"], None);
     let beside_was_alive = beside.try_wait()?.is_none();
     drop(beside.stdin.take());
-    let started = Instant::now();
-    let beside_status = loop {
-        if let Some(status) = beside.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            kill_and_wait(&mut beside);
-            return Err(format!("the pod shell did not end within {RUN_TIMEOUT:?} of its input's end").into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(beside_status) = wait_with_deadline(&mut beside, RUN_TIMEOUT) else {
+        return Err(format!("the pod shell did not end within {RUN_TIMEOUT:?} of its input's end").into());
     };
     let run = run?;
     if run.status.code() != Some(0) || !beside_was_alive || beside_status.code() != Some(0) {
