@@ -72,8 +72,19 @@ pub fn temp_dir_owner(path: &Path) -> Option<u32> {
 }
 
 /// Whether a directory name is one of our temp dirs, of any run.
-pub fn is_temp_dir_name(name: &str) -> bool {
+fn is_temp_dir_name(name: &str) -> bool {
     TempPurpose::ALL.iter().any(|purpose| name.starts_with(&format!("{TEMP_PREFIX}{}-", purpose.word())))
+}
+
+/// Our temp dirs, of every run, live or gone.
+pub fn temp_dirs() -> Vec<PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(is_temp_dir_name))
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// The directory in the image cache where a run builds an on-demand image: `.ghost-build-<pid>-`
@@ -145,9 +156,10 @@ pub fn another_run_is_alive() -> bool {
 pub fn another_run_uses_cni() -> bool {
     let ours = std::process::id();
     let prefixes = [TempPurpose::Cri, TempPurpose::Podman].map(|purpose| format!("{TEMP_PREFIX}{}-", purpose.word()));
-    std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten().any(|entry| {
-        let uses_cni = entry.file_name().to_str().is_some_and(|name| prefixes.iter().any(|p| name.starts_with(p)));
-        uses_cni && temp_dir_owner(&entry.path()).is_some_and(|pid| pid != ours && is_live_run(pid))
+    temp_dirs().iter().any(|dir| {
+        let name = dir.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        prefixes.iter().any(|prefix| name.starts_with(prefix))
+            && temp_dir_owner(dir).is_some_and(|pid| pid != ours && is_live_run(pid))
     })
 }
 

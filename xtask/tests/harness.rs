@@ -990,11 +990,9 @@ fn nothing_left(xtask_pid: u32) -> Result<(), Failed> {
     if Path::new("/sys/class/net").join(&bridge).exists() {
         leftovers.push(format!("network bridge {bridge}"));
     }
-    for entry in std::fs::read_dir(std::env::temp_dir())? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        if names::is_temp_dir_name(&name) && names::temp_dir_owner(&path) == Some(xtask_pid) {
-            leftovers.push(format!("temp dir {name}"));
+    for path in names::temp_dirs() {
+        if names::temp_dir_owner(&path) == Some(xtask_pid) {
+            leftovers.push(format!("temp dir {}", path.file_name().unwrap_or_default().to_string_lossy()));
         }
     }
     for root in std::fs::read_dir("/sys/fs/cgroup")?.flatten().map(|entry| entry.path()) {

@@ -50,7 +50,7 @@ pub fn run() -> Result<()> {
             Err(error) => eprintln!("warning: cannot remove {}: {error}", build_dir.display()),
         }
     }
-    for temp_dir in our_temp_dirs() {
+    for temp_dir in names::temp_dirs() {
         if !dead(names::temp_dir_owner(&temp_dir)) {
             continue;
         }
@@ -106,16 +106,6 @@ pub fn run() -> Result<()> {
         println!("removed:\n  {}", removed.join("\n  "));
     }
     Ok(())
-}
-
-fn our_temp_dirs() -> Vec<PathBuf> {
-    std::fs::read_dir(std::env::temp_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| entry.file_name().to_str().is_some_and(names::is_temp_dir_name))
-        .map(|entry| entry.path())
-        .collect()
 }
 
 /// The cgroups of runs' containers, under any hierarchy.
