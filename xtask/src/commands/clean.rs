@@ -18,16 +18,6 @@ use crate::{names, pause_build};
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();
     let dead = |owner: Option<u32>| owner.is_none_or(|pid| !names::is_live_run(pid));
-    for (pid, command_line) in pid1::proc::command_lines() {
-        // QEMU guests and daemons are ours when their command line names one of our temp dirs.
-        let Some(temp_dir) = names::temp_dir_in(&command_line) else { continue };
-        if pid.as_raw() as u32 == std::process::id() || !dead(names::temp_dir_owner(&temp_dir)) {
-            continue;
-        }
-        let _ = kill(pid, Signal::SIGKILL);
-        let what = if names::is_guest(&command_line) { "guest" } else { "process" };
-        removed.push(format!("{what} {pid} ({})", command_line.chars().take(80).collect::<String>()));
-    }
     // An image build a gone run left: its directory in the image cache, and what still runs in it
     // (the first boot of Ghost names it; pnpm's compilers end on their own).
     let build_dirs: Vec<PathBuf> = std::fs::read_dir(names::cache_dir(pause_build::workspace_root()))
@@ -38,10 +28,16 @@ pub fn run() -> Result<()> {
         .map(|entry| entry.path())
         .collect();
     for (pid, command_line) in pid1::proc::command_lines() {
-        if build_dirs.iter().any(|directory| command_line.contains(&*directory.to_string_lossy())) {
-            let _ = kill(pid, Signal::SIGKILL);
-            removed.push(format!("process {pid} ({})", command_line.chars().take(80).collect::<String>()));
+        // QEMU guests and daemons are ours when their command line names one of our temp dirs.
+        let in_gone_temp_dir =
+            names::temp_dir_in(&command_line).is_some_and(|temp_dir| dead(names::temp_dir_owner(&temp_dir)));
+        let in_gone_build = build_dirs.iter().any(|directory| command_line.contains(&*directory.to_string_lossy()));
+        if pid.as_raw() as u32 == std::process::id() || !(in_gone_temp_dir || in_gone_build) {
+            continue;
         }
+        let _ = kill(pid, Signal::SIGKILL);
+        let what = if names::is_guest(&command_line) { "guest" } else { "process" };
+        removed.push(format!("{what} {pid} ({})", command_line.chars().take(80).collect::<String>()));
     }
     std::thread::sleep(Duration::from_millis(300));
     for build_dir in build_dirs {
