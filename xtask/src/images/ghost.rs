@@ -64,13 +64,13 @@ pub fn recipe(cache_dir: &Path) -> Result<Recipe> {
     let mut rootfs = Rootfs::new();
     rootfs.add_host_file_as("/opt/node/bin/node", &node, 0o755)?;
     rootfs.add_libraries_of(&node)?;
-    rootfs.add_host_tree("/opt/ghost", &ghost)?;
+    let files = rootfs.add_host_tree("/opt/ghost", &ghost)?;
     // Ghost reads config.production.json from its working directory. The image's own, not the
     // built tree's, so that a change to it costs a tar, not a build.
     rootfs.add_file("/opt/ghost/config.production.json", CONFIG, 0o644)?;
     // The native modules' libraries from the host (libvips comes with sharp, inside the tree).
-    for addon in native_addons(&ghost)? {
-        for library in shared_libraries(&addon)?.into_iter().filter(|library| !library.starts_with(&ghost)) {
+    for addon in files.iter().filter(|file| is_native_addon(file)) {
+        for library in shared_libraries(addon)?.into_iter().filter(|library| !library.starts_with(&ghost)) {
             rootfs.add_host_file(&library)?;
         }
     }
@@ -318,6 +318,10 @@ fn say_done(what: &str, started: Instant) {
     eprintln!("image {NAME}: {what} in {:.0} s", started.elapsed().as_secs_f64());
 }
 
+fn is_native_addon(file: &Path) -> bool {
+    file.extension().is_some_and(|extension| extension == "node")
+}
+
 /// Every native module (`*.node`) under `tree`, symlinks not followed.
 fn native_addons(tree: &Path) -> Result<Vec<PathBuf>> {
     let mut addons = Vec::new();
@@ -328,7 +332,7 @@ fn native_addons(tree: &Path) -> Result<Vec<PathBuf>> {
             let file_type = entry.file_type()?;
             if file_type.is_dir() {
                 pending.push(entry.path());
-            } else if file_type.is_file() && entry.path().extension().is_some_and(|extension| extension == "node") {
+            } else if file_type.is_file() && is_native_addon(&entry.path()) {
                 addons.push(entry.path());
             }
         }

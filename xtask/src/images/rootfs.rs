@@ -132,8 +132,10 @@ impl Rootfs {
     /// A whole host directory under `image_dir`: every directory, file (host permission bits) and
     /// symlink in it, as it is. A symlink must stay inside the tree (relative, not climbing out):
     /// an absolute one would point into the image's root, not at what it named on the host.
-    pub fn add_host_tree(&mut self, image_dir: impl AsRef<Path>, host_dir: &Path) -> Result<()> {
+    /// Returns the host paths of the regular files added.
+    pub fn add_host_tree(&mut self, image_dir: impl AsRef<Path>, host_dir: &Path) -> Result<Vec<PathBuf>> {
         let image_dir = image_dir.as_ref();
+        let mut files = Vec::new();
         let mut pending = vec![PathBuf::new()];
         while let Some(relative) = pending.pop() {
             let host_path = host_dir.join(&relative);
@@ -149,7 +151,8 @@ impl Rootfs {
                     self.insert(&image_path, Entry::Directory { mode })?;
                     pending.push(relative);
                 } else if metadata.is_file() {
-                    self.insert(&image_path, Entry::HostFile { source, mode })?;
+                    self.insert(&image_path, Entry::HostFile { source: source.clone(), mode })?;
+                    files.push(source);
                 } else if metadata.file_type().is_symlink() {
                     let target = fs::read_link(&source)
                         .with_context(|| format!("cannot read the symlink {}", source.display()))?;
@@ -167,7 +170,7 @@ impl Rootfs {
                 }
             }
         }
-        Ok(())
+        Ok(files)
     }
 
     /// A host program at the same path, with its program interpreter and every shared library `ldd` resolves.
