@@ -147,7 +147,8 @@ pub fn run(options: Options) -> Result<u8> {
     for skip in &skipped {
         progress.say(&format!("{}: skipped: {} cannot make this pod: {}", skip.name, runtime.name(), skip.reason));
     }
-    if !(libtest.ignored || libtest.include_ignored) {
+    let running_ignored = libtest.ignored || libtest.include_ignored;
+    if !running_ignored {
         for planned in &planned {
             if let Some(reason) = &planned.scenario.opt_in {
                 let name = trial_name(&planned.scenario.path);
@@ -171,7 +172,6 @@ pub fn run(options: Options) -> Result<u8> {
     planned.sort_by_key(|planned| std::cmp::Reverse(least_length(&planned.scenario)));
     // Asked to run what is ignored (the opt-in scenarios), a pod the runtime cannot make is
     // left out rather than failed: it is skipped all the same, said above and in the report.
-    let running_ignored = libtest.ignored || libtest.include_ignored;
     let trials = planned
         .into_iter()
         .filter(|planned| !(running_ignored && planned.cannot_make.is_some()))
