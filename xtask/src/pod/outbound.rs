@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::command::argv;
-use crate::runtime::Runtime;
+use crate::runtime::{self, Runtime};
 
 /// The `recent` list of destinations, readable at /proc/PID/net/xt_recent/<name>.
 const LIST: &str = "podlab_outbound";
@@ -24,7 +24,7 @@ const TABLES: [&str; 2] = ["iptables", "ip6tables"];
 
 /// Starts counting, in the network namespace of the pod's infra container.
 pub fn watch(runtime: &dyn Runtime, infra: &str) -> Result<()> {
-    let pid = infra_pid(runtime, infra)?;
+    let pid = runtime::main_pid(runtime, infra)?;
     for tables in TABLES {
         let mut rule = in_pod(pid, tables);
         rule.extend(argv(&["-A", "OUTPUT", "!", "-o", "lo", "-m", "conntrack", "--ctstate", "NEW"]));
@@ -46,7 +46,7 @@ pub struct Outbound {
 }
 
 pub fn read(runtime: &dyn Runtime, infra: &str) -> Result<Outbound> {
-    let pid = infra_pid(runtime, infra)?;
+    let pid = runtime::main_pid(runtime, infra)?;
     let mut connections = 0;
     for tables in TABLES {
         let mut list = in_pod(pid, tables);
@@ -62,14 +62,6 @@ pub fn read(runtime: &dyn Runtime, infra: &str) -> Result<Outbound> {
 
 fn in_pod(pid: u32, tables: &str) -> Vec<String> {
     argv(&["nsenter", &format!("--net=/proc/{pid}/ns/net"), tables, "-w", "5"])
-}
-
-fn infra_pid(runtime: &dyn Runtime, infra: &str) -> Result<u32> {
-    let states = runtime.states(&[infra.to_string()])?;
-    states
-        .get(infra)
-        .and_then(|state| state.pid)
-        .with_context(|| format!("{infra} is not running: its network namespace cannot be entered"))
 }
 
 /// The packet count of the counting rule in `iptables -L OUTPUT -v -x -n`: each is the first
