@@ -5,29 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod command;
-mod commands;
-mod host;
-mod images;
-mod interrupt;
-mod lab;
-mod names;
-mod pause_build;
-mod pod;
-mod progress;
-mod report;
-mod runner;
-mod runtime;
-mod scenario;
-mod side_by_side;
-mod terminal;
-mod unix_grpc;
-mod unix_http;
-
-/// Exit code when the harness itself could not do its job (bad arguments, missing
-/// prerequisite), as opposed to a measured or tested failure. clap exits with it too.
-const EXIT_HARNESS_ERROR: u8 = 2;
+use xtask::{EXIT_HARNESS_ERROR, commands, host};
 
 /// podlab's harness: the regression lab for the Kubernetes pod sandbox (pause and the pod around it)
 #[derive(Debug, Parser)]

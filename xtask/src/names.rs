@@ -1,8 +1,6 @@
 //! podlab's names on a machine, in one place: the temp dirs, bridges, labels and run ids a run
 //! makes. Each carries the pid of the run that made it, so that the runtimes, `cargo xtask clean`
-//! and the harness's own tests (which include this file) agree on what belongs to a live run.
-//!
-//! Only std, anyhow and tempfile here: `xtask/tests/harness.rs` includes this file as it is.
+//! and the harness's own tests agree on what belongs to a live run.
 
 use std::path::{Path, PathBuf};
 

@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// podlab's names (temp dirs, bridges, guests), as the harness itself makes them.
-#[path = "../src/names.rs"]
-#[allow(dead_code, unused_imports)]
-mod names;
+use xtask::names;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);

@@ -3,8 +3,8 @@
 //! `${name}`s, deep nesting, cut files). Whatever comes in, the loader must not panic, must not
 //! hang, and must name, in every rejection, the file and its line:column or the field.
 //!
-//! `cargo test -p xtask --bins fuzz` runs a short round; `PODLAB_FUZZ_SECONDS=60 cargo test -p
-//! xtask --bins fuzz -- --ignored` a long one (CI runs a minute); `PODLAB_FUZZ_SEED` replays one.
+//! `cargo test -p xtask --lib fuzz` runs a short round; `PODLAB_FUZZ_SECONDS=60 cargo test -p
+//! xtask --lib fuzz -- --ignored` a long one (CI runs a minute); `PODLAB_FUZZ_SEED` replays one.
 //! Inputs that once broke a promise live in `fuzz-corpus/` and are replayed every time.
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //!
 //! These types are the format. `scenarios/schema.json`, for editors, is generated from them
 //! (doc comments become its descriptions), and so are the step and matcher tables of
-//! docs/scenarios.md; after changing a type or a doc comment, `cargo test -p xtask --bins schema`
+//! docs/scenarios.md; after changing a type or a doc comment, `cargo test -p xtask --lib schema`
 //! rewrites what is stale and fails once, so that the new files get committed.
 //! Optional fields mean "not checked"; matchers are explicit (equals, contains, regex, not, all).
 
@@ -43,7 +43,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// The version of this format; only 1 exists so far.
-    #[expect(dead_code, reason = "read only to be checked, which its type does as it is read")]
+    #[allow(dead_code, reason = "read only to be checked, which its type does as it is read")]
     pub schema_version: SchemaVersion,
     /// What the scenario tests, in a sentence; shown in reports.
     pub description: String,

@@ -1,0 +1,25 @@
+//! podlab's harness as a library: every module of `cargo xtask`, so that `main.rs` only parses
+//! and dispatches, and the harness's own tests (`xtask/tests/`) use the same names and types.
+
+mod command;
+pub mod commands;
+pub mod host;
+mod images;
+mod interrupt;
+mod lab;
+pub mod names;
+mod pause_build;
+mod pod;
+mod progress;
+mod report;
+mod runner;
+mod runtime;
+mod scenario;
+mod side_by_side;
+mod terminal;
+mod unix_grpc;
+mod unix_http;
+
+/// Exit code when the harness itself could not do its job (bad arguments, missing
+/// prerequisite), as opposed to a measured or tested failure. clap exits with it too.
+pub const EXIT_HARNESS_ERROR: u8 = 2;
