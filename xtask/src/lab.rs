@@ -15,7 +15,7 @@ use crate::images::ImageTar;
 use crate::pause_build::PauseCommand;
 use crate::pod::{self, Ports};
 use crate::progress::Progress;
-use crate::runtime::{RunIdentity, Runtime, RuntimeKind};
+use crate::runtime::{self, RunIdentity, Runtime, RuntimeKind};
 use crate::scenario::Scenario;
 use crate::side_by_side::{self, lock};
 use crate::{command, images, names, pause_build};
@@ -28,8 +28,8 @@ pub struct Choice {
     #[arg(long, value_enum, default_value_t = Placement::Vm)]
     pub on: Placement,
     /// Which runtime makes the pod
-    #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
-    pub runtime: RuntimeKind,
+    #[arg(long, value_enum, default_value_t = runtime::default_runtime())]
+    pub runtime: &'static RuntimeKind,
     /// Before --on and --runtime: vm is `--on vm`, docker is `--on host` (both with the docker
     /// runtime); kept for one release
     #[arg(long, value_enum, value_name = "ENGINE", conflicts_with_all = ["on", "runtime"])]
@@ -55,9 +55,10 @@ impl Choice {
         }
     }
 
-    pub fn runtime(&self) -> RuntimeKind {
+    pub fn runtime(&self) -> &'static RuntimeKind {
         match self.engine {
-            Some(_) => RuntimeKind::Docker,
+            // The engines were Docker's, the registry's first runtime.
+            Some(_) => runtime::default_runtime(),
             None => self.runtime,
         }
     }
@@ -177,7 +178,7 @@ pub fn host_failed(failure: &str) -> String {
 }
 
 /// This machine, or a guest booted with the runtime's daemons starting in it.
-pub fn start_host(plan: &LabPlan, runtime: RuntimeKind, progress: &Progress) -> Result<Box<dyn Host>> {
+pub fn start_host(plan: &LabPlan, runtime: &'static RuntimeKind, progress: &Progress) -> Result<Box<dyn Host>> {
     match plan.choice.placement() {
         Placement::Host => Ok(Box::new(LocalHost)),
         Placement::Vm => {

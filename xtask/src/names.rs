@@ -9,6 +9,10 @@ use anyhow::{Context, Result};
 /// The start of every temp dir a run makes under the system's temp dir.
 const TEMP_PREFIX: &str = "podlab-";
 
+/// The pause image as scenarios name it: the image of the pause under test, and the pod
+/// sandbox's image that CRI and Kubernetes manifests always use.
+pub const PAUSE_IMAGE: &str = "podlab/pause";
+
 /// The label key on every container a run creates; its value is the run id.
 pub const RUN_LABEL: &str = "podlab.run";
 
@@ -20,58 +24,49 @@ pub fn container_prefix(pid: u32) -> String {
 /// The abstract unix socket a run binds while it chooses and takes a subnet for its bridge.
 pub const NETWORK_LOCK: &str = "podlab-networks";
 
-/// What a run's temp dir is for: the guest's scratch files, or a private runtime daemon's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TempPurpose {
-    Vm,
-    Docker,
-    Cri,
-    Podman,
-}
+/// The word in the guest's scratch dirs (`temp_dir`); each runtime names its own.
+pub const VM_TEMP_WORD: &str = "vm";
 
-impl TempPurpose {
-    const ALL: [TempPurpose; 4] = [TempPurpose::Vm, TempPurpose::Docker, TempPurpose::Cri, TempPurpose::Podman];
-
-    fn word(self) -> &'static str {
-        match self {
-            TempPurpose::Vm => "vm",
-            TempPurpose::Docker => "docker",
-            TempPurpose::Cri => "cri",
-            TempPurpose::Podman => "podman",
-        }
-    }
-}
-
-/// A new temp dir `/tmp/podlab-<purpose>-<our pid>-<random>`, removed when it drops.
+/// A new temp dir `/tmp/podlab-<word>-<our pid>-<random>`, removed when it drops: `word` says
+/// what it is for (the guest's scratch files, a private runtime daemon's state), one lowercase word.
 /// Under /tmp, not target/: a daemon's socket path must stay under 108 bytes.
-pub fn temp_dir(purpose: TempPurpose) -> Result<tempfile::TempDir> {
+pub fn temp_dir(word: &str) -> Result<tempfile::TempDir> {
+    debug_assert!(!word.is_empty() && word.bytes().all(|byte| byte.is_ascii_lowercase()), "{word}");
     tempfile::Builder::new()
-        .prefix(&format!("{TEMP_PREFIX}{}-{}-", purpose.word(), std::process::id()))
+        .prefix(&format!("{TEMP_PREFIX}{word}-{}-", std::process::id()))
         .tempdir()
         .context("cannot make a temp dir")
 }
 
 /// The first of our temp dirs that `text` names (a QEMU or dockerd command line, a path).
 pub fn temp_dir_in(text: &str) -> Option<PathBuf> {
-    let temp = std::env::temp_dir().to_string_lossy().trim_end_matches('/').to_string();
-    TempPurpose::ALL.iter().find_map(|purpose| {
-        let start = text.find(&format!("{temp}/{TEMP_PREFIX}{}-", purpose.word()))?;
-        let rest = &text[start..];
-        let end = rest[temp.len() + 1..].find(['/', ' ', ',']).map_or(rest.len(), |index| index + temp.len() + 1);
-        Some(PathBuf::from(&rest[..end]))
+    let start = format!("{}/{TEMP_PREFIX}", std::env::temp_dir().to_string_lossy().trim_end_matches('/'));
+    text.match_indices(&start).find_map(|(at, _)| {
+        let rest = &text[at..];
+        let name_end = rest[start.len()..].find(['/', ' ', ',']).map_or(rest.len(), |index| index + start.len());
+        let path = PathBuf::from(&rest[..name_end]);
+        is_temp_dir_name(path.file_name()?.to_str()?).then_some(path)
     })
+}
+
+/// What one of our temp dirs is for and the pid of the run that made it, from its name
+/// `podlab-<word>-<pid>-<random>`.
+fn temp_dir_parts(name: &str) -> Option<(&str, u32)> {
+    let (word, rest) = name.strip_prefix(TEMP_PREFIX)?.split_once('-')?;
+    let (pid, random) = rest.split_once('-')?;
+    let is_word = !word.is_empty() && word.bytes().all(|byte| byte.is_ascii_lowercase());
+    (is_word && !random.is_empty()).then_some(())?;
+    Some((word, pid.parse().ok()?))
 }
 
 /// The pid of the run that made one of our temp dirs.
 pub fn temp_dir_owner(path: &Path) -> Option<u32> {
-    let name = path.file_name()?.to_str()?.strip_prefix(TEMP_PREFIX)?;
-    let (_purpose, rest) = name.split_once('-')?;
-    rest.split('-').next()?.parse().ok()
+    temp_dir_parts(path.file_name()?.to_str()?).map(|(_, pid)| pid)
 }
 
 /// Whether a directory name is one of our temp dirs, of any run.
 fn is_temp_dir_name(name: &str) -> bool {
-    TempPurpose::ALL.iter().any(|purpose| name.starts_with(&format!("{TEMP_PREFIX}{}-", purpose.word())))
+    temp_dir_parts(name).is_some()
 }
 
 /// Our temp dirs, of every run, live or gone.
@@ -122,7 +117,9 @@ pub fn cgroup(pid: u32) -> String {
 pub fn is_guest(command_line: &str) -> bool {
     command_line.starts_with("qemu-system")
         && temp_dir_in(command_line)
-            .and_then(|dir| dir.file_name().map(|name| name.to_string_lossy().starts_with("podlab-vm-")))
+            .and_then(|dir| {
+                dir.file_name().map(|name| name.to_string_lossy().starts_with(&format!("{TEMP_PREFIX}{VM_TEMP_WORD}-")))
+            })
             .unwrap_or(false)
 }
 
@@ -147,17 +144,15 @@ pub fn another_run_is_alive() -> bool {
         .any(|pid| !ours.contains(&pid) && is_live_run(pid))
 }
 
-/// Whether a live run other than this one has the temp dir of a private CNI runtime (cri or
-/// podman): such a run uses what CNI's users share on this machine. A run removes that dir
-/// before it gives back what they share, so a run that is ending no longer counts (however
-/// long it takes to exit), nor does a run killed with SIGKILL.
-pub fn another_run_uses_cni() -> bool {
+/// Whether a live run other than this one has a temp dir for one of `words` (the private
+/// daemons of the runtimes that use CNI's shared state: `runtime::another_run_uses_cni`). A
+/// run removes that dir before it gives back what they share, so a run that is ending no
+/// longer counts (however long it takes to exit), nor does a run killed with SIGKILL.
+pub fn another_run_has_temp_dir(words: &[&str]) -> bool {
     let ours = std::process::id();
-    let prefixes = [TempPurpose::Cri, TempPurpose::Podman].map(|purpose| format!("{TEMP_PREFIX}{}-", purpose.word()));
     temp_dirs().iter().any(|dir| {
         let name = dir.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-        prefixes.iter().any(|prefix| name.starts_with(prefix))
-            && temp_dir_owner(dir).is_some_and(|pid| pid != ours && is_live_run(pid))
+        temp_dir_parts(name).is_some_and(|(word, pid)| words.contains(&word) && pid != ours && is_live_run(pid))
     })
 }
 
@@ -217,11 +212,13 @@ mod tests {
 
     #[test]
     fn temp_dirs_name_their_run() {
-        let directory = temp_dir(TempPurpose::Docker).unwrap();
+        let directory = temp_dir("docker").unwrap();
         assert_eq!(temp_dir_owner(directory.path()), Some(std::process::id()));
         let name = directory.path().file_name().unwrap().to_string_lossy().into_owned();
         assert!(is_temp_dir_name(&name), "{name}");
         assert!(!is_temp_dir_name("podlab-cache"));
+        assert!(!is_temp_dir_name("podlab-docker-12-"));
+        assert!(!is_temp_dir_name("podlab-Docker-12-x"));
     }
 
     #[test]

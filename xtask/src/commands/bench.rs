@@ -14,7 +14,7 @@ use crate::host::Placement;
 use crate::host::vm::VmOptions;
 use crate::lab::{Choice, LabPlan};
 use crate::pause_build::PauseCommand;
-use crate::runtime::{RunIdentity, RuntimeKind};
+use crate::runtime::{self, RunIdentity, RuntimeKind};
 use crate::{names, pause_build, report};
 
 #[derive(Debug, clap::Args)]
@@ -40,8 +40,8 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub vm_boots: usize,
     /// The runtime the guest boots with (--vm-boots)
-    #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
-    pub runtime: RuntimeKind,
+    #[arg(long, value_enum, default_value_t = runtime::default_runtime())]
+    pub runtime: &'static RuntimeKind,
     /// Skip the pause table (with --vm-boots: measure boots only)
     #[arg(long)]
     pub no_pause: bool,
@@ -129,7 +129,7 @@ fn launch_as_pid_1(subject: &PauseCommand, family: Family) -> Result<pid1::Runni
 
 /// Boots the vm host's guest `boots` times with `runtime` in it, and prints, per boot, the
 /// host's time from starting QEMU to the runtime answering and the guest's uptime at each phase.
-fn measure_vm_boots(boots: usize, runtime: RuntimeKind) -> Result<()> {
+fn measure_vm_boots(boots: usize, runtime: &'static RuntimeKind) -> Result<()> {
     let workspace = pause_build::workspace_root();
     let progress = crate::progress::Progress::new();
     let choice = Choice { on: Placement::Vm, runtime, engine: None, vm: VmOptions::default() };

@@ -3,26 +3,13 @@
 
 use anyhow::{Result, bail};
 
-use crate::images;
+use crate::{images, runtime};
 
-/// (program, Debian package, what needs it)
-const PROGRAMS: &[(&str, &str, &str)] = &[
-    ("protoc", "protobuf-compiler", "building the harness: the k8s-cri crate compiles the CRI protocol"),
-    ("docker", "docker.io", "the docker CLI talks to the daemon"),
-    ("dockerd", "docker.io", "the docker runtime starts a private daemon on this host"),
-    ("containerd", "containerd", "dockerd runs containers through it; the cri runtime is its CRI plugin"),
-    ("ctr", "containerd", "the cri runtime imports images, sends signals and reads events with it"),
-    (
-        "/usr/lib/cni/bridge",
-        "containernetworking-plugins",
-        "the cri and podman runtimes' pod network (bridge, host-local, portmap, loopback)",
-    ),
-    ("iptables", "iptables", "CNI's portmap publishes the cri and podman runtimes' ports with it"),
-    ("podman", "podman", "the podman runtime makes its pods with it"),
-    ("conmon", "conmon", "podman watches each container with it"),
-    ("unshare", "util-linux", "podman's image copies on this host run with a /var/lib of their own"),
-    ("sha256sum", "coreutils", "the cri runtime's images name their layer by its digest"),
-    ("runc", "runc", "containerd and podman start containers with it"),
+/// (program, Debian package, what needs it): what every runtime needs; each runtime's own
+/// programs come from the registry (`runtime::RUNTIMES`).
+const BUILD: &[(&str, &str, &str)] =
+    &[("protoc", "protobuf-compiler", "building the harness: the k8s-cri crate compiles the CRI protocol")];
+const STEPS_AND_GUEST: &[(&str, &str, &str)] = &[
     ("ip", "iproute2", "the private daemon's bridge; same-ip reads eth0"),
     ("nsenter", "util-linux", "same-ip and same-hostname look inside each container's namespaces"),
     ("ps", "procps", "no-zombies lists the processes of a PID namespace"),
@@ -31,9 +18,22 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("xz", "xz-utils", "the vm host unpacks the guest's kernel once, for a faster boot"),
 ];
 
+/// Every program to look for, each once, in the order it is listed: the build's, each
+/// runtime's in the registry's order, then the steps' and the guest's.
+fn programs() -> Vec<(&'static str, &'static str, &'static str)> {
+    let runtimes = runtime::RUNTIMES.iter().flat_map(|runtime| runtime.needs().iter());
+    let mut programs: Vec<(&str, &str, &str)> = Vec::new();
+    for &need in BUILD.iter().chain(runtimes).chain(STEPS_AND_GUEST) {
+        if !programs.iter().any(|(program, _, _)| *program == need.0) {
+            programs.push(need);
+        }
+    }
+    programs
+}
+
 pub fn run() -> Result<()> {
     let mut missing_packages = Vec::new();
-    for (program, package, why) in PROGRAMS {
+    for (program, package, why) in programs() {
         let found = crate::command::find_program(program).is_some();
         println!("{} {program:<11} {why}", if found { "ok     " } else { "MISSING" });
         if !found {

@@ -422,7 +422,7 @@ mod tests {
 
     use super::*;
     use crate::host::Placement;
-    use crate::runtime::RuntimeKind;
+    use crate::runtime;
 
     #[derive(Parser)]
     struct Command {
@@ -437,7 +437,10 @@ mod tests {
     #[test]
     fn our_options_are_taken_and_the_rest_goes_to_libtest() {
         let options = parse(&["--on=host", "--run-timeout", "60", "seed", "--exact", "--list"]).unwrap();
-        assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Host, RuntimeKind::Docker));
+        assert_eq!(
+            (options.choice.placement(), options.choice.runtime()),
+            (Placement::Host, runtime::default_runtime())
+        );
         assert_eq!(options.run_timeout, 60);
         assert_eq!(options.libtest.filter.as_deref(), Some("seed"));
         assert!(options.libtest.exact && options.libtest.list);
@@ -446,9 +449,12 @@ mod tests {
     #[test]
     fn the_engine_option_still_says_where_and_which() {
         let options = parse(&["--engine", "docker"]).unwrap();
-        assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Host, RuntimeKind::Docker));
+        assert_eq!(
+            (options.choice.placement(), options.choice.runtime()),
+            (Placement::Host, runtime::default_runtime())
+        );
         let options = parse(&[]).unwrap();
-        assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Vm, RuntimeKind::Docker));
+        assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Vm, runtime::default_runtime()));
         assert!(parse(&["--engine", "docker", "--on", "vm"]).is_err());
     }
 

@@ -6,7 +6,7 @@ use super::Recipe;
 use super::rootfs::{Rootfs, program_interpreter};
 use crate::pause_build::PauseCommand;
 
-pub const NAME: &str = "podlab/pause";
+pub const NAME: &str = crate::names::PAUSE_IMAGE;
 
 /// Bumped when this recipe changes what it builds in a way its inputs do not show.
 const VERSION: u32 = 1;

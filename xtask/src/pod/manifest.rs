@@ -16,7 +16,7 @@ use crate::scenario::{NamespaceKind, RestartPolicy};
 /// The manifest of `pod` (named as the pod is), or why Kubernetes cannot say it.
 pub fn render(pod: &PodPlan) -> Result<Value> {
     let infra = &pod.infra;
-    let sandbox_image = crate::runtime::cri::config::SANDBOX_IMAGE_AS_WRITTEN;
+    let sandbox_image = crate::names::PAUSE_IMAGE;
     if infra.image != sandbox_image {
         bail!(
             "the pod sandbox's image is the node's setting (here the pause under test, {sandbox_image}), not {}",

@@ -12,7 +12,7 @@ use crate::side_by_side;
 
 pub mod manifest;
 pub mod outbound;
-mod plan;
+pub(crate) mod plan;
 mod ports;
 
 pub use plan::{ContainerPlan, PodPlan, plan, written_ports};

@@ -80,7 +80,7 @@ impl PodPlan {
 }
 
 /// The pod of `scenario`, publishing on `ports`, or what is wrong with it (naming the file and
-/// field). Whether a runtime can make it is `RuntimeKind::cannot_make`.
+/// field). Whether a runtime can make it is that runtime's `cannot_make` (`runtime::RUNTIMES`).
 pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
     let pod = &scenario.pod;
     let in_file = |field: String| format!("{}: {field}", scenario.path.display());
@@ -147,10 +147,15 @@ fn container_plan(scenario: &Scenario, container: &Container, ports: &Ports) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use std::path::Path;
 
     use super::*;
+
+    /// The pod of a scenario whose one app shares `share` (a JSON list) and has `extra` fields.
+    pub fn plan_with(share: &str, extra: &str) -> PodPlan {
+        plan(&scenario_with(share, extra), &Ports::as_written()).unwrap()
+    }
 
     fn scenario_with(share: &str, extra: &str) -> Scenario {
         let text = format!(
@@ -176,33 +181,6 @@ mod tests {
         assert_eq!(plan.infra.publish, [PortMapping { host: 8080, container: 80 }]);
         assert_eq!(plan.apps[0].joins, [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Pid]);
         assert_eq!(plan.names_for_removal(), ["app", "pause"]);
-    }
-
-    #[test]
-    fn what_each_runtime_cannot_make_is_said_before_any_container() {
-        use crate::runtime::RuntimeKind;
-        let shares_uts = plan(&scenario_with(r#"["net", "ipc", "uts"]"#, ""), &Ports::as_written()).unwrap();
-        assert_eq!(
-            RuntimeKind::Docker.cannot_make(&shares_uts).unwrap(),
-            "app shares `uts`: Docker copies the infra container's hostname, it cannot share its UTS namespace"
-        );
-        assert_eq!(RuntimeKind::Cri.cannot_make(&shares_uts), None);
-        let net_only = plan(&scenario_with(r#"["net"]"#, ""), &Ports::as_written()).unwrap();
-        assert_eq!(RuntimeKind::Docker.cannot_make(&net_only), None);
-        assert!(
-            RuntimeKind::Cri.cannot_make(&net_only).unwrap().contains("always share the sandbox's network and IPC")
-        );
-        let restarts =
-            plan(&scenario_with(r#"["net", "ipc"]"#, r#", "restart": "always""#), &Ports::as_written()).unwrap();
-        assert!(RuntimeKind::Cri.cannot_make(&restarts).unwrap().contains("the kubelet restarts containers"));
-        // A Podman pod shares UTS, and restarts containers itself; its network is every container's.
-        assert_eq!(RuntimeKind::Podman.cannot_make(&shares_uts), None);
-        assert_eq!(RuntimeKind::Podman.cannot_make(&restarts), None);
-        let ipc_only = plan(&scenario_with(r#"["ipc"]"#, ""), &Ports::as_written()).unwrap();
-        assert!(RuntimeKind::Podman.cannot_make(&ipc_only).unwrap().contains("always share its network"));
-        let mut spaced = shares_uts.clone();
-        spaced.infra.args = vec!["-v".to_string(), "two words".to_string()];
-        assert!(RuntimeKind::Podman.cannot_make(&spaced).unwrap().contains("`two words` would not stay one word"));
     }
 
     #[test]

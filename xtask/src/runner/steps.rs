@@ -95,7 +95,7 @@ fn ending(exit_code: Option<u8>, logs: Option<&Matcher>) -> String {
 }
 
 /// The same, saying which runtime's step a `by-runtime` step runs.
-pub fn summary_on(step: &Step, runtime: RuntimeKind) -> String {
+pub fn summary_on(step: &Step, runtime: &'static RuntimeKind) -> String {
     match step {
         Step::ByRuntime(by_runtime) => match by_runtime.step_for(runtime.facts()) {
             Some(chosen) => format!("{} (on {}: {})", summary(step), runtime.name(), summary(chosen)),
@@ -677,7 +677,7 @@ mod tests {
                        "cri": { "running": { "containers": ["a"], "expect": true } },
                        "podman": { "running": { "containers": ["a"], "expect": true } } } }"#;
         let Step::ByRuntime(by_runtime) = serde_json::from_str::<Step>(text).unwrap() else { panic!("not by-runtime") };
-        for runtime in <RuntimeKind as clap::ValueEnum>::value_variants() {
+        for runtime in runtime::RUNTIMES {
             assert!(by_runtime.step_for(runtime.facts()).is_some(), "no step for {}", runtime.name());
         }
     }

@@ -306,7 +306,7 @@ const MADE_BY_PODLAB: &str = "user.podlab.made";
 
 /// What a run's pods share with every CNI user of this machine, noted before its first pod and
 /// given back after its last: portmap's nat chains and the shared directories. Each goes when
-/// a run made it and no other run still uses it (`names::another_run_uses_cni`).
+/// a run made it and no other run still uses it (`runtime::another_run_uses_cni`).
 pub struct SharedCniState {
     /// Not in the nat table before this run, or made by a run alive beside it.
     portmap_chains_are_ours: bool,
@@ -321,7 +321,9 @@ impl SharedCniState {
         for dir in SHARED_DIRS {
             make_and_mark_if_missing(Path::new(dir))?;
         }
-        Ok(SharedCniState { portmap_chains_are_ours: !portmap_chains_exist() || names::another_run_uses_cni() })
+        Ok(SharedCniState {
+            portmap_chains_are_ours: !portmap_chains_exist() || crate::runtime::another_run_uses_cni(),
+        })
     }
 
     /// Once the run's pods are gone and its private runtime's temp dir is removed; returns what
@@ -344,7 +346,7 @@ pub fn remove_shared_dirs() -> (Vec<&'static str>, Vec<String>) {
     let Ok(_choosing) = NetworkLock::take() else {
         return (Vec::new(), vec!["cannot take the network lock".to_string()]);
     };
-    if names::another_run_uses_cni() {
+    if crate::runtime::another_run_uses_cni() {
         return (Vec::new(), Vec::new());
     }
     remove_if_marked_and_empty(&SHARED_DIRS)

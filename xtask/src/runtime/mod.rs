@@ -20,7 +20,6 @@ use crate::host::Host;
 use crate::images::ImageTar;
 use crate::pod::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
-use crate::scenario::{NamespaceKind, RestartPolicy};
 
 pub mod cni;
 pub mod cri;
@@ -30,149 +29,112 @@ pub mod podman;
 mod saved_image;
 pub mod scoped;
 
-/// Which runtime makes the pod, as `--runtime` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum RuntimeKind {
-    /// Docker: the infra container, then each app with --net/--ipc/--pid=container:<infra>.
-    Docker,
-    /// containerd's CRI plugin, as the kubelet uses it: the pause under test as the sandbox image.
-    Cri,
-    /// Podman: `podman pod create` with the pause under test as the infra image, each app `podman run --pod`.
-    Podman,
-    /// Podman, each pod from its Kubernetes Pod manifest (`podman kube play`); the facts are podman's.
-    PodmanKube,
+/// Every runtime the lab knows, in the order `--runtime`, `doctor` and the harness list them;
+/// the first is the default. A runtime is its folder and one line here.
+pub static RUNTIMES: [&RuntimeKind; 4] = [&docker::KIND, &cri::KIND, &podman::KIND, &podman::KUBE_KIND];
+
+/// The runtime `--runtime` chooses when it is not given.
+pub fn default_runtime() -> &'static RuntimeKind {
+    RUNTIMES[0]
 }
 
-impl RuntimeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            RuntimeKind::Docker => "docker",
-            RuntimeKind::Cri => "cri",
-            RuntimeKind::Podman => "podman",
-            RuntimeKind::PodmanKube => "podman-kube",
-        }
-    }
+/// Whether a live run other than this one has the temp dir of a runtime that uses CNI's shared
+/// state on this machine (`names::another_run_has_temp_dir`).
+pub fn another_run_uses_cni() -> bool {
+    let words: Vec<&str> =
+        RUNTIMES.iter().filter(|runtime| runtime.uses_cni).map(|runtime| runtime.temp_word).collect();
+    crate::names::another_run_has_temp_dir(&words)
+}
 
+/// How a runtime starts on a host, ready for pods.
+type StartRuntime = fn(Box<dyn Host>, &RunIdentity, &Progress) -> Result<Box<dyn Runtime>>;
+
+/// A runtime as the registry knows it: what the lab needs to name it, check a pod against it,
+/// boot a guest for it, say what it needs and start it. Each runtime's folder defines its own.
+pub struct RuntimeKind {
+    /// As `--runtime` names it: `docker`.
+    name: &'static str,
+    /// What `--runtime NAME` does, for the help text.
+    about: &'static str,
     /// Whose facts it shows, as `by-runtime` steps name them: podman-kube is Podman too.
-    pub fn facts(self) -> &'static str {
-        match self {
-            RuntimeKind::PodmanKube => RuntimeKind::Podman.name(),
-            other => other.name(),
-        }
-    }
-
-    /// Why this runtime cannot make `pod`, if it cannot: the scenario is then skipped on it,
+    facts: &'static str,
+    /// The word in the temp dirs of its private daemon on this machine (`names::temp_dir`).
+    temp_word: &'static str,
+    /// Whether its pods use CNI's state shared on this machine (bridges, iptables chains).
+    uses_cni: bool,
+    /// Why this runtime cannot make a pod, if it cannot: the scenario is then skipped on it,
     /// with this reason, rather than run half-way. (What no runtime can do, the plan refuses.)
-    pub fn cannot_make(self, pod: &PodPlan) -> Option<String> {
-        match self {
-            RuntimeKind::Docker => docker_cannot_make(pod),
-            RuntimeKind::Cri => cri_cannot_make(pod),
-            RuntimeKind::Podman => podman_cannot_make(pod),
-            RuntimeKind::PodmanKube => podman_kube_cannot_make(pod),
-        }
-    }
-
+    cannot_make: fn(&PodPlan) -> Option<String>,
     /// The shell script the guest's init runs before its agent starts: this runtime's daemons,
     /// started while the rest of the guest comes up (a runtime on the vm host only).
-    pub fn guest_services(self) -> String {
-        match self {
-            RuntimeKind::Docker => docker::guest_services(),
-            RuntimeKind::Cri => cri::guest_services(),
-            RuntimeKind::Podman | RuntimeKind::PodmanKube => podman::guest_services(),
-        }
-    }
-
+    guest_services: fn() -> String,
     /// The programs the guest reads ahead while it comes up (the guest's init reads them over
     /// 9p into the page cache before its daemons exec them), soonest needed first: this
     /// runtime's alone; reading another's costs the boot its time.
-    pub fn guest_programs(self) -> &'static [&'static str] {
-        match self {
-            RuntimeKind::Docker => &["dockerd", "containerd", "containerd-shim-runc-v2", "runc"],
-            RuntimeKind::Cri => &["containerd", "ctr", "containerd-shim-runc-v2", "runc"],
-            RuntimeKind::Podman | RuntimeKind::PodmanKube => &["podman", "conmon", "runc"],
-        }
+    guest_programs: &'static [&'static str],
+    /// What `doctor` looks for on this machine for it: (program, Debian package, what needs it).
+    needs: &'static [(&'static str, &'static str, &'static str)],
+    /// Starts the runtime on a host (or finds it started), ready for pods.
+    start: StartRuntime,
+}
+
+impl RuntimeKind {
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
-    /// Starts the runtime on `host` (or finds it started), ready for pods.
-    pub fn start(self, host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Box<dyn Runtime>> {
-        match self {
-            RuntimeKind::Docker => Ok(Box::new(docker::Docker::start(host, run, progress)?)),
-            RuntimeKind::Cri => Ok(Box::new(cri::Cri::start(host, run, progress)?)),
-            RuntimeKind::Podman => Ok(Box::new(podman::Podman::start(host, run, podman::Front::Cli, progress)?)),
-            RuntimeKind::PodmanKube => {
-                Ok(Box::new(podman::Podman::start(host, run, podman::Front::KubePlay, progress)?))
-            }
-        }
+    pub fn facts(&self) -> &'static str {
+        self.facts
+    }
+
+    pub fn temp_word(&self) -> &'static str {
+        self.temp_word
+    }
+
+    pub fn cannot_make(&self, pod: &PodPlan) -> Option<String> {
+        (self.cannot_make)(pod)
+    }
+
+    pub fn guest_services(&self) -> String {
+        (self.guest_services)()
+    }
+
+    pub fn guest_programs(&self) -> &'static [&'static str] {
+        self.guest_programs
+    }
+
+    pub fn needs(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        self.needs
+    }
+
+    pub fn start(&self, host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Box<dyn Runtime>> {
+        (self.start)(host, run, progress)
     }
 }
 
-fn docker_cannot_make(pod: &PodPlan) -> Option<String> {
-    let app = pod.apps.iter().find(|app| app.joins(NamespaceKind::Uts))?;
-    Some(format!(
-        "{} shares `uts`: Docker copies the infra container's hostname, it cannot share its UTS namespace",
-        app.name
-    ))
+impl PartialEq for RuntimeKind {
+    fn eq(&self, other: &RuntimeKind) -> bool {
+        self.name == other.name
+    }
 }
 
-fn cri_cannot_make(pod: &PodPlan) -> Option<String> {
-    let infra = &pod.infra;
-    if infra.image != cri::config::SANDBOX_IMAGE_AS_WRITTEN {
-        return Some(format!(
-            "the infra container is the pod sandbox, whose image is always {}, not {}",
-            cri::config::SANDBOX_IMAGE_AS_WRITTEN,
-            infra.image
-        ));
+impl Eq for RuntimeKind {}
+
+impl std::fmt::Debug for RuntimeKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name)
     }
-    if !infra.is_image_as_it_is() {
-        return Some(
-            "CRI runs the sandbox image as it is: no command, arguments, environment, files, user or restart policy of the \
-             scenario's for the infra container"
-                .to_string(),
-        );
-    }
-    for app in &pod.apps {
-        if !app.joins(NamespaceKind::Net) || !app.joins(NamespaceKind::Ipc) {
-            return Some(format!(
-                "{} does not share both `net` and `ipc`: a CRI pod's containers always share the sandbox's network and IPC",
-                app.name
-            ));
-        }
-        if app.restart.is_some_and(|policy| policy != RestartPolicy::No) {
-            return Some(format!(
-                "{} has a restart policy: under CRI the kubelet restarts containers, and none runs here",
-                app.name
-            ));
-        }
-    }
-    None
 }
 
-fn podman_cannot_make(pod: &PodPlan) -> Option<String> {
-    let infra = &pod.infra;
-    if !infra.env.is_empty() || !infra.files.is_empty() || infra.user.is_some() || infra.restart.is_some() {
-        return Some(
-            "`podman pod create` gives the infra container no environment, files, user or restart policy of the \
-             scenario's"
-                .to_string(),
-        );
+/// `--runtime`'s values: the registry's runtimes, each with its help.
+impl clap::ValueEnum for &'static RuntimeKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &RUNTIMES
     }
-    let words = infra.command.iter().flatten().chain(&infra.args);
-    if let Some(word) = words.into_iter().find(|word| word.contains(char::is_whitespace)) {
-        return Some(format!(
-            "`podman pod create --infra-command` splits the infra container's command at spaces: `{word}` would not stay one word"
-        ));
-    }
-    let app = pod.apps.iter().find(|app| !app.joins(NamespaceKind::Net))?;
-    Some(format!("{} does not share `net`: a Podman pod's containers always share its network", app.name))
-}
 
-fn podman_kube_cannot_make(pod: &PodPlan) -> Option<String> {
-    if let Err(error) = crate::pod::manifest::render(pod) {
-        return Some(format!("{error:#}"));
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name).help(self.about))
     }
-    // Its kube play learnt a Pod's sysctls later (pull request 17464, February 2023): 4.3 drops them without a word.
-    (!pod.sysctls.is_empty())
-        .then(|| "Podman 4.3's kube play ignores a Pod's securityContext.sysctls, which this pod sets".to_string())
 }
 
 /// What a runtime needs to know of the run: to label what it creates and keep its logs.
@@ -224,7 +186,7 @@ impl Logs {
 
 pub trait Runtime: Send + Sync {
     /// Which runtime this is: steps that differ by runtime pick their variant by it.
-    fn kind(&self) -> RuntimeKind;
+    fn kind(&self) -> &'static RuntimeKind;
 
     /// What reports say of the runtime: `docker (a private dockerd)`.
     fn details(&self) -> String;
@@ -345,6 +307,42 @@ pub fn wait_for_program(runtime: &dyn Runtime, container: &str, timeout: Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pod::plan::tests::plan_with;
+
+    fn by_name(name: &str) -> &'static RuntimeKind {
+        RUNTIMES.iter().find(|runtime| runtime.name() == name).unwrap()
+    }
+
+    #[test]
+    fn what_each_runtime_cannot_make_is_said_before_any_container() {
+        let [docker, cri, podman] = ["docker", "cri", "podman"].map(by_name);
+        let shares_uts = plan_with(r#"["net", "ipc", "uts"]"#, "");
+        assert_eq!(
+            docker.cannot_make(&shares_uts).unwrap(),
+            "app shares `uts`: Docker copies the infra container's hostname, it cannot share its UTS namespace"
+        );
+        assert_eq!(cri.cannot_make(&shares_uts), None);
+        let net_only = plan_with(r#"["net"]"#, "");
+        assert_eq!(docker.cannot_make(&net_only), None);
+        assert!(cri.cannot_make(&net_only).unwrap().contains("always share the sandbox's network and IPC"));
+        let restarts = plan_with(r#"["net", "ipc"]"#, r#", "restart": "always""#);
+        assert!(cri.cannot_make(&restarts).unwrap().contains("the kubelet restarts containers"));
+        // A Podman pod shares UTS, and restarts containers itself; its network is every container's.
+        assert_eq!(podman.cannot_make(&shares_uts), None);
+        assert_eq!(podman.cannot_make(&restarts), None);
+        let ipc_only = plan_with(r#"["ipc"]"#, "");
+        assert!(podman.cannot_make(&ipc_only).unwrap().contains("always share its network"));
+        let mut spaced = shares_uts.clone();
+        spaced.infra.args = vec!["-v".to_string(), "two words".to_string()];
+        assert!(podman.cannot_make(&spaced).unwrap().contains("`two words` would not stay one word"));
+    }
+
+    #[test]
+    fn the_registry_names_each_runtime_once() {
+        let names: Vec<&str> = RUNTIMES.iter().map(|runtime| runtime.name()).collect();
+        assert_eq!(names, ["docker", "cri", "podman", "podman-kube"]);
+        assert_eq!(default_runtime().name(), "docker");
+    }
 
     #[test]
     fn exit_codes_say_their_signal() {

@@ -52,7 +52,7 @@ impl<'runtime> Scoped<'runtime> {
 }
 
 impl Runtime for Scoped<'_> {
-    fn kind(&self) -> RuntimeKind {
+    fn kind(&self) -> &'static RuntimeKind {
         self.runtime.kind()
     }
 

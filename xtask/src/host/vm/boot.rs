@@ -15,7 +15,7 @@ use super::protocol::GuestMessage;
 use super::qemu::{self, Acceleration};
 use super::{VmOptions, initramfs, kernel};
 use crate::command::{self, Daemon, last_lines};
-use crate::names::{self, TempPurpose};
+use crate::names;
 use crate::progress::Progress;
 use crate::{interrupt, pause_build};
 
@@ -63,7 +63,7 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
     }
     let phase = Instant::now();
     let kernel = kernel::find(plan.options.kernel.as_deref())?;
-    let scratch = names::temp_dir(TempPurpose::Vm)?;
+    let scratch = names::temp_dir(names::VM_TEMP_WORD)?;
     let initramfs_path = scratch.path().join("initramfs.cpio");
     initramfs::build(&kernel, &workspace.join("vm/init"), &initramfs_path)?;
     progress.done(

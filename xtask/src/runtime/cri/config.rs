@@ -12,7 +12,7 @@ use crate::runtime::cni;
 pub const SANDBOX_IMAGE: &str = "docker.io/podlab/pause:latest";
 
 /// The image a scenario's infra container must name: the sandbox image, as scenarios write it.
-pub const SANDBOX_IMAGE_AS_WRITTEN: &str = "podlab/pause";
+pub const SANDBOX_IMAGE_AS_WRITTEN: &str = crate::names::PAUSE_IMAGE;
 
 /// The containerd namespace of everything the CRI plugin makes.
 pub const NAMESPACE: &str = "k8s.io";

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 
 use super::config::{self, Layout};
 use crate::command::{self, Daemon, argv, last_lines};
-use crate::names::{self, TempPurpose};
+use crate::names;
 use crate::progress::Progress;
 use crate::runtime::machine::{self, Bridge};
 
@@ -33,7 +33,7 @@ pub struct PrivateContainerd {
 impl PrivateContainerd {
     pub fn start(progress: &Progress) -> Result<Self> {
         let started = Instant::now();
-        let dir = names::temp_dir(TempPurpose::Cri)?;
+        let dir = names::temp_dir(super::KIND.temp_word())?;
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create()?;
         config::write_files(&layout, &bridge.name, &bridge.prefix)?;

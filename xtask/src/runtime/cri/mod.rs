@@ -31,7 +31,7 @@ use crate::names;
 use crate::pod::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
 use crate::runtime::cni;
-use crate::scenario::NamespaceKind;
+use crate::scenario::{NamespaceKind, RestartPolicy};
 use crate::unix_grpc::{Call, NOT_FOUND, Reply};
 
 pub mod config;
@@ -56,6 +56,66 @@ const GUEST_DIR: &str = "/run/podlab/cri";
 
 fn guest_layout() -> Layout {
     Layout { dir: PathBuf::from(GUEST_DIR) }
+}
+
+/// The cri runtime in the registry (`runtime::RUNTIMES`).
+pub static KIND: RuntimeKind = RuntimeKind {
+    name: "cri",
+    about: "containerd's CRI plugin, as the kubelet uses it: the pause under test as the sandbox image",
+    facts: "cri",
+    temp_word: "cri",
+    uses_cni: true,
+    cannot_make,
+    guest_services,
+    guest_programs: &["containerd", "ctr", "containerd-shim-runc-v2", "runc"],
+    needs: &[
+        ("containerd", "containerd", "the cri runtime is containerd's CRI plugin"),
+        ("ctr", "containerd", "the cri runtime imports images, sends signals and reads events with it"),
+        (
+            "/usr/lib/cni/bridge",
+            "containernetworking-plugins",
+            "the cri and podman runtimes' pod network (bridge, host-local, portmap, loopback)",
+        ),
+        ("iptables", "iptables", "CNI's portmap publishes the cri and podman runtimes' ports with it"),
+        ("sha256sum", "coreutils", "the cri runtime's images name their layer by its digest"),
+        ("runc", "runc", "containerd starts the cri runtime's containers with it"),
+    ],
+    start: |host, run, progress| Ok(Box::new(Cri::start(host, run, progress)?)),
+};
+
+/// What a CRI pod cannot be: its sandbox is the sandbox image as it is, and its containers
+/// always share the sandbox's network and IPC.
+fn cannot_make(pod: &PodPlan) -> Option<String> {
+    let infra = &pod.infra;
+    if infra.image != config::SANDBOX_IMAGE_AS_WRITTEN {
+        return Some(format!(
+            "the infra container is the pod sandbox, whose image is always {}, not {}",
+            config::SANDBOX_IMAGE_AS_WRITTEN,
+            infra.image
+        ));
+    }
+    if !infra.is_image_as_it_is() {
+        return Some(
+            "CRI runs the sandbox image as it is: no command, arguments, environment, files, user or restart policy of the \
+             scenario's for the infra container"
+                .to_string(),
+        );
+    }
+    for app in &pod.apps {
+        if !app.joins(NamespaceKind::Net) || !app.joins(NamespaceKind::Ipc) {
+            return Some(format!(
+                "{} does not share both `net` and `ipc`: a CRI pod's containers always share the sandbox's network and IPC",
+                app.name
+            ));
+        }
+        if app.restart.is_some_and(|policy| policy != RestartPolicy::No) {
+            return Some(format!(
+                "{} has a restart policy: under CRI the kubelet restarts containers, and none runs here",
+                app.name
+            ));
+        }
+    }
+    None
 }
 
 /// What the guest's init runs for this runtime: the bridge, containerd's config and network,
@@ -499,8 +559,8 @@ fn pid_in_info(info: &std::collections::HashMap<String, String>) -> Option<u32> 
 }
 
 impl Runtime for Cri {
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Cri
+    fn kind(&self) -> &'static RuntimeKind {
+        &KIND
     }
 
     fn details(&self) -> String {

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::host::local::LocalHost;
-use crate::names::{self, TempPurpose};
+use crate::names;
 use crate::progress::Progress;
 use crate::runtime::machine::{self, Bridge};
 
@@ -32,7 +32,7 @@ pub struct PrivateDaemon {
 impl PrivateDaemon {
     pub fn start(run_dir: &Path, progress: &Progress) -> Result<Self> {
         let started = Instant::now();
-        let state_dir = names::temp_dir(TempPurpose::Docker)?;
+        let state_dir = names::temp_dir(super::KIND.temp_word())?;
         let bridge = Bridge::create()?;
         let log_path = run_dir.join("dockerd.log");
         let state = state_dir.path();

@@ -22,6 +22,7 @@ use crate::images::ImageTar;
 use crate::names;
 use crate::pod::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
+use crate::scenario::NamespaceKind;
 use crate::side_by_side;
 use crate::unix_http::{Request, Response};
 
@@ -55,6 +56,34 @@ const DAEMON_FLAGS: &[&str] = &["--iptables=false", "--ip-masq=false", "--ip-for
 const GUEST_SOCKET: &str = "/run/docker.sock";
 const GUEST_PIDFILE: &str = "/run/docker.pid";
 const GUEST_LOGS: &[&str] = &["/run/podlab/dockerd.log", "/run/podlab/containerd.log"];
+
+/// The docker runtime in the registry (`runtime::RUNTIMES`).
+pub static KIND: RuntimeKind = RuntimeKind {
+    name: "docker",
+    about: "Docker: the infra container, then each app with --net/--ipc/--pid=container:<infra>",
+    facts: "docker",
+    temp_word: "docker",
+    uses_cni: false,
+    cannot_make,
+    guest_services,
+    guest_programs: &["dockerd", "containerd", "containerd-shim-runc-v2", "runc"],
+    needs: &[
+        ("docker", "docker.io", "the docker CLI talks to the daemon"),
+        ("dockerd", "docker.io", "the docker runtime starts a private daemon on this host"),
+        ("containerd", "containerd", "dockerd runs containers through it"),
+        ("runc", "runc", "containerd starts the docker runtime's containers with it"),
+    ],
+    start: |host, run, progress| Ok(Box::new(Docker::start(host, run, progress)?)),
+};
+
+/// Docker copies the infra container's hostname: it cannot share a UTS namespace.
+fn cannot_make(pod: &PodPlan) -> Option<String> {
+    let app = pod.apps.iter().find(|app| app.joins(NamespaceKind::Uts))?;
+    Some(format!(
+        "{} shares `uts`: Docker copies the infra container's hostname, it cannot share its UTS namespace",
+        app.name
+    ))
+}
 
 /// What the guest's init runs for this runtime: containerd and dockerd, in the background.
 /// containerd is started here rather than by dockerd, so that the two (large, read over 9p,
@@ -365,8 +394,8 @@ impl Docker {
 }
 
 impl Runtime for Docker {
-    fn kind(&self) -> RuntimeKind {
-        RuntimeKind::Docker
+    fn kind(&self) -> &'static RuntimeKind {
+        &KIND
     }
 
     fn details(&self) -> String {

@@ -10,7 +10,7 @@
 use anyhow::Result;
 
 use super::config::{self, Layout, Ulimits};
-use crate::names::{self, TempPurpose};
+use crate::names;
 use crate::runtime::machine::{self, Bridge, SharedCniState};
 
 pub struct PrivatePodman {
@@ -30,14 +30,14 @@ const DEFAULT_CGROUP: &str = "libpod_parent";
 
 impl PrivatePodman {
     pub fn create() -> Result<PrivatePodman> {
-        let dir = names::temp_dir(TempPurpose::Podman)?;
+        let dir = names::temp_dir(super::KIND.temp_word())?;
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create()?;
         config::write_files(&layout, Ulimits::of_this_process()?, &bridge.name, &bridge.prefix)?;
         let shared = SharedCniState::note()?;
         // A cgroup made by a run beside this one counts as made by a run: the last to end removes it.
         let default_cgroup_is_ours = !machine::cgroup_roots().iter().any(|root| root.join(DEFAULT_CGROUP).is_dir())
-            || names::another_run_uses_cni();
+            || crate::runtime::another_run_uses_cni();
         Ok(PrivatePodman { dir: Some(dir), layout, bridge, shared, default_cgroup_is_ours })
     }
 
@@ -56,7 +56,7 @@ impl PrivatePodman {
         }
         problems.extend(left);
         problems.extend(self.shared.give_back());
-        if self.default_cgroup_is_ours && !names::another_run_uses_cni() {
+        if self.default_cgroup_is_ours && !crate::runtime::another_run_uses_cni() {
             machine::remove_empty_cgroups(DEFAULT_CGROUP);
         }
         problems.extend(self.bridge.delete());
