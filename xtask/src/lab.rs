@@ -76,6 +76,20 @@ impl Choice {
     pub fn describe(&self) -> String {
         format!("{} on {}", self.runtime().name(), self.placement().name())
     }
+
+    /// The command-line words that parse back to this choice, for a command that runs another
+    /// (`compare` runs `test`): `--on` and `--runtime` as `--engine` resolved them, then the VM's.
+    pub fn arguments(&self) -> Vec<String> {
+        let mut arguments: Vec<String> =
+            ["--on", self.placement().name(), "--runtime", self.runtime().name()].map(String::from).into();
+        if let Some(kernel) = &self.vm.kernel {
+            arguments.extend(["--kernel".to_string(), kernel.display().to_string()]);
+        }
+        if self.vm.require_kvm {
+            arguments.push("--require-kvm".to_string());
+        }
+        arguments
+    }
 }
 
 /// What a command that makes pods works with.
@@ -202,5 +216,59 @@ pub fn start_host(plan: &LabPlan, runtime: &'static RuntimeKind, progress: &Prog
             };
             Ok(Box::new(VmHost::boot(&boot, progress)?))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Parser, ValueEnum};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Words {
+        #[command(flatten)]
+        choice: Choice,
+    }
+
+    fn parse(words: &[String]) -> Choice {
+        let words = std::iter::once("podlab".to_string()).chain(words.iter().cloned());
+        Words::try_parse_from(words).unwrap_or_else(|error| panic!("{error}")).choice
+    }
+
+    /// What a choice means to a run: `--engine` said the first two, and is not said again.
+    fn meaning(choice: &Choice) -> (Placement, RuntimeKind, Option<PathBuf>, bool) {
+        (choice.placement(), choice.runtime(), choice.vm.kernel.clone(), choice.vm.require_kvm)
+    }
+
+    #[test]
+    fn a_choice_parses_back_from_its_arguments() {
+        let vm_options: [&[&str]; 3] =
+            [&[], &["--require-kvm"], &["--kernel", "/boot/vmlinuz-6.1 test", "--require-kvm"]];
+        let mut chosen: Vec<Vec<String>> = Vec::new();
+        for placement in Placement::value_variants() {
+            for runtime in RuntimeKind::value_variants() {
+                chosen.push(command::argv(&["--on", placement.name(), "--runtime", runtime.name()]));
+            }
+        }
+        chosen.extend(Engine::value_variants().iter().map(|engine| {
+            let word = engine.to_possible_value().unwrap().get_name().to_string();
+            vec!["--engine".to_string(), word]
+        }));
+        chosen.push(Vec::new());
+        for words in chosen {
+            for vm in vm_options {
+                let words: Vec<String> = words.iter().cloned().chain(vm.iter().map(|word| word.to_string())).collect();
+                let choice = parse(&words);
+                let again = parse(&choice.arguments());
+                assert_eq!(meaning(&again), meaning(&choice), "{words:?} gave {:?}", choice.arguments());
+                assert_eq!(again.arguments(), choice.arguments(), "{words:?}");
+                if choice.engine.is_none() {
+                    assert_eq!(format!("{again:?}"), format!("{choice:?}"), "{words:?}");
+                }
+            }
+        }
+        let old_style = parse(&command::argv(&["--engine", "docker", "--kernel", "/boot/k"]));
+        assert_eq!(old_style.arguments(), ["--on", "host", "--runtime", "docker", "--kernel", "/boot/k"]);
     }
 }

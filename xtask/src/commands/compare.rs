@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::soak::{RunOutcome, describe, read_outcome};
+use super::soak::{RunOutcome, describe, failure_of, read_outcome};
 use super::test::{EXIT_INTERRUPTED, EXIT_SCENARIO_FAILED};
 use crate::lab::Choice;
 use crate::pause_build::PauseCommand;
@@ -54,7 +54,8 @@ struct Column {
 pub fn run(options: Options) -> Result<u8> {
     interrupt::install()?;
     let workspace = pause_build::workspace_root();
-    let compare_dir = names::artifacts_dir(workspace, &format!("compare-{}", names::run_id()));
+    let compare_id = names::run_id();
+    let compare_dir = names::artifacts_dir(workspace, &format!("compare-{compare_id}"));
     std::fs::create_dir_all(&compare_dir).with_context(|| format!("cannot create {}", compare_dir.display()))?;
     let mut columns = vec![Column { label: "podlab pause".into(), pause: PauseCommand::ours()?, outcome: None }];
     if !options.no_references {
@@ -78,11 +79,14 @@ pub fn run(options: Options) -> Result<u8> {
             break;
         }
         let log = compare_dir.join(format!("{}.log", index + 1));
-        let mut argv = vec![xtask.clone(), "test".into(), "--pause-bin".into(), column.pause.to_string()];
-        argv.extend(choice_arguments(&options.choice));
+        // Chosen here, so that the run's folder, where its report will be, is known before it starts.
+        let run_id = format!("{compare_id}-pause-{}", index + 1);
+        let mut argv = vec![xtask.clone(), "test".into(), "--run-id".into(), run_id.clone()];
+        argv.extend(["--pause-bin".into(), column.pause.to_string()]);
+        argv.extend(options.choice.arguments());
         argv.extend(options.filter.clone());
         let output = command::run_logged(&argv, &log, RUN_DEADLINE)?;
-        let outcome = read_outcome(&log, output.exit_code, output.duration);
+        let outcome = read_outcome(&names::artifacts_dir(workspace, &run_id), &log, output.exit_code, output.duration);
         println!("{} of {total}, {}: {}", index + 1, column.label, describe(&outcome, &log));
         column.outcome = Some(outcome);
     }
@@ -125,19 +129,6 @@ fn references(compare_dir: &Path) -> Result<Vec<Column>> {
     Ok(columns)
 }
 
-/// `--on`, `--runtime` and the VM's options, as each run is to be given them.
-fn choice_arguments(choice: &Choice) -> Vec<String> {
-    let mut arguments: Vec<String> =
-        ["--on", choice.placement().name(), "--runtime", choice.runtime().name()].map(String::from).into();
-    if let Some(kernel) = &choice.vm.kernel {
-        arguments.extend(["--kernel".to_string(), kernel.display().to_string()]);
-    }
-    if choice.vm.require_kvm {
-        arguments.push("--require-kvm".into());
-    }
-    arguments
-}
-
 struct Matrix {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -151,21 +142,20 @@ fn matrix(columns: &[Column]) -> Matrix {
         .iter()
         .filter_map(|column| column.outcome.as_ref())
         .flat_map(|outcome| {
-            let passed = outcome.passed.iter().map(String::as_str);
-            let failed = outcome.failures.iter().map(|(name, _)| name.as_str());
-            passed.chain(failed).chain(outcome.skipped.iter().map(|(name, _)| name.as_str()))
+            let ran = outcome.scenarios().iter().map(|scenario| scenario.name.as_str());
+            ran.chain(outcome.skipped().iter().map(|skipped| skipped.name.as_str()))
         })
         .collect();
     let cell = |outcome: Option<&RunOutcome>, name: &str| -> (String, Option<String>) {
         let Some(outcome) = outcome else { return ("not run (interrupted)".into(), None) };
-        if outcome.passed.iter().any(|passed| passed == name) {
-            return ("passed".into(), None);
+        if let Some(scenario) = outcome.scenarios().iter().find(|scenario| scenario.name == name) {
+            if scenario.passed {
+                return ("passed".into(), None);
+            }
+            return ("failed".into(), Some(failure_of(scenario)));
         }
-        if let Some((_, failure)) = outcome.failures.iter().find(|(failed, _)| failed == name) {
-            return ("failed".into(), Some(failure.clone()));
-        }
-        if let Some((_, reason)) = outcome.skipped.iter().find(|(skipped, _)| skipped == name) {
-            return ("skipped".into(), Some(reason.clone()));
+        if let Some(skipped) = outcome.skipped().iter().find(|skipped| skipped.name == name) {
+            return ("skipped".into(), Some(skipped.reason.clone()));
         }
         ("not run".into(), outcome.harness_error.clone())
     };
@@ -230,6 +220,59 @@ fn exit_code(columns: &[Column]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{RunReport, ScenarioReport, Skipped, StepOutcome, StepReport};
+
+    /// A column whose run left `report` in its folder.
+    fn column(label: &str, report: &RunReport, run_dir: &Path) -> Column {
+        report::write_all(run_dir, report).unwrap();
+        let log = run_dir.join("run.log");
+        let outcome = read_outcome(run_dir, &log, Some(101), Duration::from_secs(1));
+        let pause = PauseCommand { binary: PathBuf::from(label), arguments: Vec::new() };
+        Column { label: label.to_string(), pause, outcome: Some(outcome) }
+    }
+
+    #[test]
+    fn the_matrix_says_each_pauses_outcome_from_its_report() {
+        let directory = tempfile::tempdir().unwrap();
+        let scenario = |name: &str, outcome| {
+            let mut scenario = ScenarioReport::new(name, "", Path::new(name));
+            let step = StepReport { index: 0, summary: "stop".into(), fact: None, outcome, duration: Duration::ZERO };
+            scenario.steps = vec![step];
+            scenario.conclude(Duration::ZERO);
+            scenario
+        };
+        let mut report = RunReport {
+            run_id: "run".into(),
+            host: "this machine".into(),
+            runtime: "cri".into(),
+            pause: "/pause".into(),
+            duration: Duration::ZERO,
+            harness_error: None,
+            passed: false,
+            scenarios: vec![
+                scenario("scenarios/idle", StepOutcome::Passed),
+                scenario("scenarios/stop", StepOutcome::Failed { failure: "expected exit code 0, got 2\nmore".into() }),
+            ],
+            skipped: vec![Skipped { name: "scenarios/uts".into(), reason: "cri cannot share a UTS namespace".into() }],
+        };
+        report.conclude();
+        let ours = directory.path().join("ours");
+        std::fs::create_dir(&ours).unwrap();
+        let other = PauseCommand { binary: PathBuf::from("/other"), arguments: Vec::new() };
+        let columns = [column("ours", &report, &ours), Column { label: "other".into(), pause: other, outcome: None }];
+        let matrix = matrix(&columns);
+        assert_eq!(matrix.headers, ["scenario", "ours", "other"]);
+        assert_eq!(
+            matrix.rows,
+            [
+                ["scenarios/idle", "passed", "not run (interrupted)"],
+                ["scenarios/stop", "FAILED: step 0: expected exit code 0, got 2", "not run (interrupted)"],
+                ["scenarios/uts", "skipped", "not run (interrupted)"],
+            ]
+        );
+        assert_eq!(matrix.json["scenarios"]["scenarios/uts"]["ours"]["detail"], "cri cannot share a UTS namespace");
+        assert_eq!(matrix.json["pauses"][0]["artifacts"], ours.display().to_string());
+    }
 
     #[test]
     fn a_failure_in_a_cell_says_its_step_and_what_broke() {

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use super::test::{EXIT_INTERRUPTED, EXIT_SCENARIO_FAILED};
-use crate::{EXIT_HARNESS_ERROR, command, interrupt, names, pause_build, report};
+use crate::report::{self, RunReport, ScenarioReport, Skipped};
+use crate::{EXIT_HARNESS_ERROR, command, interrupt, names, pause_build};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -35,19 +36,37 @@ struct TestCommand {
     options: super::test::Options,
 }
 
-/// What one run of `cargo xtask test` did, read from its log and report (`compare` reads its
-/// runs the same way).
+/// What one run of `cargo xtask test` did: how it exited, and the report it left in its folder,
+/// read back through the report types (`compare` reads its runs the same way).
 pub(super) struct RunOutcome {
     pub exit_code: Option<i32>,
     pub duration: Duration,
+    /// The run's folder, target/podlab/<run id>/, once the run has left its report there.
     pub artifacts: Option<PathBuf>,
-    /// Scenarios that passed.
-    pub passed: Vec<String>,
-    /// Failed scenarios and the first line of each one's failure.
-    pub failures: Vec<(String, String)>,
-    /// Scenarios the runtime cannot make, and why.
-    pub skipped: Vec<(String, String)>,
+    pub report: Option<RunReport>,
+    /// Why the harness could not run, in a line: the report's harness error, or, when a run that
+    /// did not pass left no report, the last line of its log.
     pub harness_error: Option<String>,
+}
+
+impl RunOutcome {
+    /// The scenarios the run ran (none without a report).
+    pub fn scenarios(&self) -> &[ScenarioReport] {
+        self.report.as_ref().map_or(&[], |report| report.scenarios.as_slice())
+    }
+
+    /// The scenarios the runtime cannot make, and why.
+    pub fn skipped(&self) -> &[Skipped] {
+        self.report.as_ref().map_or(&[], |report| report.skipped.as_slice())
+    }
+
+    /// Failed scenarios and the first line of each one's failure.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, String)> {
+        self.scenarios()
+            .iter()
+            .filter(|scenario| !scenario.passed)
+            .map(|scenario| (scenario.name.as_str(), failure_of(scenario)))
+    }
 }
 
 pub fn run(options: Options) -> Result<u8> {
@@ -55,9 +74,13 @@ pub fn run(options: Options) -> Result<u8> {
         TestCommand::try_parse_from(std::iter::once("test".to_string()).chain(options.test_options.clone()))
             .map_err(|error| anyhow::anyhow!("the test options: {}", error.to_string().trim_start_matches("error: ")))?
             .options;
+    if test_options.run_id.is_some() {
+        bail!("the test options: soak chooses each run's id, leave --run-id out");
+    }
     interrupt::install()?;
     let workspace = pause_build::workspace_root();
-    let soak_dir = names::artifacts_dir(workspace, &format!("soak-{}", names::run_id()));
+    let soak_id = names::run_id();
+    let soak_dir = names::artifacts_dir(workspace, &format!("soak-{soak_id}"));
     std::fs::create_dir_all(&soak_dir).with_context(|| format!("cannot create {}", soak_dir.display()))?;
     let xtask = std::env::current_exe()?.display().to_string();
     // A run ends at its own deadline; this one is only for a run that cannot even do that.
@@ -74,10 +97,13 @@ pub fn run(options: Options) -> Result<u8> {
             break;
         }
         let log = soak_dir.join(format!("run-{number}.log"));
-        let mut argv = vec![xtask.clone(), "test".to_string()];
+        // Chosen here, so that the run's folder, where its report will be, is known before it starts.
+        let run_id = format!("{soak_id}-run-{number}");
+        // First, so that it stays an option whatever the test options end with (`--`, a filter).
+        let mut argv = vec![xtask.clone(), "test".to_string(), "--run-id".to_string(), run_id.clone()];
         argv.extend(options.test_options.iter().cloned());
         let output = command::run_logged(&argv, &log, run_deadline)?;
-        let outcome = read_outcome(&log, output.exit_code, output.duration);
+        let outcome = read_outcome(&names::artifacts_dir(workspace, &run_id), &log, output.exit_code, output.duration);
         println!("run {number} of {}: {}", options.runs, describe(&outcome, &log));
         outcomes.push(outcome);
     }
@@ -87,51 +113,26 @@ pub fn run(options: Options) -> Result<u8> {
     Ok(exit_code(&outcomes, options.runs))
 }
 
-/// The run's artifacts dir (its last `artifacts:` line) and what its report.json says.
-pub(super) fn read_outcome(log: &Path, exit_code: Option<i32>, duration: Duration) -> RunOutcome {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let artifacts = text.lines().rev().find_map(|line| line.strip_prefix("artifacts: ")).map(PathBuf::from);
-    let report: Option<serde_json::Value> = artifacts
-        .as_ref()
-        .and_then(|dir| std::fs::read(dir.join("report.json")).ok())
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let (mut passed, mut failures, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    let mut harness_error = None;
-    if let Some(report) = &report {
-        harness_error = report["harness_error"].as_str().map(first_line);
-        for scenario in report["scenarios"].as_array().into_iter().flatten() {
-            let name = scenario["name"].as_str().unwrap_or("?").to_string();
-            match scenario["passed"].as_bool() {
-                Some(true) => passed.push(name),
-                Some(false) => failures.push((name, failure_of(scenario))),
-                None => {}
-            }
+/// What a run that was given the folder `run_dir` left there (its report.json), and, if it left
+/// none and did not pass, the end of its log.
+pub(super) fn read_outcome(run_dir: &Path, log: &Path, exit_code: Option<i32>, duration: Duration) -> RunOutcome {
+    // None when the run stopped before its lab began (a bad option), or was killed.
+    let report = report::read(run_dir).ok();
+    let harness_error = match &report {
+        Some(report) => report.harness_error.as_deref().map(first_line),
+        None if exit_code != Some(0) => {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            Some(format!("no report; the end of its log: {}", command::last_lines(&text, 1)))
         }
-        for scenario in report["skipped"].as_array().into_iter().flatten() {
-            let text = |field: &str| scenario[field].as_str().unwrap_or("?").to_string();
-            skipped.push((text("name"), text("reason")));
-        }
-    }
-    if report.is_none() && exit_code != Some(0) {
-        harness_error = Some(format!("no report; the end of its log: {}", command::last_lines(&text, 1)));
-    }
-    RunOutcome { exit_code, duration, artifacts, passed, failures, skipped, harness_error }
+        None => None,
+    };
+    let artifacts = report.is_some().then(|| run_dir.to_path_buf());
+    RunOutcome { exit_code, duration, artifacts, report, harness_error }
 }
 
 /// The first line of a failed scenario's failure: its pod's, or its first failed step's.
-fn failure_of(scenario: &serde_json::Value) -> String {
-    if let Some(error) = scenario["pod_error"].as_str() {
-        return format!("pod: {}", first_line(error));
-    }
-    let failed = scenario["steps"].as_array().into_iter().flatten().find(|step| step["outcome"] == "failed");
-    failed.map_or("?".to_string(), |step| {
-        format!(
-            "step {} ({}): {}",
-            step["index"],
-            step["summary"].as_str().unwrap_or("?"),
-            first_line(step["failure"].as_str().unwrap_or("?"))
-        )
-    })
+pub(super) fn failure_of(scenario: &ScenarioReport) -> String {
+    scenario.first_failure().unwrap_or_else(|| "?".to_string())
 }
 
 fn first_line(text: &str) -> String {
@@ -144,7 +145,7 @@ pub(super) fn describe(outcome: &RunOutcome, log: &Path) -> String {
     let verdict = match outcome.exit_code {
         Some(0) => "passed".to_string(),
         Some(code) if code == i32::from(EXIT_SCENARIO_FAILED) => {
-            let names: Vec<&str> = outcome.failures.iter().map(|(name, _)| name.as_str()).collect();
+            let names: Vec<&str> = outcome.failures().map(|(name, _)| name).collect();
             format!("FAILED {}", names.join(", "))
         }
         Some(code) if code == i32::from(EXIT_INTERRUPTED) => "interrupted".to_string(),
@@ -158,9 +159,9 @@ pub(super) fn describe(outcome: &RunOutcome, log: &Path) -> String {
 }
 
 fn print_failures(outcomes: &[RunOutcome]) {
-    let mut by_scenario: BTreeMap<&str, (usize, &str, String)> = BTreeMap::new();
+    let mut by_scenario: BTreeMap<&str, (usize, String, String)> = BTreeMap::new();
     for outcome in outcomes {
-        for (name, failure) in &outcome.failures {
+        for (name, failure) in outcome.failures() {
             let artifacts = outcome.artifacts.as_ref().map_or(String::new(), |dir| dir.display().to_string());
             let entry = by_scenario.entry(name).or_insert((0, failure, artifacts));
             entry.0 += 1;
@@ -173,7 +174,7 @@ fn print_failures(outcomes: &[RunOutcome]) {
     let rows: Vec<Vec<String>> = by_scenario
         .into_iter()
         .map(|(name, (count, failure, artifacts))| {
-            vec![name.to_string(), format!("{count} of {}", outcomes.len()), failure.to_string(), artifacts]
+            vec![name.to_string(), format!("{count} of {}", outcomes.len()), failure, artifacts]
         })
         .collect();
     println!("\n{}\n", report::markdown_table(&headers, &rows));
@@ -195,36 +196,72 @@ fn exit_code(outcomes: &[RunOutcome], asked: usize) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{StepOutcome, StepReport};
 
-    /// A run's outcome as its log and report say it.
+    /// A run's outcome as its report says it, and as its log says it when it left none.
     #[test]
     fn reads_what_a_run_left() {
         let directory = tempfile::tempdir().unwrap();
-        let artifacts = directory.path().join("run");
-        std::fs::create_dir(&artifacts).unwrap();
-        let report = serde_json::json!({
-            "harness_error": null,
-            "scenarios": [
-                { "name": "scenarios/idle", "passed": true, "pod_error": null, "steps": [] },
-                { "name": "scenarios/restart", "passed": false, "pod_error": null, "steps": [
-                    { "index": 0, "summary": "exec nginx: true", "outcome": "passed" },
-                    { "index": 1, "summary": "http", "outcome": "failed", "failure": "expected HTTP 200\nmore" }
-                ] }
-            ]
-        });
-        std::fs::write(artifacts.join("report.json"), report.to_string()).unwrap();
+        let run_dir = directory.path().join("run");
+        std::fs::create_dir(&run_dir).unwrap();
+        let step = |index, summary: &str, outcome| StepReport {
+            index,
+            summary: summary.to_string(),
+            fact: None,
+            outcome,
+            duration: Duration::from_millis(100),
+        };
+        let mut idle = ScenarioReport::new("scenarios/idle", "idle", &run_dir.join("idle"));
+        idle.conclude(Duration::from_secs(1));
+        let mut restart = ScenarioReport::new("scenarios/restart", "restart", &run_dir.join("restart"));
+        restart.steps = vec![
+            step(0, "exec nginx: true", StepOutcome::Passed),
+            step(1, "http", StepOutcome::Failed { failure: "expected HTTP 200\nmore".to_string() }),
+        ];
+        restart.conclude(Duration::from_secs(2));
+        let mut written = RunReport {
+            run_id: "run".to_string(),
+            host: "this machine".to_string(),
+            runtime: "docker".to_string(),
+            pause: "/pause".to_string(),
+            duration: Duration::from_secs(3),
+            harness_error: None,
+            passed: false,
+            scenarios: vec![idle, restart],
+            skipped: vec![Skipped { name: "scenarios/uts".to_string(), reason: "docker cannot".to_string() }],
+        };
+        written.conclude();
+        report::write_all(&run_dir, &written).unwrap();
         let log = directory.path().join("run-1.log");
-        std::fs::write(&log, format!("lots\nartifacts: {}\n", artifacts.display())).unwrap();
-        let outcome = read_outcome(&log, Some(101), Duration::from_secs(3));
+        std::fs::write(&log, "lots\nthe last line\n").unwrap();
+
+        let outcome = read_outcome(&run_dir, &log, Some(101), Duration::from_secs(3));
         assert_eq!(
-            outcome.failures,
-            [("scenarios/restart".to_string(), "step 1 (http): expected HTTP 200".to_string())]
+            outcome.failures().collect::<Vec<_>>(),
+            [("scenarios/restart", "step 1 (http): expected HTTP 200".to_string())]
         );
-        assert!(describe(&outcome, &log).starts_with("FAILED scenarios/restart in 3.0 s"));
-        let passed = RunOutcome { exit_code: Some(0), ..read_outcome(&log, Some(0), Duration::ZERO) };
+        assert_eq!(outcome.skipped(), written.skipped.as_slice());
+        assert_eq!(describe(&outcome, &log), format!("FAILED scenarios/restart in 3.0 s ({})", run_dir.display()));
+        let passed = RunOutcome { exit_code: Some(0), ..read_outcome(&run_dir, &log, Some(0), Duration::ZERO) };
         assert_eq!(exit_code(&[passed], 1), 0);
         assert_eq!(exit_code(&[outcome], 1), EXIT_SCENARIO_FAILED);
-        let lost = read_outcome(&directory.path().join("no-such.log"), Some(2), Duration::ZERO);
+
+        let lost = read_outcome(&directory.path().join("no-such-run"), &log, Some(2), Duration::ZERO);
+        assert_eq!(lost.artifacts, None);
+        assert_eq!(
+            describe(&lost, &log),
+            format!(
+                "the harness could not run (exit 2): no report; the end of its log: the last line in 0.0 s ({})",
+                log.display()
+            )
+        );
         assert_eq!(exit_code(&[lost], 1), EXIT_HARNESS_ERROR);
+    }
+
+    #[test]
+    fn soak_chooses_each_runs_id() {
+        let options = Options { runs: 1, test_options: command::argv(&["--run-id", "mine"]) };
+        let error = run(options).unwrap_err().to_string();
+        assert_eq!(error, "the test options: soak chooses each run's id, leave --run-id out");
     }
 }

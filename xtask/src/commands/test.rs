@@ -61,8 +61,21 @@ pub struct Options {
     /// Stop the whole run after this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub run_timeout: u64,
+    /// The run's id, and so its folder target/podlab/ID/ (default: its start and pid): soak and
+    /// compare choose it, to know where a run's report will be before it starts
+    #[arg(long, hide = true, value_name = "ID", value_parser = parse_run_id)]
+    pub run_id: Option<String>,
     #[command(flatten)]
     pub libtest: libtest_mimic::Arguments,
+}
+
+/// `--run-id`: one folder name under target/podlab/, and a label value every runtime takes.
+fn parse_run_id(text: &str) -> Result<String, String> {
+    let allowed = |character: char| character.is_ascii_alphanumeric() || matches!(character, '-' | '_' | '.');
+    if text.is_empty() || text.starts_with('.') || !text.chars().all(allowed) {
+        return Err("a run id is one folder name: letters, digits, '-', '_' and '.' (not first)".to_string());
+    }
+    Ok(text.to_string())
 }
 
 /// A loaded scenario and its pod, or why the chosen runtime cannot make that pod.
@@ -134,7 +147,7 @@ pub fn run(options: Options) -> Result<u8> {
     libtest.test_threads = Some(libtest.test_threads.unwrap_or(DEFAULT_SIDE_BY_SIDE));
 
     let run_started = Instant::now();
-    let run_id = names::run_id();
+    let run_id = options.run_id.unwrap_or_else(names::run_id);
     let run_dir = names::artifacts_dir(pause_build::workspace_root(), &run_id);
     let skipped: Vec<Skipped> = planned
         .iter()
@@ -456,6 +469,17 @@ mod tests {
         let options = parse(&[]).unwrap();
         assert_eq!((options.choice.placement(), options.choice.runtime()), (Placement::Vm, runtime::default_runtime()));
         assert!(parse(&["--engine", "docker", "--on", "vm"]).is_err());
+    }
+
+    #[test]
+    fn a_run_id_is_one_folder_name() {
+        assert_eq!(parse(&[]).unwrap().run_id, None);
+        let options = parse(&["--run-id", "20261204-193000-42-run-1", "seed"]).unwrap();
+        assert_eq!(options.run_id.as_deref(), Some("20261204-193000-42-run-1"));
+        assert_eq!(options.libtest.filter.as_deref(), Some("seed"));
+        for bad in ["", "..", "../elsewhere", "a/b", ".hidden", "a b"] {
+            assert!(parse(&["--run-id", bad]).is_err(), "{bad:?} was taken");
+        }
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! The run's reports under `target/podlab/<run>/`: `report.json` for tools (the report types
-//! below, serialized as they are) and `junit.xml` for CI dashboards, one test case per step
-//! with its real duration.
+//! below, serialized as they are, and read back through them by `soak` and `compare`) and
+//! `junit.xml` for CI dashboards, one test case per step with its real duration.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
     pub run_id: String,
     /// Where the pods ran, and which runtime made them, as each describes itself.
@@ -17,7 +17,7 @@ pub struct RunReport {
     pub runtime: String,
     /// The pause under test: its binary, and the arguments its image starts it with.
     pub pause: String,
-    #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
+    #[serde(rename = "duration_ms", with = "milliseconds")]
     pub duration: Duration,
     /// Set when the harness itself could not run (no daemon, no images).
     pub harness_error: Option<String>,
@@ -28,19 +28,19 @@ pub struct RunReport {
 }
 
 /// A scenario not run: the runtime cannot make its pod.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
     pub name: String,
     pub reason: String,
 }
 
 /// What one scenario did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub name: String,
     pub description: String,
     pub passed: bool,
-    #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
+    #[serde(rename = "duration_ms", with = "milliseconds")]
     pub duration: Duration,
     /// A failure outside the steps: the pod could not be created or removed.
     pub pod_error: Option<String>,
@@ -53,7 +53,7 @@ pub struct ScenarioReport {
 }
 
 /// What one step did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepReport {
     pub index: usize,
     pub summary: String,
@@ -62,11 +62,11 @@ pub struct StepReport {
     pub fact: Option<String>,
     #[serde(flatten)]
     pub outcome: StepOutcome,
-    #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
+    #[serde(rename = "duration_ms", with = "milliseconds")]
     pub duration: Duration,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum StepOutcome {
     Passed,
@@ -77,8 +77,19 @@ pub enum StepOutcome {
     NotRun,
 }
 
-fn milliseconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(duration.as_millis() as u64)
+/// Durations as report.json says them: whole milliseconds.
+mod milliseconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
 }
 
 impl ScenarioReport {
@@ -121,6 +132,20 @@ impl ScenarioReport {
         message.push_str(&format!("logs: {}", self.logs_dir.display()));
         message
     }
+
+    /// The first line of what broke, for a table: the pod's error, or the first failed step's
+    /// failure; none if nothing failed.
+    pub fn first_failure(&self) -> Option<String> {
+        if let Some(error) = &self.pod_error {
+            return Some(format!("pod: {}", first_line(error)));
+        }
+        self.steps.iter().find_map(|step| match &step.outcome {
+            StepOutcome::Failed { failure } => {
+                Some(format!("step {} ({}): {}", step.index, step.summary, first_line(failure)))
+            }
+            _ => None,
+        })
+    }
 }
 
 impl RunReport {
@@ -129,13 +154,23 @@ impl RunReport {
     }
 }
 
+/// The file of a run's folder that its report is written to.
+const REPORT_JSON: &str = "report.json";
+
 pub fn write_all(run_dir: &Path, report: &RunReport) -> Result<()> {
-    let json_path = run_dir.join("report.json");
+    let json_path = run_dir.join(REPORT_JSON);
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(&json_path, json).with_context(|| format!("cannot write {}", json_path.display()))?;
     let junit_path = run_dir.join("junit.xml");
     std::fs::write(&junit_path, to_junit(report)).with_context(|| format!("cannot write {}", junit_path.display()))?;
     Ok(())
+}
+
+/// The report a run wrote to its folder, read back through its types.
+pub fn read(run_dir: &Path) -> Result<RunReport> {
+    let json_path = run_dir.join(REPORT_JSON);
+    let json = std::fs::read(&json_path).with_context(|| format!("cannot read {}", json_path.display()))?;
+    serde_json::from_slice(&json).with_context(|| format!("{} is not a report of this podlab", json_path.display()))
 }
 
 fn to_junit(report: &RunReport) -> String {
@@ -309,6 +344,48 @@ mod tests {
         assert_eq!(json["scenarios"][0]["steps"][2]["outcome"], "not-run");
         assert_eq!(json["scenarios"][0]["steps"][0]["duration_ms"], 1500);
         assert_eq!(json["duration_ms"], 4000);
+    }
+
+    /// What soak and compare read is what the run wrote, every field of it.
+    #[test]
+    fn a_written_report_reads_back_the_same() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut written = sample();
+        written.harness_error = Some("dockerd did not start".into());
+        written.scenarios[0].pod_error = Some("cannot remove nginx".into());
+        written.scenarios[0].steps[0].fact = Some("how pause ends".into());
+        written.scenarios[0].rerun_because = Some("soft lockup".into());
+        let mut passed = ScenarioReport::new("scenarios/version", "version", Path::new("target/podlab/run/version"));
+        passed.conclude(Duration::from_millis(250));
+        written.scenarios.push(passed);
+        write_all(directory.path(), &written).unwrap();
+        assert_eq!(read(directory.path()).unwrap(), written);
+        let sample = sample();
+        write_all(directory.path(), &sample).unwrap();
+        assert_eq!(read(directory.path()).unwrap(), sample);
+    }
+
+    #[test]
+    fn an_unreadable_report_says_which_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let error = format!("{:#}", read(directory.path()).unwrap_err());
+        assert!(
+            error.starts_with(&format!("cannot read {}", directory.path().join("report.json").display())),
+            "{error}"
+        );
+        std::fs::write(directory.path().join("report.json"), "{\"run_id\": 1}").unwrap();
+        let error = format!("{:#}", read(directory.path()).unwrap_err());
+        assert!(error.contains("report.json is not a report of this podlab: invalid type"), "{error}");
+    }
+
+    #[test]
+    fn the_first_failure_is_the_pods_or_the_first_failed_steps() {
+        let mut scenario = sample().scenarios.remove(0);
+        assert_eq!(scenario.first_failure().as_deref(), Some("step 1 (exec nginx: echo <1>): expected \"a\""));
+        scenario.pod_error = Some("cannot start pause\nmore".into());
+        assert_eq!(scenario.first_failure().as_deref(), Some("pod: cannot start pause"));
+        let passed = ScenarioReport::new("scenarios/version", "version", Path::new("version"));
+        assert_eq!(passed.first_failure(), None);
     }
 
     #[test]
