@@ -237,7 +237,7 @@ mod tests {
     }
 
     /// What a choice means to a run: `--engine` said the first two, and is not said again.
-    fn meaning(choice: &Choice) -> (Placement, RuntimeKind, Option<PathBuf>, bool) {
+    fn meaning(choice: &Choice) -> (Placement, &'static RuntimeKind, Option<PathBuf>, bool) {
         (choice.placement(), choice.runtime(), choice.vm.kernel.clone(), choice.vm.require_kvm)
     }
 
@@ -247,7 +247,7 @@ mod tests {
             [&[], &["--require-kvm"], &["--kernel", "/boot/vmlinuz-6.1 test", "--require-kvm"]];
         let mut chosen: Vec<Vec<String>> = Vec::new();
         for placement in Placement::value_variants() {
-            for runtime in RuntimeKind::value_variants() {
+            for runtime in runtime::RUNTIMES {
                 chosen.push(command::argv(&["--on", placement.name(), "--runtime", runtime.name()]));
             }
         }
