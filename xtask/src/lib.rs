@@ -8,6 +8,9 @@ mod images;
 mod interrupt;
 mod lab;
 pub mod names;
+
+/// The runtimes, for the harness tests, which run their trials on each.
+pub use runtime::{RUNTIMES, RuntimeKind};
 mod pause_build;
 mod pod;
 mod progress;

@@ -23,49 +23,63 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// skip it (it adds a minute each and nothing they check).
 const LONG_LIVED: &str = "scenarios/long-lived";
 
-/// (fixture, the scenario it must fail on docker, the one on cri, a phrase the failure must contain)
-const BROKEN_PAUSES: &[(&str, &str, &str, &str)] = &[
-    // Under CRI, stopping the sandbox is a SIGKILL: SIGTERM reaches pause only through its task.
-    (
-        "exits-1-on-sigterm",
-        "scenarios/shutdown",
-        "scenarios/shutdown-sigterm",
-        "expected pause to exit with code 0, it exited with 1",
-    ),
-    (
-        "ignores-sigint",
-        "scenarios/shutdown-sigint",
-        "scenarios/shutdown-sigint",
-        "expected pause to exit within 10000 ms, it is still running",
-    ),
-    (
-        "never-reaps",
-        "scenarios/reaping",
-        "scenarios/reaping",
-        "expected no zombie in the PID namespace of app, found 300",
-    ),
-    ("spins", "scenarios/idle", "scenarios/idle", "expected pause to use at most 10 ms of CPU over 1000 ms of waiting"),
-    ("exits-after-a-while", "scenarios/long-lived", "scenarios/long-lived", "to run for 60000 ms, it stopped after"),
-    (
-        "exits-on-eintr",
-        "scenarios/long-lived",
-        "scenarios/long-lived",
-        "container pause is not running (it exited with 42)",
-    ),
-    ("exits-on-any-signal", "scenarios/long-lived", "scenarios/long-lived", "cannot send SIGUSR1 to pause"),
-    (
-        "leaks-a-descriptor",
-        "scenarios/pause-process",
-        "scenarios/pause-process",
-        "expected the open files of pause to match",
-    ),
-    (
-        "reaps-one-per-sigchld",
-        "scenarios/long-lived",
-        "scenarios/long-lived",
-        "expected the children of pause to equal \"\", got",
-    ),
-];
+/// What a broken pause must do to the suite, from the `// harness:` lines of its fixture: the
+/// scenario it fails (`fails SCENARIO`, and `on KEY fails SCENARIO` where a runtime's facts
+/// differ) and a phrase the failure says (`saying PHRASE`).
+struct BrokenPause {
+    fixture: String,
+    fails: String,
+    fails_on: Vec<(String, String)>,
+    saying: String,
+}
+
+impl BrokenPause {
+    /// Every fixture of tests/broken-pauses, by name.
+    fn all() -> Vec<BrokenPause> {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken-pauses");
+        let mut sources: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|error| panic!("cannot list {}: {error}", folder.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "c"))
+            .collect();
+        sources.sort();
+        sources.iter().map(|source| BrokenPause::read(source)).collect()
+    }
+
+    fn read(source: &Path) -> BrokenPause {
+        let text =
+            std::fs::read_to_string(source).unwrap_or_else(|error| panic!("cannot read {}: {error}", source.display()));
+        let fixture = source.file_stem().unwrap().to_string_lossy().into_owned();
+        let (mut fails, mut fails_on, mut saying) = (None, Vec::new(), None);
+        for line in text.lines().filter_map(|line| line.strip_prefix("// harness: ")) {
+            if let Some(scenario) = line.strip_prefix("fails ") {
+                fails = Some(scenario.to_string());
+            } else if let Some((key, rest)) = line.strip_prefix("on ").and_then(|rest| rest.split_once(" fails ")) {
+                let scenario = rest.split(" (").next().unwrap_or(rest);
+                fails_on.push((key.to_string(), scenario.to_string()));
+            } else if let Some(phrase) = line.strip_prefix("saying ") {
+                saying = Some(phrase.to_string());
+            } else {
+                panic!(
+                    "{}: a `// harness:` line says `fails`, `on KEY fails` or `saying`, not `{line}`",
+                    source.display()
+                );
+            }
+        }
+        let missing = |what: &str| panic!("{}: no `// harness: {what}` line", source.display());
+        BrokenPause {
+            fixture,
+            fails: fails.unwrap_or_else(|| missing("fails SCENARIO")),
+            fails_on,
+            saying: saying.unwrap_or_else(|| missing("saying PHRASE")),
+        }
+    }
+
+    /// The scenario it must fail on a runtime whose facts are `facts`.
+    fn scenario_on(&self, facts: &str) -> &str {
+        self.fails_on.iter().find(|(key, _)| key == facts).map_or(&self.fails, |(_, scenario)| scenario)
+    }
+}
 
 fn main() -> std::process::ExitCode {
     let mut arguments = Arguments::from_args();
@@ -81,13 +95,15 @@ fn main() -> std::process::ExitCode {
     }
     // What a run may leave changed on this machine: nothing. Taken before any trial runs.
     let before = std::sync::Arc::new(SharedState::now());
-    let mut trials: Vec<Trial> = ["docker", "cri", "podman"]
-        .into_iter()
+    // Each broken pause on each runtime with facts of its own (podman-kube's are podman's).
+    let runtimes = xtask::RUNTIMES.iter().filter(|runtime| runtime.name() == runtime.facts());
+    let mut trials: Vec<Trial> = runtimes
         .flat_map(|runtime| {
-            BROKEN_PAUSES.iter().map(move |&(fixture, on_docker, on_cri, phrase)| {
-                let scenario = if runtime == "cri" { on_cri } else { on_docker };
-                Trial::test(format!("broken_pause::{runtime}::{fixture}"), move || {
-                    broken_pause_fails(runtime, fixture, scenario, phrase)
+            BrokenPause::all().into_iter().map(move |broken| {
+                let name = format!("broken_pause::{}::{}", runtime.name(), broken.fixture);
+                Trial::test(name, move || {
+                    let scenario = broken.scenario_on(runtime.facts());
+                    broken_pause_fails(runtime.name(), &broken.fixture, scenario, &broken.saying)
                 })
             })
         })

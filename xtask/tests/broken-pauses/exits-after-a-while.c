@@ -1,5 +1,7 @@
 /* A pause that breaks one promise: it stops by itself after a while (its wait ends on a
    timeout, and the loop takes that for the end). */
+// harness: fails scenarios/long-lived
+// harness: saying to run for 60000 ms, it stopped after
 #include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,5 +1,7 @@
 /* A pause that breaks one promise: any signal but SIGCHLD ends it, where only SIGINT and
    SIGTERM should (a SIGHUP or SIGUSR1 from a node's tooling takes the whole pod down). */
+// harness: fails scenarios/long-lived
+// harness: saying cannot send SIGUSR1 to pause
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

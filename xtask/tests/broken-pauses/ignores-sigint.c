@@ -1,4 +1,6 @@
 /* A pause that breaks one promise: SIGINT does not stop it. */
+// harness: fails scenarios/shutdown-sigint
+// harness: saying expected pause to exit within 10000 ms, it is still running
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,5 +1,7 @@
 /* A pause that breaks one promise: it keeps a descriptor open beyond 0, 1 and 2 (here the
    directory it looked at on start-up), which pins what it points at for the pod's life. */
+// harness: fails scenarios/pause-process
+// harness: saying expected the open files of pause to match
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>

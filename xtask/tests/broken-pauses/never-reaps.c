@@ -1,5 +1,7 @@
 /* A pause that breaks one promise: it never reaps, so exited children stay zombies.
    SIGCHLD is blocked (not ignored: an ignored SIGCHLD would make the kernel reap for it). */
+// harness: fails scenarios/reaping
+// harness: saying expected no zombie in the PID namespace of app, found 300
 #include <signal.h>
 #include <unistd.h>
 

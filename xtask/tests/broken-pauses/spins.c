@@ -1,4 +1,6 @@
 /* A pause that breaks one promise: it spins instead of sleeping. */
+// harness: fails scenarios/idle
+// harness: saying expected pause to use at most 10 ms of CPU over 1000 ms of waiting
 #include <signal.h>
 #include <unistd.h>
 
