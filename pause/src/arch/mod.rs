@@ -1,7 +1,7 @@
 //! The only architecture-specific code: the process entry point, syscall numbers and the syscall instruction.
 //!
 //! Porting pause to another architecture means adding one file beside `x86_64.rs`
-//! with the same four items (`_start`, `nr`, `syscall4`) and one line below.
+//! with the same three items (`_start`, `nr`, `syscall4`) and one line below.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

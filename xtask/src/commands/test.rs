@@ -1,7 +1,8 @@
 //! `cargo xtask test`: runs every scenario as a libtest-mimic trial, on a host, with a runtime.
 //!
-//! Every scenario is loaded and planned for the runtime first: one that does not load, or
-//! asks what the runtime cannot do, stops the run before any container exists. The lab
+//! Every scenario is loaded and planned first: one that does not load, or asks what no runtime
+//! can do, stops the run before any container exists; one whose pod the chosen runtime cannot
+//! make is skipped, with the runtime's reason. The lab
 //! (pause, images, host, runtime) is started once, by the first trial that runs; trials run
 //! side by side in it (`--test-threads`), each pod under names and on ports of its own;
 //! libtest's own options (FILTER, --exact, --skip, --list) work as in `cargo test`.
@@ -39,7 +40,7 @@ The options from --include-ignored on are the test runner's, as with cargo test;
 published ports of its own.
 
 Exit codes: 0 every scenario passed; 101 a scenario failed; 2 the harness could not run (bad
-arguments, a scenario that does not load or that the runtime cannot make, a missing
+arguments, a scenario that does not load or whose pod no runtime can make, a missing
 prerequisite, a daemon that would not start, an incomplete cleanup: the message says which);
 130 interrupted by Ctrl-C or SIGTERM, or the run's deadline passed.
 Artifacts of each run: target/podlab/<run>/ (console.log and qemu.log on the vm host, the

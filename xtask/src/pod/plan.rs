@@ -1,5 +1,5 @@
-//! A scenario's pod as one runtime will make it. Everything that can be decided before any
-//! container exists is decided here, at load time: which namespaces the runtime can share,
+//! A scenario's pod as any runtime will make it. Everything that can be decided before any
+//! container exists is decided here, at load time: which namespaces each app shares,
 //! which files to mount (resolved to real paths), which ports to publish, and in whose
 //! network namespace.
 
