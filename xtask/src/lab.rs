@@ -13,7 +13,7 @@ use crate::host::vm::{BootPlan, VmHost, VmOptions};
 use crate::host::{Host, Placement};
 use crate::images::ImageTar;
 use crate::pause_build::PauseCommand;
-use crate::pod::{self, Ports};
+use crate::plan::{self, Ports};
 use crate::progress::Progress;
 use crate::runtime::{self, RunIdentity, Runtime, RuntimeKind};
 use crate::scenario::Scenario;
@@ -65,7 +65,7 @@ impl Choice {
 
     /// The ports each scenario publishes on, no two scenarios on the same one (see `Ports`).
     pub fn ports(&self, scenarios: &[Scenario]) -> Result<Vec<Ports>> {
-        let written: Vec<Vec<u16>> = scenarios.iter().map(pod::written_ports).collect();
+        let written: Vec<Vec<u16>> = scenarios.iter().map(plan::written_ports).collect();
         match self.placement() {
             Placement::Vm => Ok(Ports::apart_in_guest(&written)),
             Placement::Host => Ports::free_on_this_machine(&written),

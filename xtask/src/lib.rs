@@ -12,6 +12,7 @@ pub mod names;
 /// The runtimes, for the harness tests, which run their trials on each.
 pub use runtime::{RUNTIMES, RuntimeKind};
 mod pause_build;
+mod plan;
 mod pod;
 mod progress;
 mod report;

@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::lab::{self, Choice, Lab, LabPlan};
 use crate::pause_build::PauseCommand;
-use crate::pod::{self, Pod};
+use crate::plan;
+use crate::pod::Pod;
 use crate::progress::Progress;
 use crate::{interrupt, names, pause_build, scenario};
 
@@ -39,7 +40,7 @@ pub fn run(options: Options) -> Result<()> {
         .find(|scenario| scenario.path.ends_with(file))
         .with_context(|| format!("scenarios/{file} is missing"))?;
     let ports = options.choice.ports(std::slice::from_ref(&seed))?.remove(0);
-    let plan = pod::plan(&seed, &ports)?;
+    let plan = plan::plan(&seed, &ports)?;
     if let Some(reason) = options.choice.runtime().cannot_make(&plan) {
         bail!("{} cannot make the seed pod: {reason}", options.choice.runtime().name());
     }

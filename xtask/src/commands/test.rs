@@ -17,7 +17,7 @@ use libtest_mimic::{Failed, Trial};
 use crate::command::DaemonThread;
 use crate::lab::{self, Choice, Lab, LabPlan};
 use crate::pause_build::PauseCommand;
-use crate::pod::{self, PodPlan};
+use crate::plan::{self, PodPlan};
 use crate::progress::Progress;
 use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
 use crate::runtime::scoped::Scoped;
@@ -93,7 +93,7 @@ fn print_manifest(planned: &[Planned], wanted: &str) -> Result<()> {
         let names: Vec<&str> = planned.iter().map(|planned| planned.plan.name.as_str()).collect();
         format!("no scenario {wanted}; there are: {}", names.join(", "))
     })?;
-    let manifest = pod::manifest::render(&found.plan)
+    let manifest = plan::manifest::render(&found.plan)
         .with_context(|| format!("{} has no Kubernetes manifest", found.scenario.path.display()))?;
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     Ok(())
@@ -133,7 +133,7 @@ pub fn run(options: Options) -> Result<u8> {
         .into_iter()
         .zip(ports)
         .map(|(scenario, ports)| {
-            let plan = pod::plan(&scenario, &ports)?;
+            let plan = plan::plan(&scenario, &ports)?;
             Ok(Planned { cannot_make: runtime.cannot_make(&plan), plan, scenario })
         })
         .collect::<Result<_>>()?;

@@ -1,22 +1,17 @@
-//! A pod: the plan of what to make (`plan.rs`, decided at load time; `manifest.rs` says it as a
-//! Kubernetes Pod), and the `Pod` that owns the containers it made on a runtime and removes
-//! them when it drops, whatever happened.
+//! A live pod: the `Pod` that owns the containers it made on a runtime from its plan
+//! (`crate::plan`) and removes them when it drops, whatever happened; and what it sends out
+//! (`outbound.rs`).
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::plan::PodPlan;
 use crate::runtime::Runtime;
 use crate::side_by_side;
 
-pub mod manifest;
 pub mod outbound;
-pub(crate) mod plan;
-mod ports;
-
-pub use plan::{ContainerPlan, PodPlan, plan, written_ports};
-pub use ports::Ports;
 
 /// How long removing a pod's containers may take.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(60);

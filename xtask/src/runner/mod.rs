@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::pod::{Pod, PodPlan};
+use crate::plan::PodPlan;
+use crate::pod::Pod;
 use crate::report::{ScenarioReport, StepOutcome, StepReport};
 use crate::runtime::Runtime;
 use crate::scenario::{Scenario, Step};

@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 use crate::command::Output;
 use crate::host::Host;
 use crate::images::ImageTar;
-use crate::pod::{ContainerPlan, PodPlan};
+use crate::plan::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
 
 pub mod cni;
@@ -307,7 +307,7 @@ pub fn wait_for_program(runtime: &dyn Runtime, container: &str, timeout: Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod::plan::tests::plan_with;
+    use crate::plan::tests::plan_with;
 
     fn by_name(name: &str) -> &'static RuntimeKind {
         RUNTIMES.iter().find(|runtime| runtime.name() == name).unwrap()

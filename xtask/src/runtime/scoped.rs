@@ -15,7 +15,7 @@ use super::{ContainerState, Logs, Runtime, RuntimeKind};
 use crate::command::Output;
 use crate::host::Host;
 use crate::images::ImageTar;
-use crate::pod::{ContainerPlan, PodPlan};
+use crate::plan::{ContainerPlan, PodPlan};
 
 pub struct Scoped<'runtime> {
     runtime: &'runtime dyn Runtime,

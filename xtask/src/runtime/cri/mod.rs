@@ -28,7 +28,7 @@ use crate::host::{Host, Placement};
 use crate::images::ImageTar;
 use crate::images::docker_archive::docker_archive;
 use crate::names;
-use crate::pod::{ContainerPlan, PodPlan};
+use crate::plan::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
 use crate::runtime::cni;
 use crate::scenario::{NamespaceKind, RestartPolicy};

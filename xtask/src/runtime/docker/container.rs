@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::names;
-use crate::pod::{ContainerPlan, PodPlan};
+use crate::plan::{ContainerPlan, PodPlan};
 use crate::scenario::{NamespaceKind, PortMapping, RestartPolicy};
 
 /// One `docker run --detach`.
@@ -182,7 +182,7 @@ mod tests {
             .into_iter()
             .find(|scenario| scenario.path.ends_with("seed-pod.json"))
             .unwrap();
-        let mut pod = crate::pod::plan(&seed, &crate::pod::Ports::as_written()).unwrap();
+        let mut pod = crate::plan::plan(&seed, &crate::plan::Ports::as_written()).unwrap();
         let infra = Run::infra(&pod, "", "r1");
         let (body, cli) = (infra.api_body(), infra.cli_arguments());
         assert_eq!(body["Labels"]["podlab.run"], "r1");

@@ -20,7 +20,7 @@ use crate::command::{Output, argv, last_lines};
 use crate::host::{Host, Placement};
 use crate::images::ImageTar;
 use crate::names;
-use crate::pod::{ContainerPlan, PodPlan};
+use crate::plan::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
 use crate::scenario::NamespaceKind;
 use crate::side_by_side;

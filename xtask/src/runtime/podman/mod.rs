@@ -29,7 +29,7 @@ use crate::host::{Host, Placement};
 use crate::images::ImageTar;
 use crate::images::docker_archive::docker_archive;
 use crate::names;
-use crate::pod::{ContainerPlan, PodPlan};
+use crate::plan::{ContainerPlan, PodPlan};
 use crate::progress::Progress;
 use crate::runtime::cni;
 use crate::scenario::NamespaceKind;
@@ -122,7 +122,7 @@ fn cannot_make(pod: &PodPlan) -> Option<String> {
 /// What `podman kube play` cannot make: what a manifest cannot say, and what Podman 4.3's
 /// kube play leaves out.
 fn kube_cannot_make(pod: &PodPlan) -> Option<String> {
-    if let Err(error) = crate::pod::manifest::render(pod) {
+    if let Err(error) = crate::plan::manifest::render(pod) {
         return Some(format!("{error:#}"));
     }
     // Its kube play learnt a Pod's sysctls later (pull request 17464, February 2023): 4.3 drops them without a word.
@@ -385,7 +385,7 @@ impl Podman {
     /// (the guest sees them): every container at once, named by Podman, which the run then
     /// learns (the infra container by the pod's id, each app as `<pod>-<name>`).
     fn play(&self, pod: &PodPlan) -> Result<()> {
-        let manifest = crate::pod::manifest::render(pod)?;
+        let manifest = crate::plan::manifest::render(pod)?;
         let file = self.run_dir.join(format!("{}.pod.json", pod.name));
         std::fs::write(&file, serde_json::to_string_pretty(&manifest)?)
             .with_context(|| format!("cannot write {}", file.display()))?;

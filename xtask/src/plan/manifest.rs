@@ -138,7 +138,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::pod::{Ports, plan};
+    use crate::plan::{Ports, plan};
 
     fn seed_pod() -> PodPlan {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/seed-pod.json");

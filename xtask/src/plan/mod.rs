@@ -7,8 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use super::Ports;
 use crate::images;
+pub mod manifest;
+mod ports;
+
+pub use ports::Ports;
+
 use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario, Step};
 
 /// The pod: its infra container (which owns the namespaces) and the apps that join them.
