@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cancel;
 mod command;
 mod commands;
 mod host;
 mod images;
-mod interrupt;
 mod lab;
 mod names;
 mod pause_build;

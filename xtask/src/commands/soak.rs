@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use super::test::{EXIT_INTERRUPTED, EXIT_SCENARIO_FAILED};
-use crate::{EXIT_HARNESS_ERROR, command, interrupt, names, pause_build, report};
+use crate::cancel::Cancel;
+use crate::{EXIT_HARNESS_ERROR, command, names, pause_build, report};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -55,7 +56,7 @@ pub fn run(options: Options) -> Result<u8> {
         TestCommand::try_parse_from(std::iter::once("test".to_string()).chain(options.test_options.clone()))
             .map_err(|error| anyhow::anyhow!("the test options: {}", error.to_string().trim_start_matches("error: ")))?
             .options;
-    interrupt::install()?;
+    let cancel = Cancel::on_signals()?;
     let workspace = pause_build::workspace_root();
     let soak_dir = names::artifacts_dir(workspace, &format!("soak-{}", names::run_id()));
     std::fs::create_dir_all(&soak_dir).with_context(|| format!("cannot create {}", soak_dir.display()))?;
@@ -70,13 +71,13 @@ pub fn run(options: Options) -> Result<u8> {
     );
     let mut outcomes = Vec::new();
     for number in 1..=options.runs {
-        if interrupt::interrupted() {
+        if cancel.stop_asked() {
             break;
         }
         let log = soak_dir.join(format!("run-{number}.log"));
         let mut argv = vec![xtask.clone(), "test".to_string()];
         argv.extend(options.test_options.iter().cloned());
-        let output = command::run_logged(&argv, &log, run_deadline)?;
+        let output = command::run_logged(&argv, &log, run_deadline, Cancel::NEVER)?;
         let outcome = read_outcome(&log, output.exit_code, output.duration);
         println!("run {number} of {}: {}", options.runs, describe(&outcome, &log));
         outcomes.push(outcome);
@@ -84,7 +85,7 @@ pub fn run(options: Options) -> Result<u8> {
     print_failures(&outcomes);
     let passed = outcomes.iter().filter(|outcome| outcome.exit_code == Some(0)).count();
     println!("{passed} of {} runs passed ({} asked)", outcomes.len(), options.runs);
-    Ok(exit_code(&outcomes, options.runs))
+    Ok(exit_code(&outcomes, options.runs, cancel))
 }
 
 /// The run's artifacts dir (its last `artifacts:` line) and what its report.json says.
@@ -179,9 +180,9 @@ fn print_failures(outcomes: &[RunOutcome]) {
     println!("\n{}\n", report::markdown_table(&headers, &rows));
 }
 
-fn exit_code(outcomes: &[RunOutcome], asked: usize) -> u8 {
+fn exit_code(outcomes: &[RunOutcome], asked: usize, cancel: Cancel) -> u8 {
     let codes: Vec<Option<i32>> = outcomes.iter().map(|outcome| outcome.exit_code).collect();
-    if interrupt::interrupted() || outcomes.len() < asked || codes.contains(&Some(i32::from(EXIT_INTERRUPTED))) {
+    if cancel.stop_asked() || outcomes.len() < asked || codes.contains(&Some(i32::from(EXIT_INTERRUPTED))) {
         EXIT_INTERRUPTED
     } else if codes.iter().any(|code| !matches!(code, Some(0)) && *code != Some(i32::from(EXIT_SCENARIO_FAILED))) {
         EXIT_HARNESS_ERROR
@@ -222,9 +223,9 @@ mod tests {
         );
         assert!(describe(&outcome, &log).starts_with("FAILED scenarios/restart in 3.0 s"));
         let passed = RunOutcome { exit_code: Some(0), ..read_outcome(&log, Some(0), Duration::ZERO) };
-        assert_eq!(exit_code(&[passed], 1), 0);
-        assert_eq!(exit_code(&[outcome], 1), EXIT_SCENARIO_FAILED);
+        assert_eq!(exit_code(&[passed], 1, Cancel::NEVER), 0);
+        assert_eq!(exit_code(&[outcome], 1, Cancel::NEVER), EXIT_SCENARIO_FAILED);
         let lost = read_outcome(&directory.path().join("no-such.log"), Some(2), Duration::ZERO);
-        assert_eq!(exit_code(&[lost], 1), EXIT_HARNESS_ERROR);
+        assert_eq!(exit_code(&[lost], 1, Cancel::NEVER), EXIT_HARNESS_ERROR);
     }
 }
