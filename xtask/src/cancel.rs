@@ -95,4 +95,31 @@ mod tests {
         Cancel::NEVER.stop();
         assert!(!Cancel::NEVER.may_cut_short() && !Cancel::NEVER.stop_asked() && Cancel::NEVER.check().is_ok());
     }
+
+    /// What the module promises: the signals that ask a run to stop are caught here alone, so
+    /// that whether to stop is read only through a token. Tests may handle their own.
+    #[test]
+    fn only_this_module_catches_signals() {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        let mut folders = vec![source];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|extension| extension != "rs") || path.ends_with("src/cancel.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+                if production.contains("sigaction(") || production.contains("SigHandler::") {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "these catch signals outside crate::cancel: {offenders:?}");
+    }
 }
