@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::interrupt;
+use crate::cancel::Cancel;
 
 /// What a finished command did.
 #[derive(Clone, Debug)]
@@ -63,20 +63,15 @@ pub fn last_lines(text: &str, count: usize) -> String {
 
 /// Runs `argv` with no stdin, in its own process group (so a Ctrl-C on the terminal reaches
 /// only the harness, which then stops the command itself), killed after `timeout` or as
-/// soon as the run is interrupted.
-pub fn run(argv: &[String], timeout: Duration) -> Result<Output> {
-    run_with(argv, Input::Nothing, timeout, Interruptible::Yes)
-}
-
-/// Like `run`, but an interrupted run does not stop it: for the cleanup that must still
-/// happen after Ctrl-C (removing containers, stopping the daemon, deleting the bridge).
-pub fn run_even_if_interrupted(argv: &[String], timeout: Duration) -> Result<Output> {
-    run_with(argv, Input::Nothing, timeout, Interruptible::No)
+/// soon as `cancel` says the run was asked to stop (never, for `Cancel::NEVER`: the cleanup
+/// that must still happen after Ctrl-C, removing containers, stopping the daemon, deleting the bridge).
+pub fn run(argv: &[String], timeout: Duration, cancel: Cancel) -> Result<Output> {
+    run_with(argv, Input::Nothing, timeout, cancel)
 }
 
 /// Like `run`, with `input` on the command's stdin.
-pub fn run_fed(argv: &[String], input: Input, timeout: Duration) -> Result<Output> {
-    run_with(argv, input, timeout, Interruptible::Yes)
+pub fn run_fed(argv: &[String], input: Input, timeout: Duration, cancel: Cancel) -> Result<Output> {
+    run_with(argv, input, timeout, cancel)
 }
 
 /// What a command reads on stdin.
@@ -87,16 +82,7 @@ pub enum Input {
     Terminal,
 }
 
-/// What may end a wait before its deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interruptible {
-    /// Ctrl-C, SIGTERM or SIGHUP end it (see `interrupt`).
-    Yes,
-    /// Only the deadline: cleanup that must happen even after Ctrl-C.
-    No,
-}
-
-fn run_with(argv: &[String], input: Input, timeout: Duration, interruptible: Interruptible) -> Result<Output> {
+fn run_with(argv: &[String], input: Input, timeout: Duration, cancel: Cancel) -> Result<Output> {
     let (program, arguments) = argv.split_first().context("an empty command")?;
     let started = Instant::now();
     let stdin = match input {
@@ -118,7 +104,7 @@ fn run_with(argv: &[String], input: Input, timeout: Duration, interruptible: Int
     };
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
-    let status = wait_with_deadline(&mut child, started + timeout, interruptible);
+    let status = wait_with_deadline(&mut child, started + timeout, cancel);
     let (stdout, stderr) = (join(stdout), String::from_utf8_lossy(&join(stderr)).into_owned());
     if let Some(writer) = writer {
         // A command that exits without reading all its input is not an error here.
@@ -145,13 +131,13 @@ fn run_with(argv: &[String], input: Input, timeout: Duration, interruptible: Int
 /// Runs `argv` in the harness's terminal: it reads the harness's stdin and writes to its
 /// stdout and stderr (a `cargo build` whose progress the user sees, an interactive shell),
 /// in the harness's process group, so a Ctrl-C typed there reaches it too. `environment` is
-/// added to the harness's own. Killed at `timeout`, or, if `interruptible`, when the run is
-/// interrupted (a shell the user types Ctrl-C in is not: it ends when the user ends it).
+/// added to the harness's own. Killed at `timeout`, or when `cancel` says the run was asked to
+/// stop (a shell the user types Ctrl-C in is handed `Cancel::NEVER`: it ends when the user ends it).
 pub fn run_in_view(
     argv: &[String],
     environment: &[(String, String)],
     timeout: Duration,
-    interruptible: Interruptible,
+    cancel: Cancel,
 ) -> Result<Output> {
     let (program, arguments) = argv.split_first().context("an empty command")?;
     let started = Instant::now();
@@ -160,33 +146,26 @@ pub fn run_in_view(
         .envs(environment.iter().map(|(name, value)| (name, value)))
         .spawn()
         .with_context(|| format!("cannot run {program}: is it installed? (cargo xtask doctor)"))?;
-    wait_elsewhere(argv, &mut child, started, timeout, interruptible)
+    wait_elsewhere(argv, &mut child, started, timeout, cancel)
 }
 
-/// Runs `argv` with its stdout and stderr into `log`, in the harness's process group (so a
-/// Ctrl-C typed in the terminal reaches it too, and it cleans up after itself), killed only at
-/// `timeout`: for a whole run of the harness that `cargo xtask soak` starts.
-pub fn run_logged(argv: &[String], log: &Path, timeout: Duration) -> Result<Output> {
-    run_logged_with(argv, log, timeout, Interruptible::No)
-}
-
-/// Like `run_logged`, but in a process group of its own, killed whole (its compilers too) at
-/// `timeout` or as soon as the run is interrupted: a long build step whose output is kept.
-pub fn run_logged_interruptible(argv: &[String], log: &Path, timeout: Duration) -> Result<Output> {
-    run_logged_with(argv, log, timeout, Interruptible::Yes)
-}
-
-fn run_logged_with(argv: &[String], log: &Path, timeout: Duration, interruptible: Interruptible) -> Result<Output> {
+/// Runs `argv` with its stdout and stderr into `log`. With `Cancel::NEVER`, in the harness's
+/// process group (so a Ctrl-C typed in the terminal reaches it too, and it cleans up after
+/// itself), killed only at `timeout`: for a whole run of the harness that `cargo xtask soak`
+/// starts. With a token that may cut it short, in a process group of its own, killed whole (its
+/// compilers too) at `timeout` or as soon as the run is asked to stop: a long build step whose
+/// output is kept.
+pub fn run_logged(argv: &[String], log: &Path, timeout: Duration, cancel: Cancel) -> Result<Output> {
     let (program, arguments) = argv.split_first().context("an empty command")?;
     let started = Instant::now();
     let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut command = Command::new(program);
     command.args(arguments).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
-    if interruptible == Interruptible::Yes {
+    if cancel.may_cut_short() {
         command.process_group(0);
     }
     let mut child = command.spawn().with_context(|| format!("cannot run {program}"))?;
-    wait_elsewhere(argv, &mut child, started, timeout, interruptible)
+    wait_elsewhere(argv, &mut child, started, timeout, cancel)
 }
 
 /// Waits for a command whose output goes elsewhere (a terminal, a log): its `Output` holds
@@ -196,9 +175,9 @@ fn wait_elsewhere(
     child: &mut Child,
     started: Instant,
     timeout: Duration,
-    interruptible: Interruptible,
+    cancel: Cancel,
 ) -> Result<Output> {
-    let status = wait_with_deadline(child, started + timeout, interruptible)
+    let status = wait_with_deadline(child, started + timeout, cancel)
         .with_context(|| format!("`{}` stopped early", argv.join(" ")))?;
     Ok(Output {
         argv: argv.to_vec(),
@@ -318,11 +297,7 @@ impl Drop for DaemonThread {
     }
 }
 
-fn wait_with_deadline(
-    child: &mut Child,
-    deadline: Instant,
-    interruptible: Interruptible,
-) -> Result<std::process::ExitStatus> {
+fn wait_with_deadline(child: &mut Child, deadline: Instant, cancel: Cancel) -> Result<std::process::ExitStatus> {
     // Woken by the child's exit itself: no polling interval, which matters in the guest,
     // where every wake-up is emulated and takes CPU from the commands being measured.
     let pidfd = pid1::pidfd::open(Pid::from_raw(child.id() as i32))?;
@@ -330,7 +305,7 @@ fn wait_with_deadline(
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        let problem = if interruptible == Interruptible::Yes && interrupt::interrupted() {
+        let problem = if cancel.stop_asked() {
             Some("interrupted".to_string())
         } else if Instant::now() >= deadline {
             Some("timed out".to_string())
@@ -345,9 +320,9 @@ fn wait_with_deadline(
             let _ = child.wait();
             bail!("{problem}");
         }
-        // An interruptible wait looks at the Ctrl-C flag ten times a second.
+        // A wait that a Ctrl-C may cut short looks at the run's flag ten times a second.
         let mut slice = deadline.saturating_duration_since(Instant::now());
-        if interruptible == Interruptible::Yes {
+        if cancel.may_cut_short() {
             slice = slice.min(Duration::from_millis(100));
         }
         pid1::pidfd::exited_within(&pidfd, slice)?;
@@ -429,7 +404,9 @@ mod tests {
 
     #[test]
     fn keeps_stdout_stderr_and_exit_code_apart() {
-        let output = run(&argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10)).unwrap();
+        let output =
+            run(&argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10), Cancel::NEVER)
+                .unwrap();
         assert_eq!((output.stdout_text().as_str(), output.stderr.as_str()), ("out\n", "err\n"));
         assert_eq!((output.exit_code, output.signal), (Some(3), None));
         assert_eq!(output.ending(), "exit code 3");
@@ -437,14 +414,15 @@ mod tests {
 
     #[test]
     fn reports_a_signal() {
-        let output = run(&argv(&["sh", "-c", "kill -TERM $$"]), Duration::from_secs(10)).unwrap();
+        let output = run(&argv(&["sh", "-c", "kill -TERM $$"]), Duration::from_secs(10), Cancel::NEVER).unwrap();
         assert_eq!((output.exit_code, output.signal), (None, Some(15)));
     }
 
     #[test]
     fn a_hung_command_is_killed_at_its_deadline_with_its_last_output() {
         let started = Instant::now();
-        let error = run(&argv(&["sh", "-c", "echo almost there; sleep 30"]), Duration::from_millis(300)).unwrap_err();
+        let error = run(&argv(&["sh", "-c", "echo almost there; sleep 30"]), Duration::from_millis(300), Cancel::NEVER)
+            .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
         let message = format!("{error:#}");
         assert!(message.contains("stopped early; its last output:\nalmost there"), "{message}");
@@ -452,8 +430,18 @@ mod tests {
     }
 
     #[test]
+    fn a_command_is_killed_once_its_run_is_asked_to_stop() {
+        let cancel = Cancel::of_its_own();
+        cancel.stop();
+        let started = Instant::now();
+        let error = run(&argv(&["sleep", "30"]), Duration::from_secs(30), cancel).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(format!("{error:#}").ends_with("interrupted"), "{error:#}");
+    }
+
+    #[test]
     fn a_missing_program_says_what_to_do() {
-        let error = run(&argv(&["/no/such/program"]), Duration::from_secs(1)).unwrap_err();
+        let error = run(&argv(&["/no/such/program"]), Duration::from_secs(1), Cancel::NEVER).unwrap_err();
         assert!(error.to_string().contains("cargo xtask doctor"));
     }
 

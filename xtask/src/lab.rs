@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use crate::cancel::Cancel;
 use crate::host::local::LocalHost;
 use crate::host::vm::{BootPlan, VmHost, VmOptions};
 use crate::host::{Host, Placement};
@@ -100,6 +101,8 @@ pub struct Lab {
     images: Vec<Import>,
     /// Where the image tars are, and where the on-demand ones are built.
     cache_dir: PathBuf,
+    /// The run's: an on-demand image's build stops at a Ctrl-C.
+    cancel: Cancel,
 }
 
 struct Import {
@@ -119,6 +122,8 @@ pub struct LabPlan<'a> {
     pub interactive: bool,
     pub run_id: &'a str,
     pub run_dir: &'a Path,
+    /// The run's: a Ctrl-C cuts the lab's start and its pods' work short.
+    pub cancel: Cancel,
 }
 
 impl Lab {
@@ -127,7 +132,7 @@ impl Lab {
     pub fn start(plan: &LabPlan, progress: &Progress) -> Result<Lab> {
         let pause = match plan.pause_bin {
             Some(pause) => pause.clone(),
-            None => PauseCommand::ours()?,
+            None => PauseCommand::ours(plan.cancel)?,
         };
         let images_started = Instant::now();
         let cache_dir = names::cache_dir(pause_build::workspace_root());
@@ -135,13 +140,13 @@ impl Lab {
         progress.done("image tars ready", images_started);
         let runtime_kind = plan.choice.runtime();
         let host = start_host(plan, runtime_kind, progress)?;
-        let identity = RunIdentity { run_id: plan.run_id, run_dir: plan.run_dir };
+        let identity = RunIdentity { run_id: plan.run_id, run_dir: plan.run_dir, cancel: plan.cancel };
         let runtime = runtime_kind.start(host, &identity, progress)?;
         let built =
             image_tars.into_iter().map(|tar| Import { name: tar.name, tar: Some(tar), outcome: Mutex::default() });
         let on_demand = images::ON_DEMAND.map(|name| Import { name, tar: None, outcome: Mutex::default() });
         let images = built.chain(on_demand).collect();
-        Ok(Lab { runtime, pause, images, cache_dir })
+        Ok(Lab { runtime, pause, images, cache_dir, cancel: plan.cancel })
     }
 
     /// Imports those of `names` that the runtime does not have yet, side by side (the small
@@ -165,7 +170,8 @@ impl Lab {
             Some(tar) => tar,
             None => {
                 let started = Instant::now();
-                built = images::build_on_demand(import.name, &self.cache_dir).map_err(|error| format!("{error:#}"))?;
+                built = images::build_on_demand(import.name, &self.cache_dir, self.cancel)
+                    .map_err(|error| format!("{error:#}"))?;
                 progress.done(&format!("image tar of {} ready", import.name), started);
                 &built
             }
@@ -213,6 +219,7 @@ pub fn start_host(plan: &LabPlan, runtime: &'static RuntimeKind, progress: &Prog
                 read_ahead: &read_ahead,
                 interactive: plan.interactive,
                 run_dir: plan.run_dir,
+                cancel: plan.cancel,
             };
             Ok(Box::new(VmHost::boot(&boot, progress)?))
         }

@@ -1,11 +1,11 @@
 //! podlab's harness as a library: every module of `cargo xtask`, so that `main.rs` only parses
 //! and dispatches, and the harness's own tests (`xtask/tests/`) use the same names and types.
 
+mod cancel;
 mod command;
 pub mod commands;
 pub mod host;
 mod images;
-mod interrupt;
 mod lab;
 pub mod names;
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::command::{self, Interruptible};
+use crate::cancel::Cancel;
+use crate::command;
 
 /// A pause binary and the arguments its image starts it with (`/usr/bin/catatonit -P`), as
 /// `--pause-bin` gives them: the first word a file, the others its arguments.
@@ -30,8 +31,8 @@ impl PauseCommand {
     }
 
     /// The workspace's pause, built once per run.
-    pub fn ours() -> Result<PauseCommand> {
-        Ok(PauseCommand { binary: build_release()?, arguments: Vec::new() })
+    pub fn ours(cancel: Cancel) -> Result<PauseCommand> {
+        Ok(PauseCommand { binary: build_release(cancel)?, arguments: Vec::new() })
     }
 }
 
@@ -57,23 +58,23 @@ pub fn workspace_root() -> &'static Path {
 
 /// Runs `cargo build --release -p pause` once per run and returns the binary's path: the
 /// pod's pause, the guest's init and each boot of the bench are the same binary.
-pub fn build_release() -> Result<PathBuf> {
+pub fn build_release(cancel: Cancel) -> Result<PathBuf> {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     if let Some(binary) = BUILT.get() {
         return Ok(binary.clone());
     }
-    let binary = build()?;
+    let binary = build(cancel)?;
     Ok(BUILT.get_or_init(|| binary).clone())
 }
 
-fn build() -> Result<PathBuf> {
+fn build(cancel: Cancel) -> Result<PathBuf> {
     let started = Instant::now();
     eprintln!("building pause (cargo build --release -p pause)...");
     // `cargo xtask` runs under cargo, which says where its own binary is.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let manifest = workspace_root().join("Cargo.toml").display().to_string();
     let build = command::argv(&[&cargo, "build", "--release", "--package", "pause", "--manifest-path", &manifest]);
-    let built = command::run_in_view(&build, &[], BUILD_TIMEOUT, Interruptible::Yes)?;
+    let built = command::run_in_view(&build, &[], BUILD_TIMEOUT, cancel)?;
     if !built.success() {
         bail!("cargo build --release -p pause failed ({}): see cargo's output above", built.ending());
     }

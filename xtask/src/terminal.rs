@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
+use crate::cancel::Cancel;
 use crate::command;
 
 /// (rows, columns), as `stty size` reports them for the harness's stdin.
-pub fn size() -> Option<(u16, u16)> {
+pub fn size(cancel: Cancel) -> Option<(u16, u16)> {
     let stty = command::argv(&["stty", "size"]);
-    let output = command::run_fed(&stty, command::Input::Terminal, Duration::from_secs(10)).ok()?;
+    let output = command::run_fed(&stty, command::Input::Terminal, Duration::from_secs(10), cancel).ok()?;
     let text = output.stdout_text();
     let mut numbers = text.split_whitespace().filter_map(|word| word.parse().ok());
     // A terminal that was never given a size (a fresh pty) says `0 0`: no size at all.

@@ -14,8 +14,7 @@ use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Endpoint;
 
-use crate::command::Interruptible;
-use crate::interrupt;
+use crate::cancel::Cancel;
 
 /// A unary call: `method` is the full path, `/runtime.v1.RuntimeService/Version`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,35 +46,34 @@ pub enum Reply {
 pub const NOT_FOUND: i32 = 5;
 
 /// Makes `call` on this machine. A connection is made per call (a few milliseconds on a unix
-/// socket); an interruptible call ends within 0.1 s of Ctrl-C.
-pub fn send(call: &Call, timeout: Duration, interruptible: Interruptible) -> Result<Reply> {
-    if interruptible == Interruptible::Yes {
-        interrupt::check()?;
-    }
+/// socket); unless `cancel` is `Cancel::NEVER`, the call ends within 0.1 s of Ctrl-C.
+pub fn send(call: &Call, timeout: Duration, cancel: Cancel) -> Result<Reply> {
+    cancel.check()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .context("cannot start tokio for a gRPC call")?;
-    runtime.block_on(async {
-        let watched = async {
-            tokio::select! {
-                reply = tokio::time::timeout(timeout, exchange(call)) => reply
-                    .map_err(|_| anyhow!("no answer within {} s", timeout.as_secs_f64()))?,
-                () = interrupted(interruptible) => Err(anyhow!("interrupted (Ctrl-C, SIGTERM or SIGHUP): cleaning up")),
-            }
-        };
-        watched.await
-    })
-    .with_context(|| format!("gRPC call {}", call.describe()))
+    runtime
+        .block_on(async {
+            let watched = async {
+                tokio::select! {
+                    reply = tokio::time::timeout(timeout, exchange(call)) => reply
+                        .map_err(|_| anyhow!("no answer within {} s", timeout.as_secs_f64()))?,
+                    () = stop_asked(cancel) => Err(anyhow!("interrupted (Ctrl-C, SIGTERM or SIGHUP): cleaning up")),
+                }
+            };
+            watched.await
+        })
+        .with_context(|| format!("gRPC call {}", call.describe()))
 }
 
-/// Never resolves for a call that Ctrl-C may not stop; else once the run is interrupted.
-async fn interrupted(interruptible: Interruptible) {
-    if interruptible == Interruptible::No {
+/// Never resolves for a call that Ctrl-C may not stop; else once the run was asked to stop.
+async fn stop_asked(cancel: Cancel) {
+    if !cancel.may_cut_short() {
         return std::future::pending().await;
     }
-    while !interrupt::interrupted() {
+    while !cancel.stop_asked() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::command::Interruptible;
-use crate::interrupt;
+use crate::cancel::Cancel;
 
 /// `METHOD path` to the server on `socket`, with a JSON body if given.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,20 +48,15 @@ pub struct Response {
 
 /// Sends `request` on this machine and reads the whole answer. HTTP/1.0, so the server sends
 /// the body plainly (no chunks; an exec's output as a raw stream) and closes the connection
-/// after it. An interruptible wait ends within 0.1 s of Ctrl-C.
-pub fn send(request: &Request, timeout: Duration, interruptible: Interruptible) -> Result<Response> {
-    send_until(request, timeout, interruptible, &AtomicBool::new(false))
+/// after it. Unless `cancel` is `Cancel::NEVER`, the wait ends within 0.1 s of Ctrl-C.
+pub fn send(request: &Request, timeout: Duration, cancel: Cancel) -> Result<Response> {
+    send_until(request, timeout, cancel, &AtomicBool::new(false))
 }
 
 /// Like `send`, but stops reading within 0.1 s of `stop` becoming true, and returns what came
 /// until then (`cut_short`): for a stream the server may never close (dockerd's exec stream,
 /// when the exec's container exits under it).
-pub fn send_until(
-    request: &Request,
-    timeout: Duration,
-    interruptible: Interruptible,
-    stop: &AtomicBool,
-) -> Result<Response> {
+pub fn send_until(request: &Request, timeout: Duration, cancel: Cancel, stop: &AtomicBool) -> Result<Response> {
     let Request { socket, method, path, body } = request;
     let deadline = Instant::now() + timeout;
     let mut stream =
@@ -87,9 +81,7 @@ pub fn send_until(
             Err(error)
                 if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
             {
-                if interruptible == Interruptible::Yes {
-                    interrupt::check()?;
-                }
+                cancel.check()?;
                 if Instant::now() > deadline {
                     bail!("no whole answer to {method} {path} within {timeout:?}");
                 }
@@ -151,18 +143,17 @@ mod tests {
             String::from_utf8_lossy(&seen[..count]).into_owned()
         });
         let request = Request::new(&socket, "POST", "/containers/create?name=x", Some("{}".to_string()));
-        let response = send(&request, Duration::from_secs(5), Interruptible::No).unwrap();
+        let response = send(&request, Duration::from_secs(5), Cancel::NEVER).unwrap();
         assert_eq!((response.status, response.body.as_slice()), (201, b"{\"Id\":\"abc\"}".as_slice()));
         let started = Instant::now();
-        let error = send(&Request::get(&socket, "/_ping"), Duration::from_millis(300), Interruptible::No).unwrap_err();
+        let error = send(&Request::get(&socket, "/_ping"), Duration::from_millis(300), Cancel::NEVER).unwrap_err();
         assert!(error.to_string().contains("no whole answer to GET /_ping"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(2));
         // A stream that never ends, read until the caller says stop: what came is kept.
         let stop = AtomicBool::new(false);
         let stopped = std::thread::scope(|scope| {
-            let reader = scope.spawn(|| {
-                send_until(&Request::get(&socket, "/stream"), Duration::from_secs(30), Interruptible::No, &stop)
-            });
+            let reader = scope
+                .spawn(|| send_until(&Request::get(&socket, "/stream"), Duration::from_secs(30), Cancel::NEVER, &stop));
             std::thread::sleep(Duration::from_millis(300));
             stop.store(true, Ordering::SeqCst);
             reader.join().unwrap().unwrap()

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 use pid1::{Family, Launch, launch, proc};
 
+use crate::cancel::Cancel;
 use crate::host::Placement;
 use crate::host::vm::VmOptions;
 use crate::lab::{Choice, LabPlan};
@@ -82,7 +83,7 @@ fn measure_pauses(options: &Options, sizes: Sizes) -> Result<()> {
         .map_err(|reason| anyhow!("{reason}\nrun the bench as root, or enable unprivileged user namespaces"))?;
     let ours = match &options.pause_bin {
         Some(pause) => pause.clone(),
-        None => PauseCommand::ours()?,
+        None => PauseCommand::ours(Cancel::NEVER)?,
     };
 
     let mut rows = Vec::new();
@@ -139,10 +140,18 @@ fn measure_vm_boots(boots: usize, runtime: &'static RuntimeKind) -> Result<()> {
         let run_id = format!("{}-boot-{boot}", names::run_id());
         let run_dir = names::artifacts_dir(workspace, &run_id);
         std::fs::create_dir_all(&run_dir)?;
-        let plan = LabPlan { choice: &choice, pause_bin: None, interactive: false, run_id: &run_id, run_dir: &run_dir };
+        // bench leaves Ctrl-C to kill it (with its guest, by PDEATHSIG): nothing here is cut short.
+        let plan = LabPlan {
+            choice: &choice,
+            pause_bin: None,
+            interactive: false,
+            run_id: &run_id,
+            run_dir: &run_dir,
+            cancel: Cancel::NEVER,
+        };
         let started = Instant::now();
         let host = crate::lab::start_host(&plan, choice.runtime(), &progress)?;
-        let identity = RunIdentity { run_id: &run_id, run_dir: &run_dir };
+        let identity = RunIdentity { run_id: &run_id, run_dir: &run_dir, cancel: Cancel::NEVER };
         let mut runtime = choice.runtime().start(host, &identity, &progress)?;
         let start_to_ready = started.elapsed();
         let ready_uptime = runtime.host().uptime()?;

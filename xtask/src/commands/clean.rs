@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use nix::sys::signal::{Signal, kill};
 
+use crate::cancel::Cancel;
 use crate::command::{self, argv};
 use crate::runtime::machine::{self, CNI_CACHE, cgroup_roots, remove_cgroups, unmount_everything_under};
 use crate::{names, pause_build};
@@ -63,7 +64,7 @@ pub fn run() -> Result<()> {
             continue;
         }
         let delete = argv(&["ip", "link", "delete", &bridge]);
-        if command::run_even_if_interrupted(&delete, Duration::from_secs(10)).is_ok_and(|output| output.success()) {
+        if command::run(&delete, Duration::from_secs(10), Cancel::NEVER).is_ok_and(|output| output.success()) {
             removed.push(format!("bridge {bridge}"));
         }
     }

@@ -13,9 +13,10 @@ use serde_json::json;
 
 use super::soak::{RunOutcome, describe, failure_of, read_outcome};
 use super::test::{EXIT_INTERRUPTED, EXIT_SCENARIO_FAILED};
+use crate::cancel::Cancel;
 use crate::lab::Choice;
 use crate::pause_build::PauseCommand;
-use crate::{EXIT_HARNESS_ERROR, command, interrupt, names, pause_build, report};
+use crate::{EXIT_HARNESS_ERROR, command, names, pause_build, report};
 
 /// Where Debian's catatonit is: what Podman runs as its infra container, `-P` its pause mode.
 const CATATONIT: &str = "/usr/bin/catatonit";
@@ -52,12 +53,12 @@ struct Column {
 }
 
 pub fn run(options: Options) -> Result<u8> {
-    interrupt::install()?;
+    let cancel = Cancel::on_signals()?;
     let workspace = pause_build::workspace_root();
     let compare_id = names::run_id();
     let compare_dir = names::artifacts_dir(workspace, &format!("compare-{compare_id}"));
     std::fs::create_dir_all(&compare_dir).with_context(|| format!("cannot create {}", compare_dir.display()))?;
-    let mut columns = vec![Column { label: "podlab pause".into(), pause: PauseCommand::ours()?, outcome: None }];
+    let mut columns = vec![Column { label: "podlab pause".into(), pause: PauseCommand::ours(cancel)?, outcome: None }];
     if !options.no_references {
         columns.extend(references(&compare_dir)?);
     }
@@ -75,7 +76,7 @@ pub fn run(options: Options) -> Result<u8> {
     );
     let total = columns.len();
     for (index, column) in columns.iter_mut().enumerate() {
-        if interrupt::interrupted() {
+        if cancel.stop_asked() {
             break;
         }
         let log = compare_dir.join(format!("{}.log", index + 1));
@@ -85,7 +86,7 @@ pub fn run(options: Options) -> Result<u8> {
         argv.extend(["--pause-bin".into(), column.pause.to_string()]);
         argv.extend(options.choice.arguments());
         argv.extend(options.filter.clone());
-        let output = command::run_logged(&argv, &log, RUN_DEADLINE)?;
+        let output = command::run_logged(&argv, &log, RUN_DEADLINE, Cancel::NEVER)?;
         let outcome = read_outcome(&names::artifacts_dir(workspace, &run_id), &log, output.exit_code, output.duration);
         println!("{} of {total}, {}: {}", index + 1, column.label, describe(&outcome, &log));
         column.outcome = Some(outcome);
@@ -97,7 +98,7 @@ pub fn run(options: Options) -> Result<u8> {
     let json = serde_json::to_string_pretty(&matrix.json)?;
     std::fs::write(compare_dir.join("matrix.json"), json + "\n")?;
     println!("matrix: {}", compare_dir.join("matrix.md").display());
-    Ok(exit_code(&columns))
+    Ok(exit_code(&columns, cancel))
 }
 
 /// The pause.c-like reference, built with gcc from the workspace's C source, and catatonit
@@ -107,7 +108,12 @@ fn references(compare_dir: &Path) -> Result<Vec<Column>> {
     let binary = compare_dir.join("pause-c-like");
     let gcc =
         command::argv(&["gcc", "-Os", "-static", "-o", &binary.display().to_string(), &source.display().to_string()]);
-    let built = command::run_logged(&gcc, &compare_dir.join("pause-c-like.build.log"), Duration::from_secs(120))?;
+    let built = command::run_logged(
+        &gcc,
+        &compare_dir.join("pause-c-like.build.log"),
+        Duration::from_secs(120),
+        Cancel::NEVER,
+    )?;
     if built.exit_code != Some(0) {
         bail!(
             "gcc could not build {}: is libc6-dev installed? (see pause-c-like.build.log in {})",
@@ -205,10 +211,10 @@ fn brief(failure: &str) -> String {
     if text.chars().count() <= 160 { text } else { format!("{}...", text.chars().take(157).collect::<String>()) }
 }
 
-fn exit_code(columns: &[Column]) -> u8 {
+fn exit_code(columns: &[Column], cancel: Cancel) -> u8 {
     let codes: Vec<Option<i32>> =
         columns.iter().map(|column| column.outcome.as_ref().and_then(|outcome| outcome.exit_code)).collect();
-    if interrupt::interrupted() || codes.contains(&Some(i32::from(EXIT_INTERRUPTED))) {
+    if cancel.stop_asked() || codes.contains(&Some(i32::from(EXIT_INTERRUPTED))) {
         EXIT_INTERRUPTED
     } else if codes.iter().all(|code| matches!(code, Some(0)) || *code == Some(i32::from(EXIT_SCENARIO_FAILED))) {
         0

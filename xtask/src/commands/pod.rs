@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cancel::Cancel;
 use crate::lab::{self, Choice, Lab, LabPlan};
 use crate::pause_build::PauseCommand;
 use crate::plan;
 use crate::pod::Pod;
 use crate::progress::Progress;
-use crate::{interrupt, names, pause_build, scenario};
+use crate::{names, pause_build, scenario};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -32,7 +33,7 @@ pub struct Options {
 }
 
 pub fn run(options: Options) -> Result<()> {
-    interrupt::install()?;
+    let cancel = Cancel::on_signals()?;
     let workspace = pause_build::workspace_root();
     let file = if options.ghost { "seed-pod-ghost.json" } else { "seed-pod.json" };
     let seed = scenario::load_all(&workspace.join("scenarios"))?
@@ -54,11 +55,12 @@ pub fn run(options: Options) -> Result<()> {
         interactive: true,
         run_id: &run_id,
         run_dir: &run_dir,
+        cancel,
     };
     let mut lab = Lab::start(&lab_plan, &progress)?;
     let mut started = Instant::now();
     let mut seed_pod = Pod::new(lab.runtime.as_ref(), &plan);
-    let made = lab.import(&plan.images(), &progress).and_then(|()| seed_pod.start());
+    let made = lab.import(&plan.images(), &progress).and_then(|()| seed_pod.start(cancel));
     // A guest whose kernel locked up failed beneath the pod, not the pod: once, as `test`
     // does, a new guest is booted and the pod made again.
     if let Some(failure) = lab.runtime.host().machine_failed() {
@@ -72,7 +74,7 @@ pub fn run(options: Options) -> Result<()> {
         started = Instant::now();
         lab.import(&plan.images(), &progress)?;
         seed_pod = Pod::new(lab.runtime.as_ref(), &plan);
-        seed_pod.start()?;
+        seed_pod.start(cancel)?;
     } else {
         made?;
     }

@@ -11,8 +11,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use super::test::{EXIT_INTERRUPTED, EXIT_SCENARIO_FAILED};
+use crate::cancel::Cancel;
 use crate::report::{self, RunReport, ScenarioReport, Skipped};
-use crate::{EXIT_HARNESS_ERROR, command, interrupt, names, pause_build};
+use crate::{EXIT_HARNESS_ERROR, command, names, pause_build};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -77,7 +78,7 @@ pub fn run(options: Options) -> Result<u8> {
     if test_options.run_id.is_some() {
         bail!("the test options: soak chooses each run's id, leave --run-id out");
     }
-    interrupt::install()?;
+    let cancel = Cancel::on_signals()?;
     let workspace = pause_build::workspace_root();
     let soak_id = names::run_id();
     let soak_dir = names::artifacts_dir(workspace, &format!("soak-{soak_id}"));
@@ -93,7 +94,7 @@ pub fn run(options: Options) -> Result<u8> {
     );
     let mut outcomes = Vec::new();
     for number in 1..=options.runs {
-        if interrupt::interrupted() {
+        if cancel.stop_asked() {
             break;
         }
         let log = soak_dir.join(format!("run-{number}.log"));
@@ -102,7 +103,7 @@ pub fn run(options: Options) -> Result<u8> {
         // First, so that it stays an option whatever the test options end with (`--`, a filter).
         let mut argv = vec![xtask.clone(), "test".to_string(), "--run-id".to_string(), run_id.clone()];
         argv.extend(options.test_options.iter().cloned());
-        let output = command::run_logged(&argv, &log, run_deadline)?;
+        let output = command::run_logged(&argv, &log, run_deadline, Cancel::NEVER)?;
         let outcome = read_outcome(&names::artifacts_dir(workspace, &run_id), &log, output.exit_code, output.duration);
         println!("run {number} of {}: {}", options.runs, describe(&outcome, &log));
         outcomes.push(outcome);
@@ -110,7 +111,7 @@ pub fn run(options: Options) -> Result<u8> {
     print_failures(&outcomes);
     let passed = outcomes.iter().filter(|outcome| outcome.exit_code == Some(0)).count();
     println!("{passed} of {} runs passed ({} asked)", outcomes.len(), options.runs);
-    Ok(exit_code(&outcomes, options.runs))
+    Ok(exit_code(&outcomes, options.runs, cancel))
 }
 
 /// What a run that was given the folder `run_dir` left there (its report.json), and, if it left
@@ -180,9 +181,9 @@ fn print_failures(outcomes: &[RunOutcome]) {
     println!("\n{}\n", report::markdown_table(&headers, &rows));
 }
 
-fn exit_code(outcomes: &[RunOutcome], asked: usize) -> u8 {
+fn exit_code(outcomes: &[RunOutcome], asked: usize, cancel: Cancel) -> u8 {
     let codes: Vec<Option<i32>> = outcomes.iter().map(|outcome| outcome.exit_code).collect();
-    if interrupt::interrupted() || outcomes.len() < asked || codes.contains(&Some(i32::from(EXIT_INTERRUPTED))) {
+    if cancel.stop_asked() || outcomes.len() < asked || codes.contains(&Some(i32::from(EXIT_INTERRUPTED))) {
         EXIT_INTERRUPTED
     } else if codes.iter().any(|code| !matches!(code, Some(0)) && *code != Some(i32::from(EXIT_SCENARIO_FAILED))) {
         EXIT_HARNESS_ERROR
@@ -243,8 +244,8 @@ mod tests {
         assert_eq!(outcome.skipped(), written.skipped.as_slice());
         assert_eq!(describe(&outcome, &log), format!("FAILED scenarios/restart in 3.0 s ({})", run_dir.display()));
         let passed = RunOutcome { exit_code: Some(0), ..read_outcome(&run_dir, &log, Some(0), Duration::ZERO) };
-        assert_eq!(exit_code(&[passed], 1), 0);
-        assert_eq!(exit_code(&[outcome], 1), EXIT_SCENARIO_FAILED);
+        assert_eq!(exit_code(&[passed], 1, Cancel::NEVER), 0);
+        assert_eq!(exit_code(&[outcome], 1, Cancel::NEVER), EXIT_SCENARIO_FAILED);
 
         let lost = read_outcome(&directory.path().join("no-such-run"), &log, Some(2), Duration::ZERO);
         assert_eq!(lost.artifacts, None);
@@ -255,7 +256,7 @@ mod tests {
                 log.display()
             )
         );
-        assert_eq!(exit_code(&[lost], 1), EXIT_HARNESS_ERROR);
+        assert_eq!(exit_code(&[lost], 1, Cancel::NEVER), EXIT_HARNESS_ERROR);
     }
 
     #[test]

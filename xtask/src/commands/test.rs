@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use libtest_mimic::{Failed, Trial};
 
+use crate::cancel::Cancel;
 use crate::command::DaemonThread;
 use crate::lab::{self, Choice, Lab, LabPlan};
 use crate::pause_build::PauseCommand;
@@ -23,7 +24,7 @@ use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
 use crate::runtime::scoped::Scoped;
 use crate::scenario::{self, Scenario, Step};
 use crate::side_by_side::lock;
-use crate::{EXIT_HARNESS_ERROR, interrupt, names, pause_build, runner};
+use crate::{EXIT_HARNESS_ERROR, names, pause_build, runner};
 
 pub const EXIT_SCENARIO_FAILED: u8 = 101;
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -111,6 +112,8 @@ struct Run {
     /// Where labs start: what they start must outlive the trial that asked.
     daemons: DaemonThread,
     reports: Mutex<Vec<ScenarioReport>>,
+    /// The run's: Ctrl-C, SIGTERM, SIGHUP or the run's deadline.
+    cancel: Cancel,
 }
 
 /// The run's lab, and those whose host failed beneath a pod (their guests killed, the rest
@@ -124,7 +127,7 @@ struct Labs {
 }
 
 pub fn run(options: Options) -> Result<u8> {
-    interrupt::install()?;
+    let cancel = Cancel::on_signals()?;
     let scenarios_dir = options.scenarios.clone().unwrap_or_else(|| pause_build::workspace_root().join("scenarios"));
     let runtime = options.choice.runtime();
     let scenarios = scenario::load_all(&scenarios_dir)?;
@@ -179,8 +182,9 @@ pub fn run(options: Options) -> Result<u8> {
         labs: Mutex::default(),
         daemons: DaemonThread::new(),
         reports: Mutex::default(),
+        cancel,
     });
-    start_deadline(Duration::from_secs(options.run_timeout));
+    start_deadline(Duration::from_secs(options.run_timeout), cancel);
 
     let mut planned = planned;
     planned.sort_by_key(|planned| std::cmp::Reverse(least_length(&planned.scenario)));
@@ -234,7 +238,7 @@ pub fn run(options: Options) -> Result<u8> {
         eprintln!("error: {error:#}");
         return Ok(EXIT_HARNESS_ERROR);
     }
-    Ok(if interrupt::interrupted() {
+    Ok(if cancel.stop_asked() {
         EXIT_INTERRUPTED
     } else if labs.harness_error.is_some() {
         EXIT_HARNESS_ERROR
@@ -259,7 +263,7 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
     let opt_in = planned.scenario.opt_in.is_some();
     Trial::test(name.clone(), move || {
         let lab = run.lab().map_err(|error| run.could_not_run(error))?;
-        interrupt::check().map_err(|error| Failed::from(error.to_string()))?;
+        run.cancel.check().map_err(|error| Failed::from(error.to_string()))?;
         let logs_dir = run.run_dir.join(name.trim_start_matches("scenarios/"));
         run.progress.say(&format!("{name}: {}", planned.scenario.description));
         let inspected = planned.scenario.steps.iter().flat_map(|step| step.image_names());
@@ -268,7 +272,7 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
             lab.import(&images, &run.progress)?;
             // Side by side with other scenarios' pods: its containers get names of their own.
             let runtime = Scoped::new(lab.runtime.as_ref(), &planned.plan.name);
-            Ok(runner::run_scenario(&runtime, &planned.scenario, &planned.plan, &name, logs_dir))
+            Ok(runner::run_scenario(&runtime, &planned.scenario, &planned.plan, &name, logs_dir, run.cancel))
         };
         let mut outcome = run_on(&lab, &logs_dir);
         // A guest whose kernel locked up failed beneath the pod, not the pod: once per scenario,
@@ -373,6 +377,7 @@ impl Run {
             interactive: false,
             run_id: &self.run_id,
             run_dir: &self.run_dir,
+            cancel: self.cancel,
         };
         Lab::start(&plan, &self.progress)
     }
@@ -387,11 +392,11 @@ fn shut_down(lab: Arc<Lab>) -> Result<()> {
 }
 
 /// After `timeout`, the run is stopped as Ctrl-C would stop it: every wait ends, cleanup runs.
-fn start_deadline(timeout: Duration) {
+fn start_deadline(timeout: Duration, cancel: Cancel) {
     std::thread::spawn(move || {
         std::thread::sleep(timeout);
         eprintln!("error: the run's deadline ({} s) passed: stopping", timeout.as_secs());
-        interrupt::trigger();
+        cancel.stop();
     });
 }
 

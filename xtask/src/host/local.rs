@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::{Host, Placement};
-use crate::command::{self, Interruptible, Output};
+use crate::cancel::Cancel;
+use crate::command::{self, Output};
 use crate::unix_grpc::{self, Call, Reply};
 use crate::unix_http::{self, Request, Response};
 
@@ -24,32 +25,26 @@ impl Host for LocalHost {
         Placement::Host
     }
 
-    fn run(&self, argv: &[String], timeout: Duration) -> Result<Output> {
-        command::run(argv, timeout)
+    fn run(&self, argv: &[String], timeout: Duration, cancel: Cancel) -> Result<Output> {
+        command::run(argv, timeout, cancel)
     }
 
-    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output> {
-        command::run_even_if_interrupted(argv, timeout)
+    fn request(&self, request: &Request, timeout: Duration, cancel: Cancel) -> Result<Response> {
+        unix_http::send(request, timeout, cancel)
     }
 
-    fn request(&self, request: &Request, timeout: Duration) -> Result<Response> {
-        unix_http::send(request, timeout, Interruptible::Yes)
+    fn request_until(
+        &self,
+        request: &Request,
+        timeout: Duration,
+        cancel: Cancel,
+        stop: &AtomicBool,
+    ) -> Result<Response> {
+        unix_http::send_until(request, timeout, cancel, stop)
     }
 
-    fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response> {
-        unix_http::send(request, timeout, Interruptible::No)
-    }
-
-    fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response> {
-        unix_http::send_until(request, timeout, Interruptible::Yes, stop)
-    }
-
-    fn grpc(&self, call: &Call, timeout: Duration) -> Result<Reply> {
-        unix_grpc::send(call, timeout, Interruptible::Yes)
-    }
-
-    fn grpc_cleanup(&self, call: &Call, timeout: Duration) -> Result<Reply> {
-        unix_grpc::send(call, timeout, Interruptible::No)
+    fn grpc(&self, call: &Call, timeout: Duration, cancel: Cancel) -> Result<Reply> {
+        unix_grpc::send(call, timeout, cancel)
     }
 
     /// This machine failing is not something a run can mend.
@@ -70,7 +65,7 @@ impl Host for LocalHost {
     /// The user's own shell; a Ctrl-C typed in it is the shell's, so only its exit ends it.
     fn interactive_shell(&self, environment: &[(String, String)]) -> Result<()> {
         let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".to_string());
-        let ended = command::run_in_view(&[shell], environment, SHELL_TIMEOUT, Interruptible::No)?;
+        let ended = command::run_in_view(&[shell], environment, SHELL_TIMEOUT, Cancel::NEVER)?;
         if !ended.success() {
             eprintln!("the shell ended with {}", ended.ending());
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::cancel::Cancel;
 use crate::command::Output;
 use crate::unix_grpc::{Call, Reply};
 use crate::unix_http::{Request, Response};
@@ -38,27 +39,25 @@ pub trait Host: Send + Sync {
 
     fn placement(&self) -> Placement;
 
-    /// Runs a command there, with a deadline; Ctrl-C stops it.
-    fn run(&self, argv: &[String], timeout: Duration) -> Result<Output>;
+    /// Runs a command there, with a deadline; `cancel` says whether a Ctrl-C stops it
+    /// (`Cancel::NEVER` for cleanup: save logs, remove containers).
+    fn run(&self, argv: &[String], timeout: Duration, cancel: Cancel) -> Result<Output>;
 
-    /// Runs a cleanup command there (save logs, remove containers): only its deadline stops it.
-    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output>;
-
-    /// An HTTP request to a unix socket there (a runtime's API), with a deadline; Ctrl-C stops it.
-    fn request(&self, request: &Request, timeout: Duration) -> Result<Response>;
-
-    /// The same for cleanup: only its deadline stops it.
-    fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response>;
+    /// An HTTP request to a unix socket there (a runtime's API), with a deadline; `cancel` as for `run`.
+    fn request(&self, request: &Request, timeout: Duration, cancel: Cancel) -> Result<Response>;
 
     /// Like `request`, but reading stops within a moment of `stop` becoming true, and what
     /// came until then is the answer (`cut_short`): for a stream the server may never close.
-    fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response>;
+    fn request_until(
+        &self,
+        request: &Request,
+        timeout: Duration,
+        cancel: Cancel,
+        stop: &AtomicBool,
+    ) -> Result<Response>;
 
-    /// A gRPC call to a unix socket there (containerd), with a deadline; Ctrl-C stops it.
-    fn grpc(&self, call: &Call, timeout: Duration) -> Result<Reply>;
-
-    /// The same for cleanup: only its deadline stops it.
-    fn grpc_cleanup(&self, call: &Call, timeout: Duration) -> Result<Reply>;
+    /// A gRPC call to a unix socket there (containerd), with a deadline; `cancel` as for `run`.
+    fn grpc(&self, call: &Call, timeout: Duration, cancel: Cancel) -> Result<Reply>;
 
     /// Why the machine itself failed beneath the pod, if it did (the guest's kernel locked up):
     /// not a fault of what is tested, so a run may start a new host and run the scenario again.

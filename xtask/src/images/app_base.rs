@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 
 use super::rootfs::Rootfs;
 use super::{HOST_COMMAND_DEADLINE, HostProgram};
+use crate::cancel::Cancel;
 use crate::command;
 
 pub const BUSYBOX: HostProgram = HostProgram { name: "busybox", path: "/bin/busybox", package: "busybox-static" };
@@ -64,7 +65,9 @@ pub fn add_app_base(rootfs: &mut Rootfs) -> Result<()> {
 fn require_applets(busybox: &Path) -> Result<()> {
     let busybox_text =
         busybox.to_str().with_context(|| format!("{} is not UTF-8: install busybox-static", busybox.display()))?;
-    let output = command::run(&command::argv(&[busybox_text, "--list"]), HOST_COMMAND_DEADLINE)
+    // A question of milliseconds to this machine, asked while an image's files are gathered:
+    // not cut short, a Ctrl-C is seen at the run's next wait.
+    let output = command::run(&command::argv(&[busybox_text, "--list"]), HOST_COMMAND_DEADLINE, Cancel::NEVER)
         .with_context(|| format!("cannot run {busybox_text} --list: install busybox-static"))?;
     let applets = output.stdout_text();
     let missing: Vec<&str> =

@@ -11,19 +11,20 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use super::ImageTar;
+use crate::cancel::Cancel;
 use crate::command::{self, Output, argv};
 
 /// `podlab-pause-KEY.tar` gets `podlab-pause-KEY.docker-archive.tar`.
 pub const SUFFIX: &str = ".docker-archive.tar";
 
 /// The docker-archive of `image`, written now or found from an earlier run.
-pub fn docker_archive(image: &ImageTar) -> Result<PathBuf> {
+pub fn docker_archive(image: &ImageTar, cancel: Cancel) -> Result<PathBuf> {
     let stem = image.tar.file_stem().and_then(|stem| stem.to_str()).context("an image tar without a name")?;
     let archive = image.tar.with_file_name(format!("{stem}{SUFFIX}"));
     if archive.is_file() {
         return Ok(archive);
     }
-    let config = image_config(&image.changes, &layer_digest(&image.tar)?)?;
+    let config = image_config(&image.changes, &layer_digest(&image.tar, cancel)?)?;
     let manifest =
         json!([{ "Config": "config.json", "RepoTags": [format!("{}:latest", image.name)], "Layers": ["layer.tar"] }]);
     super::tarball::write_into_cache(&archive, |file| {
@@ -49,8 +50,8 @@ fn append_bytes<W: Write>(builder: &mut tar::Builder<W>, name: &str, bytes: &[u8
 
 /// `sha256:...` of the layer as it is: the image config names its layers by this digest, and
 /// containerd checks it when it unpacks.
-fn layer_digest(tar: &Path) -> Result<String> {
-    let output = command::run(&argv(&["sha256sum", &tar.display().to_string()]), Duration::from_secs(120))
+fn layer_digest(tar: &Path, cancel: Cancel) -> Result<String> {
+    let output = command::run(&argv(&["sha256sum", &tar.display().to_string()]), Duration::from_secs(120), cancel)
         .and_then(Output::ok)
         .context("cannot hash the image layer (sha256sum, from coreutils)")?;
     let text = output.stdout_text();

@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail, ensure};
 use super::app_base::add_app_base;
 use super::rootfs::{Rootfs, shared_libraries};
 use super::{HOST_COMMAND_DEADLINE, Recipe};
+use crate::cancel::Cancel;
 use crate::{command, names};
 
 pub const NAME: &str = "podlab/ghost";
@@ -58,8 +59,8 @@ const BUILD_PROGRAMS: [(&str, &str); 8] = [
     ("ip", "iproute2"),
 ];
 
-pub fn recipe(cache_dir: &Path) -> Result<Recipe> {
-    let built = built_tree(cache_dir)?;
+pub fn recipe(cache_dir: &Path, cancel: Cancel) -> Result<Recipe> {
+    let built = built_tree(cache_dir, cancel)?;
     let (node, ghost) = (built.join("node"), built.join("ghost"));
     let mut rootfs = Rootfs::new();
     rootfs.add_host_file_as("/opt/node/bin/node", &node, 0o755)?;
@@ -101,7 +102,7 @@ pub fn missing_prerequisites() -> Vec<(String, String)> {
 
 /// The built tree in the cache (`node`, the stripped binary; `ghost`, installed, pruned, its
 /// database prepared), built first if it is not there.
-fn built_tree(cache_dir: &Path) -> Result<PathBuf> {
+fn built_tree(cache_dir: &Path, cancel: Cancel) -> Result<PathBuf> {
     let tree = cache_dir.join(format!("ghost-{GHOST_VERSION}-node-{NODE_VERSION}-pnpm-{PNPM_VERSION}-r{VERSION}"));
     if tree.is_dir() {
         return Ok(tree);
@@ -120,7 +121,7 @@ fn built_tree(cache_dir: &Path) -> Result<PathBuf> {
          in {} (about 3 minutes the first time, then cached)",
         work.path().display()
     );
-    let built = build(work.path(), cache_dir);
+    let built = build(work.path(), cache_dir, cancel);
     if let Err(error) = built {
         return Err(error.context(format!("cannot build {NAME}")));
     }
@@ -134,7 +135,7 @@ fn built_tree(cache_dir: &Path) -> Result<PathBuf> {
     Ok(tree)
 }
 
-fn build(work: &Path, cache_dir: &Path) -> Result<()> {
+fn build(work: &Path, cache_dir: &Path, cancel: Cancel) -> Result<()> {
     let step_started = Instant::now();
     let cache = |name: &str| cache_dir.join(name).to_string_lossy().into_owned();
     let work_text = work.to_string_lossy().into_owned();
@@ -151,7 +152,7 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
         command::argv(&["npm", "pack", "--loglevel=error", "--cache", &cache("npm-cache"), "--pack-destination"]);
     fetch.push(work_text.clone());
     fetch.extend(packages.iter().cloned());
-    let fetched = command::run(&fetch, FETCH_DEADLINE)?;
+    let fetched = command::run(&fetch, FETCH_DEADLINE, cancel)?;
     if !fetched.success() {
         bail!(
             "cannot fetch {} from the npm registry (npm's registry must be reachable from here); npm said:\n{}",
@@ -179,6 +180,7 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
                 "--no-same-owner",
             ]),
             HOST_COMMAND_DEADLINE,
+            cancel,
         )?
         .ok()?;
         std::fs::remove_file(&tarball)?;
@@ -224,6 +226,7 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
         work,
         cache_dir,
         INSTALL_DEADLINE,
+        cancel,
     )?;
     say_done("installed Ghost's production dependencies (native modules compiled)", step_started);
 
@@ -234,6 +237,7 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
         work,
         cache_dir,
         STEP_DEADLINE,
+        cancel,
     )?;
     for addon in native_addons(&ghost)? {
         // node-gyp's objects beside each addon: a second copy of it, and what it was linked from.
@@ -261,7 +265,7 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
         &node_text,
         &prepare.to_string_lossy(),
     ]);
-    run_step("first-boot", &boot, work, cache_dir, STEP_DEADLINE)?;
+    run_step("first-boot", &boot, work, cache_dir, STEP_DEADLINE, cancel)?;
     std::fs::remove_file(&prepare)?;
     std::fs::remove_file(ghost.join("config.production.json"))?;
     say_done("booted Ghost once (its database created and seeded)", step_started);
@@ -271,6 +275,7 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
     command::run(
         &command::argv(&["strip", "--strip-all", &work.join("node").to_string_lossy()]),
         HOST_COMMAND_DEADLINE,
+        cancel,
     )?
     .ok()?;
     for leftover in ["node-package", "pnpm", "pnpm-exe"] {
@@ -281,7 +286,14 @@ fn build(work: &Path, cache_dir: &Path) -> Result<()> {
 
 /// Runs one build step with its output in `<step>.log` in the build directory; when it fails,
 /// that log is kept in the cache directory (the build directory goes) and its end is shown.
-fn run_step(step: &str, argv: &[String], work: &Path, cache_dir: &Path, deadline: Duration) -> Result<()> {
+fn run_step(
+    step: &str,
+    argv: &[String],
+    work: &Path,
+    cache_dir: &Path,
+    deadline: Duration,
+    cancel: Cancel,
+) -> Result<()> {
     let log = work.join(format!("{step}.log"));
     let (finished, finishing) = std::sync::mpsc::channel::<()>();
     let ran = std::thread::scope(|scope| {
@@ -295,7 +307,7 @@ fn run_step(step: &str, argv: &[String], work: &Path, cache_dir: &Path, deadline
                 eprintln!("image {NAME}: {step}: {:.0} s so far: {last}", started.elapsed().as_secs_f64());
             }
         });
-        let ran = command::run_logged_interruptible(argv, log, deadline);
+        let ran = command::run_logged(argv, log, deadline, cancel);
         drop(finished);
         ran
     });

@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail};
 
 use self::rootfs::Rootfs;
 pub use self::rootfs::program_interpreter;
+use crate::cancel::Cancel;
 use crate::command;
 use crate::pause_build::PauseCommand;
 
@@ -52,9 +53,9 @@ pub fn build_all(pause: &PauseCommand, cache_dir: &Path) -> Result<Vec<ImageTar>
 pub const ON_DEMAND: [&str; 1] = [ghost::NAME];
 
 /// Builds (or reuses from `cache_dir`) the tar of an image of `ON_DEMAND`.
-pub fn build_on_demand(name: &str, cache_dir: &Path) -> Result<ImageTar> {
+pub fn build_on_demand(name: &str, cache_dir: &Path, cancel: Cancel) -> Result<ImageTar> {
     let recipe = match name {
-        ghost::NAME => ghost::recipe(cache_dir)?,
+        ghost::NAME => ghost::recipe(cache_dir, cancel)?,
         _ => bail!("{name} is not an image podlab builds on demand"),
     };
     tarball::build_or_reuse(recipe, cache_dir)
@@ -72,7 +73,8 @@ pub fn host_files(image: &str) -> Result<Vec<(PathBuf, String)>> {
 /// What the builder needs from the host, for `cargo xtask doctor`: (what is missing, the Debian package that provides it).
 pub fn missing_prerequisites() -> Vec<(String, String)> {
     let mut missing = Vec::new();
-    if command::run(&command::argv(&["ldd", "--version"]), HOST_COMMAND_DEADLINE).is_err() {
+    // doctor asks it, which leaves Ctrl-C to kill the harness.
+    if command::run(&command::argv(&["ldd", "--version"]), HOST_COMMAND_DEADLINE, Cancel::NEVER).is_err() {
         missing.push(("ldd".to_string(), "libc-bin".to_string()));
     }
     for program in HOST_PROGRAMS {

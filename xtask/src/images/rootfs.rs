@@ -22,6 +22,7 @@ use regex::Regex;
 use tar::{EntryType, Header};
 
 use super::HOST_COMMAND_DEADLINE;
+use crate::cancel::Cancel;
 use crate::command;
 
 /// Linux gives up after 40 links in one lookup; a longer chain on the host is a loop.
@@ -315,7 +316,9 @@ pub fn program_interpreter(path: &Path) -> Result<Option<PathBuf>> {
 pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
     let program_text =
         program.to_str().with_context(|| format!("{} is not UTF-8: give a path ldd can take", program.display()))?;
-    let output = command::run(&command::argv(&["ldd", program_text]), HOST_COMMAND_DEADLINE)
+    // A question of milliseconds to this machine, asked while an image's files are gathered:
+    // not cut short, a Ctrl-C is seen at the run's next wait.
+    let output = command::run(&command::argv(&["ldd", program_text]), HOST_COMMAND_DEADLINE, Cancel::NEVER)
         .with_context(|| format!("cannot run ldd on {program_text}: install it with apt-get install libc-bin"))?;
     let stdout = output.stdout_text();
     ensure!(

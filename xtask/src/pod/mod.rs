@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::cancel::Cancel;
 use crate::plan::PodPlan;
 use crate::runtime::Runtime;
 use crate::side_by_side;
@@ -31,20 +32,20 @@ impl<'run> Pod<'run> {
 
     /// Starts the infra container, then the apps side by side: they need only the infra
     /// container, not each other (and under TCG each start takes about 1.3 s). A pod that
-    /// fails half way still owns what it made.
-    pub fn start(&mut self) -> Result<()> {
+    /// fails half way still owns what it made. `cancel` is the run's: a Ctrl-C ends the start.
+    pub fn start(&mut self, cancel: Cancel) -> Result<()> {
         self.made = true;
         #[cfg(feature = "fault-injection")]
         let lockup_due = lockup_is_due();
         self.runtime.start_infra(self.plan)?;
         // Before any app runs, so that the count holds everything the apps send.
         if self.plan.count_outbound {
-            outbound::watch(self.runtime, &self.plan.infra.name)?;
+            outbound::watch(self.runtime, &self.plan.infra.name, cancel)?;
         }
         side_by_side::each(&self.plan.apps, |app| self.runtime.start_app(self.plan, app))?;
         #[cfg(feature = "fault-injection")]
         if lockup_due {
-            inject_lockup(self.runtime);
+            inject_lockup(self.runtime, cancel);
         }
         Ok(())
     }
@@ -96,8 +97,8 @@ fn lockup_is_due() -> bool {
 /// A guest kernel that locks up once a pod runs, for xtask/tests/harness.rs: the kernel's own
 /// words reach the console, where the host looks for them.
 #[cfg(feature = "fault-injection")]
-fn inject_lockup(runtime: &dyn Runtime) {
+fn inject_lockup(runtime: &dyn Runtime, cancel: Cancel) {
     let words = "echo '<0>watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [injected by podlab]' > /dev/kmsg";
-    let _ = runtime.host().run(&crate::command::argv(&["sh", "-c", words]), Duration::from_secs(10));
+    let _ = runtime.host().run(&crate::command::argv(&["sh", "-c", words]), Duration::from_secs(10), cancel);
     std::thread::sleep(Duration::from_millis(500));
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::cancel::Cancel;
 use crate::command::argv;
 use crate::runtime::{self, Runtime};
 
@@ -23,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const TABLES: [&str; 2] = ["iptables", "ip6tables"];
 
 /// Starts counting, in the network namespace of the pod's infra container.
-pub fn watch(runtime: &dyn Runtime, infra: &str) -> Result<()> {
+pub fn watch(runtime: &dyn Runtime, infra: &str, cancel: Cancel) -> Result<()> {
     let pid = runtime::main_pid(runtime, infra)?;
     for tables in TABLES {
         let mut rule = in_pod(pid, tables);
@@ -31,7 +32,7 @@ pub fn watch(runtime: &dyn Runtime, infra: &str) -> Result<()> {
         rule.extend(argv(&["-m", "recent", "--name", LIST, "--rdest", "--set"]));
         runtime
             .host()
-            .run(&rule, TIMEOUT)?
+            .run(&rule, TIMEOUT, cancel)?
             .ok()
             .with_context(|| format!("cannot count the pod's outbound connections with {tables}"))?;
     }
@@ -45,18 +46,18 @@ pub struct Outbound {
     pub destinations: Vec<String>,
 }
 
-pub fn read(runtime: &dyn Runtime, infra: &str) -> Result<Outbound> {
+pub fn read(runtime: &dyn Runtime, infra: &str, cancel: Cancel) -> Result<Outbound> {
     let pid = runtime::main_pid(runtime, infra)?;
     let mut connections = 0;
     for tables in TABLES {
         let mut list = in_pod(pid, tables);
         list.extend(argv(&["-L", "OUTPUT", "-v", "-x", "-n"]));
-        let output = runtime.host().run(&list, TIMEOUT)?.ok()?.stdout_text();
+        let output = runtime.host().run(&list, TIMEOUT, cancel)?.ok()?.stdout_text();
         connections += counted_packets(&output)
             .with_context(|| format!("{tables} in the pod shows no counting rule:\n{output}"))?;
     }
     let noted = format!("/proc/{pid}/net/xt_recent/{LIST}");
-    let noted = runtime.host().run(&argv(&["cat", &noted]), TIMEOUT)?.ok()?.stdout_text();
+    let noted = runtime.host().run(&argv(&["cat", &noted]), TIMEOUT, cancel)?.ok()?.stdout_text();
     Ok(Outbound { connections, destinations: destinations(&noted) })
 }
 

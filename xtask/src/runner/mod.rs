@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::cancel::Cancel;
 use crate::plan::PodPlan;
 use crate::pod::Pod;
 use crate::report::{ScenarioReport, StepOutcome, StepReport};
@@ -41,11 +42,12 @@ pub fn run_scenario(
     plan: &PodPlan,
     name: &str,
     logs_dir: &Path,
+    cancel: Cancel,
 ) -> ScenarioReport {
     let started = Instant::now();
     let mut report = ScenarioReport::new(name, &scenario.description, logs_dir);
     let mut pod = Pod::new(runtime, plan);
-    let pod_started = pod.start();
+    let pod_started = pod.start(cancel);
     // A panic with a live pod, for xtask/tests/harness.rs: the pod and the runtime must still
     // be removed. Only in a build with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
@@ -60,7 +62,7 @@ pub fn run_scenario(
     if let Err(error) = &pod_started {
         report.pod_error = Some(with_trouble(format!("{error:#}")));
     }
-    let mut context = steps::StepContext { runtime, pod: plan, variables: Default::default() };
+    let mut context = steps::StepContext { runtime, pod: plan, variables: Default::default(), cancel };
     let mut failed = pod_started.is_err();
     for (index, step) in scenario.steps.iter().enumerate() {
         let step_started = Instant::now();

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
+use crate::cancel::Cancel;
 use crate::command::argv;
 use crate::host::Host;
-use crate::interrupt;
 use crate::plan::PodPlan;
 use crate::pod::outbound;
 use crate::runtime::{self, ContainerState, Runtime, RuntimeKind};
@@ -34,6 +34,8 @@ pub struct StepContext<'a> {
     pub runtime: &'a dyn Runtime,
     pub pod: &'a PodPlan,
     pub variables: Variables,
+    /// The run's: every step ends early once the run was asked to stop.
+    pub cancel: Cancel,
 }
 
 impl StepContext<'_> {
@@ -108,7 +110,7 @@ pub fn summary_on(step: &Step, runtime: &'static RuntimeKind) -> String {
 
 /// Runs one step; `Err` says what was expected and what came instead.
 pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
-    interrupt::check()?;
+    context.cancel.check()?;
     match step {
         Step::Exec(exec) => {
             let argv: Vec<String> = exec.argv.iter().map(|word| context.variables.substitute(word)).collect();
@@ -147,8 +149,10 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             let pids = runtime::main_pids(context.runtime, &same.containers)?;
             let seen = for_each(&same.containers, |name| {
                 let pid = pids[name].to_string();
-                let output =
-                    context.host().run(&argv(&["nsenter", "--target", &pid, "--uts", "hostname"]), QUICK)?.ok()?;
+                let output = context
+                    .host()
+                    .run(&argv(&["nsenter", "--target", &pid, "--uts", "hostname"]), QUICK, context.cancel)?
+                    .ok()?;
                 Ok(output.stdout_text().trim().to_string())
             })?;
             expect_sameness("hostname", same.expect, &seen)?;
@@ -174,7 +178,10 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         Step::NoZombies(target) => {
             let namespace = namespace_of(context, &target.container, NamespaceKind::Pid)?;
             let inode = namespace.trim_start_matches("pid:[").trim_end_matches(']').to_string();
-            let listing = context.host().run(&argv(&["ps", "-e", "-o", "pidns=,stat=,pid=,args="]), QUICK)?.ok()?;
+            let listing = context
+                .host()
+                .run(&argv(&["ps", "-e", "-o", "pidns=,stat=,pid=,args="]), QUICK, context.cancel)?
+                .ok()?;
             let zombies: Vec<String> = listing
                 .stdout_text()
                 .lines()
@@ -197,10 +204,10 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         }
         Step::CpuIdle(idle) => {
             let pid = runtime::main_pid(context.runtime, &idle.container)?;
-            let before = cpu_milliseconds(context.host(), pid)?;
+            let before = cpu_milliseconds(context.host(), pid, context.cancel)?;
             std::thread::sleep(idle.over_ms.duration());
-            interrupt::check()?;
-            let used = cpu_milliseconds(context.host(), pid)?.saturating_sub(before);
+            context.cancel.check()?;
+            let used = cpu_milliseconds(context.host(), pid, context.cancel)?.saturating_sub(before);
             if used > idle.max_cpu_ms {
                 bail!(
                     "expected {} to use at most {} ms of CPU over {} ms of waiting, it used {used} ms",
@@ -212,7 +219,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         }
         Step::Http(http) => {
             let url = format!("http://127.0.0.1:{}{}", context.pod.ports.published(http.port), http.path);
-            let response = http_get(context.host(), &url)?;
+            let response = http_get(context.host(), &url, context.cancel)?;
             if let Some(expected) = http.status {
                 if response.status != Some(expected) {
                     let actual =
@@ -265,7 +272,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 if Instant::now() > deadline {
                     bail!("expected {} to exit within {} ms, it is still running", wait.container, wait.within_ms);
                 }
-                interrupt::check()?;
+                context.cancel.check()?;
                 std::thread::sleep(Duration::from_millis(20));
             }
             check_ending(context, &wait.container, wait.exit_code, wait.logs.as_ref())?;
@@ -284,7 +291,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
         }
         Step::Process(process) => {
             let pid = runtime::main_pid(context.runtime, &process.container)?;
-            let status = read_on_host(context.host(), &format!("/proc/{pid}/status"))?;
+            let status = read_on_host(context.host(), &format!("/proc/{pid}/status"), context.cancel)?;
             let id_of = |field: &str| -> Option<u32> {
                 let line = status.lines().find(|line| line.starts_with(field))?;
                 line.split_whitespace().nth(1)?.parse().ok()
@@ -299,7 +306,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             }
             if let Some(command) = &process.command {
                 let command = command.substitute(&|text| context.variables.substitute(text));
-                let command_line = read_on_host(context.host(), &format!("/proc/{pid}/cmdline"))?;
+                let command_line = read_on_host(context.host(), &format!("/proc/{pid}/cmdline"), context.cancel)?;
                 let command_line = command_line.trim_end_matches('\0').replace('\0', " ");
                 if !command.matches(&command_line) {
                     bail!("expected the main process of {} to {command}, it is `{command_line}`", process.container);
@@ -316,7 +323,8 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 // Each link of /proc/PID/fd, read where the process runs (numerically sorted).
                 let script =
                     format!("cd /proc/{pid}/fd && for fd in $(ls | sort -n); do echo \"$fd -> $(readlink $fd)\"; done");
-                let listing = context.host().run(&argv(&["sh", "-c", &script]), QUICK)?.ok()?.stdout_text();
+                let listing =
+                    context.host().run(&argv(&["sh", "-c", &script]), QUICK, context.cancel)?.ok()?.stdout_text();
                 check_text(
                     &format!("the open files of {}", process.container),
                     Some(fds),
@@ -325,7 +333,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 )?;
             }
             if let Some(expected) = &process.root_mount {
-                let mountinfo = read_on_host(context.host(), &format!("/proc/{pid}/mountinfo"))?;
+                let mountinfo = read_on_host(context.host(), &format!("/proc/{pid}/mountinfo"), context.cancel)?;
                 // Fields: id, parent, major:minor, root, mount point, options, ...
                 let options = mountinfo
                     .lines()
@@ -341,7 +349,10 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 )?;
             }
             if let Some(expected) = &process.cwd {
-                let cwd = context.host().run(&argv(&["readlink", &format!("/proc/{pid}/cwd")]), QUICK)?.ok()?;
+                let cwd = context
+                    .host()
+                    .run(&argv(&["readlink", &format!("/proc/{pid}/cwd")]), QUICK, context.cancel)?
+                    .ok()?;
                 let cwd = cwd.stdout_text();
                 let what = format!("the working directory of {}", process.container);
                 check_text(&what, Some(expected), cwd.trim_end(), &context.variables)?;
@@ -349,7 +360,8 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             if let Some(expected) = &process.children {
                 // One children file per thread: a child belongs to the thread that forked it.
                 let script = format!("cat /proc/{pid}/task/*/children");
-                let listing = context.host().run(&argv(&["sh", "-c", &script]), QUICK)?.ok()?.stdout_text();
+                let listing =
+                    context.host().run(&argv(&["sh", "-c", &script]), QUICK, context.cancel)?.ok()?.stdout_text();
                 let children: String = listing.split_whitespace().map(|child| format!("{child}\n")).collect();
                 let what = format!("the children of {}", process.container);
                 check_text(&what, Some(expected), &children, &context.variables)?;
@@ -375,7 +387,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 }
             }
             if let Some(most) = process.max_cpu_ms {
-                let used = cpu_milliseconds(context.host(), pid)?;
+                let used = cpu_milliseconds(context.host(), pid, context.cancel)?;
                 if used > most {
                     bail!(
                         "expected {} to have used at most {most} ms of CPU since it started, it used {used} ms",
@@ -407,7 +419,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             check_text("logs", Some(&logs.matches), &text, &context.variables)?;
         }
         Step::Outbound(expected) => {
-            let seen = outbound::read(context.runtime, &context.pod.infra.name)?;
+            let seen = outbound::read(context.runtime, &context.pod.infra.name, context.cancel)?;
             if seen.connections > expected.at_most {
                 bail!(
                     "expected at most {} connections from the pod to outside itself, got {}, to {}",
@@ -425,7 +437,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 attempts += 1;
                 match run(context, &eventually.step) {
                     Ok(()) => break,
-                    Err(error) if Instant::now() >= deadline || interrupt::interrupted() => {
+                    Err(error) if Instant::now() >= deadline || context.cancel.stop_asked() => {
                         return Err(error).context(format!(
                             "still failing after {attempts} attempts over {} ms",
                             eventually.within_ms
@@ -500,7 +512,7 @@ fn expect_sameness(what: &str, expect_same: bool, seen: &BTreeMap<String, String
 fn eth0_address(context: &StepContext, pid: u32) -> Result<String> {
     let pid = pid.to_string();
     let probe = argv(&["nsenter", "--target", &pid, "--net", "ip", "-4", "-oneline", "address", "show", "dev", "eth0"]);
-    let output = context.host().run(&probe, QUICK)?.ok()?;
+    let output = context.host().run(&probe, QUICK, context.cancel)?.ok()?;
     let text = output.stdout_text();
     let address = text.split_whitespace().skip_while(|word| *word != "inet").nth(1);
     let address =
@@ -523,7 +535,7 @@ fn namespaces_of(
     let pids = runtime::main_pids(context.runtime, containers)?;
     let mut readlink = vec!["readlink".to_string()];
     readlink.extend(containers.iter().map(|name| format!("/proc/{}/ns/{}", pids[name], kind.proc_name())));
-    let output = context.host().run(&readlink, QUICK)?.ok()?.stdout_text();
+    let output = context.host().run(&readlink, QUICK, context.cancel)?.ok()?.stdout_text();
     let links: Vec<&str> = output.lines().collect();
     if links.len() != containers.len() {
         bail!("readlink gave {} namespaces for {} containers: {output}", links.len(), containers.len());
@@ -532,8 +544,8 @@ fn namespaces_of(
 }
 
 /// User plus system CPU time of a process, from /proc/PID/stat (USER_HZ is 100 on Linux: 10 ms ticks).
-fn cpu_milliseconds(host: &dyn Host, pid: u32) -> Result<u64> {
-    let stat = read_on_host(host, &format!("/proc/{pid}/stat"))?;
+fn cpu_milliseconds(host: &dyn Host, pid: u32, cancel: Cancel) -> Result<u64> {
+    let stat = read_on_host(host, &format!("/proc/{pid}/stat"), cancel)?;
     // utime and stime.
     Ok((stat_number(&stat, 14)? + stat_number(&stat, 15)?) * 10)
 }
@@ -572,23 +584,23 @@ fn wait_for_uptime(context: &StepContext, container: &str, wanted: Duration) -> 
             );
         }
         // A process that ends between the two looks is reported by the next one.
-        match process_age(context.host(), pid) {
+        match process_age(context.host(), pid, context.cancel) {
             Ok(age) if age >= wanted => return Ok(()),
             Ok(age) => ran = age,
             Err(error) if Instant::now() > deadline => return Err(error),
             Err(_) => {}
         }
-        interrupt::check()?;
+        context.cancel.check()?;
         std::thread::sleep(Duration::from_millis(500));
     }
 }
 
 /// How long process `pid` has run: its start (field 22 of /proc/PID/stat, in 10 ms ticks since
 /// boot) against the uptime of the machine it runs on.
-fn process_age(host: &dyn Host, pid: u32) -> Result<Duration> {
-    let stat = read_on_host(host, &format!("/proc/{pid}/stat"))?;
+fn process_age(host: &dyn Host, pid: u32, cancel: Cancel) -> Result<Duration> {
+    let stat = read_on_host(host, &format!("/proc/{pid}/stat"), cancel)?;
     let started_ticks = stat_number(&stat, 22)?;
-    let uptime = read_on_host(host, "/proc/uptime")?;
+    let uptime = read_on_host(host, "/proc/uptime", cancel)?;
     let uptime_seconds: f64 =
         uptime.split_whitespace().next().and_then(|field| field.parse().ok()).context("unreadable /proc/uptime")?;
     Ok(Duration::from_secs_f64(uptime_seconds).saturating_sub(Duration::from_millis(started_ticks * 10)))
@@ -600,13 +612,17 @@ fn run_repeatedly(context: &StepContext, step: &Step, times: u32, at_once: u32) 
     let failed = std::sync::atomic::AtomicBool::new(false);
     let lanes: Vec<u32> = (0..at_once).collect();
     side_by_side::each(&lanes, |&lane| {
-        let mut lane_context =
-            StepContext { runtime: context.runtime, pod: context.pod, variables: context.variables.clone() };
+        let mut lane_context = StepContext {
+            runtime: context.runtime,
+            pod: context.pod,
+            variables: context.variables.clone(),
+            cancel: context.cancel,
+        };
         for try_index in (lane..times).step_by(at_once as usize) {
             if failed.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
-            interrupt::check()?;
+            context.cancel.check()?;
             if let Err(error) = run(&mut lane_context, step) {
                 failed.store(true, std::sync::atomic::Ordering::Relaxed);
                 return Err(error.context(format!("try {} of {times}", try_index + 1)));
@@ -617,8 +633,8 @@ fn run_repeatedly(context: &StepContext, step: &Step, times: u32, at_once: u32) 
     Ok(())
 }
 
-fn read_on_host(host: &dyn Host, path: &str) -> Result<String> {
-    Ok(host.run(&argv(&["cat", path]), QUICK)?.ok()?.stdout_text())
+fn read_on_host(host: &dyn Host, path: &str, cancel: Cancel) -> Result<String> {
+    Ok(host.run(&argv(&["cat", path]), QUICK, cancel)?.ok()?.stdout_text())
 }
 
 fn state_of(context: &StepContext, container: &str) -> Result<ContainerState> {
@@ -634,7 +650,7 @@ struct HttpResponse {
 }
 
 /// A GET with curl on the host where the pod runs: the same client on this machine and in a guest.
-fn http_get(host: &dyn Host, url: &str) -> Result<HttpResponse> {
+fn http_get(host: &dyn Host, url: &str, cancel: Cancel) -> Result<HttpResponse> {
     let request = argv(&[
         "curl",
         "--silent",
@@ -647,7 +663,7 @@ fn http_get(host: &dyn Host, url: &str) -> Result<HttpResponse> {
         "\n%{http_code}",
         url,
     ]);
-    let output = host.run(&request, QUICK)?;
+    let output = host.run(&request, QUICK, cancel)?;
     let text = output.stdout_text();
     // curl appends the status after the body, on a line of its own; 000 when nothing answered.
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 
+use crate::cancel::Cancel;
 use crate::command::{self, Daemon, Output, argv};
 use crate::names;
 
@@ -22,15 +23,16 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn create() -> Result<Self> {
+    /// `cancel` is the run's: a Ctrl-C ends the wait for the network lock and the `ip` commands.
+    pub fn create(cancel: Cancel) -> Result<Self> {
         let pid = std::process::id();
         let name = names::bridge(pid);
         if Path::new("/sys/class/net").join(&name).exists() {
             bail!("the network bridge {name} already exists: a killed run left it; remove it with `cargo xtask clean`");
         }
-        let ip = |words: &[&str]| command::run(&argv(words), Duration::from_secs(10)).and_then(Output::ok);
+        let ip = |words: &[&str]| command::run(&argv(words), Duration::from_secs(10), cancel).and_then(Output::ok);
         // Choosing a subnet and taking it is one step for runs starting together.
-        let _choosing = NetworkLock::take()?;
+        let _choosing = NetworkLock::take(cancel)?;
         let listing = ip(&["ip", "-4", "-oneline", "address", "show"])?.stdout_text();
         let third = free_third_octet(&listing, pid).context("every 10.213.N.0/24 is taken: remove what holds them")?;
         ip(&["ip", "link", "add", &name, "type", "bridge"]).context(
@@ -47,7 +49,7 @@ impl Bridge {
             return None;
         }
         let delete = argv(&["ip", "link", "delete", &self.name]);
-        match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
+        match command::run(&delete, Duration::from_secs(10), Cancel::NEVER).and_then(Output::ok) {
             Ok(_) => None,
             Err(error) => Some(format!("cannot delete bridge {}: {error:#}", self.name)),
         }
@@ -60,13 +62,13 @@ impl Bridge {
     pub fn detach_leftovers(&self) -> (Vec<String>, Vec<String>) {
         let (mut done, mut problems) = (Vec::new(), Vec::new());
         let list = argv(&["ip", "-oneline", "link", "show", "master", &self.name]);
-        let listing = match command::run_even_if_interrupted(&list, Duration::from_secs(10)).and_then(Output::ok) {
+        let listing = match command::run(&list, Duration::from_secs(10), Cancel::NEVER).and_then(Output::ok) {
             Ok(output) => output.stdout_text(),
             Err(error) => return (done, vec![format!("cannot list what is on bridge {}: {error:#}", self.name)]),
         };
         for (interface, namespace) in attached_interfaces(&listing) {
             let delete = argv(&["ip", "link", "delete", &interface]);
-            match command::run_even_if_interrupted(&delete, Duration::from_secs(10)).and_then(Output::ok) {
+            match command::run(&delete, Duration::from_secs(10), Cancel::NEVER).and_then(Output::ok) {
                 Ok(_) => done.push(format!("interface {interface}")),
                 Err(error) => problems.push(format!("cannot delete interface {interface}: {error:#}")),
             }
@@ -143,7 +145,8 @@ pub struct NetworkLock {
 }
 
 impl NetworkLock {
-    pub fn take() -> Result<NetworkLock> {
+    /// Waits up to 30 s for it; `cancel` may end the wait sooner (not for cleanup: `Cancel::NEVER`).
+    pub fn take(cancel: Cancel) -> Result<NetworkLock> {
         use std::os::linux::net::SocketAddrExt;
         let address = std::os::unix::net::SocketAddr::from_abstract_name(names::NETWORK_LOCK)?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -151,7 +154,7 @@ impl NetworkLock {
             match std::os::unix::net::UnixListener::bind_addr(&address) {
                 Ok(socket) => return Ok(NetworkLock { _socket: socket }),
                 Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
-                    crate::interrupt::check()?;
+                    cancel.check()?;
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(error) => return Err(error).context("another run held the network lock for 30 s"),
@@ -316,8 +319,8 @@ impl SharedCniState {
     /// Before the run's first pod, once its private runtime's temp dir exists (that dir is how
     /// other runs see that it uses what they share): makes and marks the shared directories
     /// that are missing.
-    pub fn note() -> Result<SharedCniState> {
-        let _choosing = NetworkLock::take()?;
+    pub fn note(cancel: Cancel) -> Result<SharedCniState> {
+        let _choosing = NetworkLock::take(cancel)?;
         for dir in SHARED_DIRS {
             make_and_mark_if_missing(Path::new(dir))?;
         }
@@ -343,7 +346,7 @@ impl SharedCniState {
 /// to end, and for `clean`. Returns those it removed, and what could not be done.
 pub fn remove_shared_dirs() -> (Vec<&'static str>, Vec<String>) {
     // Under the network lock: a run that starts now notes them after this, or sees them whole.
-    let Ok(_choosing) = NetworkLock::take() else {
+    let Ok(_choosing) = NetworkLock::take(Cancel::NEVER) else {
         return (Vec::new(), vec!["cannot take the network lock".to_string()]);
     };
     if crate::runtime::another_run_uses_cni() {
@@ -390,7 +393,7 @@ const PORTMAP_CHAINS: [&str; 3] = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", 
 fn iptables_nat(arguments: &[&str]) -> Result<Output> {
     let mut words = vec!["iptables", "-w", "5", "-t", "nat"];
     words.extend(arguments);
-    command::run_even_if_interrupted(&argv(&words), Duration::from_secs(20))
+    command::run(&argv(&words), Duration::from_secs(20), Cancel::NEVER)
 }
 
 /// Whether portmap's chains are in this machine's nat table (another CNI user's, or a run's).
@@ -408,8 +411,8 @@ pub fn remove_podlab_port_mappings() -> Vec<String> {
         dnat.stdout_text().lines().filter(|rule| rule.starts_with("-A ") && rule.contains("name: \\\"podlab\\\""))
     {
         let delete = format!("iptables -w 5 -t nat -D{}", &rule[2..]);
-        if let Err(error) = command::run_even_if_interrupted(&argv(&["sh", "-c", &delete]), Duration::from_secs(20))
-            .and_then(Output::ok)
+        if let Err(error) =
+            command::run(&argv(&["sh", "-c", &delete]), Duration::from_secs(20), Cancel::NEVER).and_then(Output::ok)
         {
             problems.push(format!("cannot delete the nat rule `{rule}`: {error:#}"));
             continue;
@@ -427,7 +430,9 @@ pub fn remove_podlab_port_mappings() -> Vec<String> {
 /// (another run, or another CNI user, still needs them: then they stay); returns what failed.
 pub fn remove_portmap_chains() -> Vec<String> {
     // Under the network lock: a run starting beside us must not see them half removed.
-    let Ok(_choosing) = NetworkLock::take() else { return vec!["cannot take the network lock".to_string()] };
+    let Ok(_choosing) = NetworkLock::take(Cancel::NEVER) else {
+        return vec!["cannot take the network lock".to_string()];
+    };
     let Ok(dnat) = iptables_nat(&["-S", PORTMAP_CHAINS[0]]) else { return Vec::new() };
     if !dnat.success() {
         return Vec::new();
@@ -444,8 +449,8 @@ pub fn remove_portmap_chains() -> Vec<String> {
         {
             // `-A CHAIN spec...` becomes `-D CHAIN spec...`; the comment's quotes go through a shell.
             let delete = format!("iptables -w 5 -t nat -D{}", &rule[2..]);
-            if let Err(error) = command::run_even_if_interrupted(&argv(&["sh", "-c", &delete]), Duration::from_secs(20))
-                .and_then(Output::ok)
+            if let Err(error) =
+                command::run(&argv(&["sh", "-c", &delete]), Duration::from_secs(20), Cancel::NEVER).and_then(Output::ok)
             {
                 problems.push(format!("cannot delete the nat rule `{rule}`: {error:#}"));
             }
@@ -515,8 +520,8 @@ mod tests {
 
     #[test]
     fn the_network_lock_is_held_by_one_at_a_time() {
-        let first = NetworkLock::take().unwrap();
-        let second = std::thread::spawn(NetworkLock::take);
+        let first = NetworkLock::take(Cancel::NEVER).unwrap();
+        let second = std::thread::spawn(|| NetworkLock::take(Cancel::NEVER));
         std::thread::sleep(Duration::from_millis(100));
         assert!(!second.is_finished(), "two held the network lock at once");
         drop(first);

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 
+use crate::cancel::Cancel;
 use crate::command::Output;
 use crate::host::Host;
 use crate::images::ImageTar;
@@ -142,6 +143,8 @@ pub struct RunIdentity<'a> {
     pub run_id: &'a str,
     /// The run's artifacts: the runtime's daemon logs go here.
     pub run_dir: &'a Path,
+    /// Whether the run was asked to stop: the runtime's ordinary calls end then, its cleanup does not.
+    pub cancel: Cancel,
 }
 
 /// A container as the runtime reports it.
@@ -277,7 +280,7 @@ pub fn main_pid(runtime: &dyn Runtime, container: &str) -> Result<u32> {
 pub fn save_from_host(host: &dyn Host, files: &[(PathBuf, &str)], run_dir: &Path) -> Result<()> {
     for (from, to) in files {
         let cat = crate::command::argv(&["cat", &from.display().to_string()]);
-        let output = host.run_cleanup(&cat, Duration::from_secs(20))?.ok()?;
+        let output = host.run(&cat, Duration::from_secs(20), Cancel::NEVER)?.ok()?;
         let path = run_dir.join(to);
         std::fs::write(&path, &output.stdout).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -287,13 +290,13 @@ pub fn save_from_host(host: &dyn Host, files: &[(PathBuf, &str)], run_dir: &Path
 /// Waits until a container's main process runs its program: a runtime may answer "started"
 /// while the process is still `runc init`, which has not yet joined every namespace or dropped
 /// its privileges, and a step that reads /proc then would see runc, not the program.
-pub fn wait_for_program(runtime: &dyn Runtime, container: &str, timeout: Duration) -> Result<()> {
+pub fn wait_for_program(runtime: &dyn Runtime, container: &str, timeout: Duration, cancel: Cancel) -> Result<()> {
     let state = runtime.states(&[container.to_string()])?.remove(container);
     let Some(pid) = state.and_then(|state| state.pid) else { return Ok(()) };
     let read = crate::command::argv(&["cat", &format!("/proc/{pid}/cmdline")]);
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let command_line = runtime.host().run(&read, Duration::from_secs(30))?;
+        let command_line = runtime.host().run(&read, Duration::from_secs(30), cancel)?;
         if !command_line.success() || command_line.stdout != b"runc\0init\0" {
             return Ok(());
         }

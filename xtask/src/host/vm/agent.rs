@@ -17,7 +17,8 @@ use crate::side_by_side::lock;
 use anyhow::{Context, Result, bail};
 
 use super::protocol::{Answer, GuestMessage, Job, PORT_NAME, Request};
-use crate::command::{self, Interruptible};
+use crate::cancel::Cancel;
+use crate::command;
 use crate::{unix_grpc, unix_http};
 
 pub fn run() -> Result<()> {
@@ -75,7 +76,7 @@ fn answer(request: Request, stop: &AtomicBool) -> Answer {
     let id = request.id;
     // The host decides what Ctrl-C cuts short: here only the deadline does.
     let done = match &request.job {
-        Job::Run(argv) => command::run_even_if_interrupted(argv, timeout).map(|output| Answer {
+        Job::Run(argv) => command::run(argv, timeout, Cancel::NEVER).map(|output| Answer {
             id,
             stdout: output.stdout,
             stderr: output.stderr,
@@ -84,7 +85,7 @@ fn answer(request: Request, stop: &AtomicBool) -> Answer {
             duration_ms: output.duration.as_millis() as u64,
             ..Answer::default()
         }),
-        Job::Http(http) => unix_http::send_until(http, timeout, Interruptible::No, stop).map(|response| Answer {
+        Job::Http(http) => unix_http::send_until(http, timeout, Cancel::NEVER, stop).map(|response| Answer {
             id,
             stdout: response.body,
             http_status: Some(response.status),
@@ -92,7 +93,7 @@ fn answer(request: Request, stop: &AtomicBool) -> Answer {
             duration_ms: started.elapsed().as_millis() as u64,
             ..Answer::default()
         }),
-        Job::Grpc(call) => unix_grpc::send(call, timeout, Interruptible::No).map(|reply| Answer {
+        Job::Grpc(call) => unix_grpc::send(call, timeout, Cancel::NEVER).map(|reply| Answer {
             id,
             grpc: Some(reply),
             duration_ms: started.elapsed().as_millis() as u64,

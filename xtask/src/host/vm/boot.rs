@@ -14,10 +14,11 @@ use super::channel::Channel;
 use super::protocol::GuestMessage;
 use super::qemu::{self, Acceleration};
 use super::{VmOptions, initramfs, kernel};
+use crate::cancel::Cancel;
 use crate::command::{self, Daemon, last_lines};
 use crate::names;
+use crate::pause_build;
 use crate::progress::Progress;
-use crate::{interrupt, pause_build};
 
 /// Boot, to the agent listening; generous, since TCG on a busy host is slow (about 2.5 s here).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -35,6 +36,8 @@ pub struct BootPlan<'a> {
     /// Give the guest a second serial port for an interactive shell (`cargo xtask pod`).
     pub interactive: bool,
     pub run_dir: &'a Path,
+    /// The run's: a Ctrl-C ends the boot, and the guest's commands, requests and calls.
+    pub cancel: Cancel,
 }
 
 /// A guest whose agent listens.
@@ -73,7 +76,7 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
 
     let phase = Instant::now();
     let cache_dir = names::cache_dir(workspace);
-    let boot_image = match kernel::uncompressed(&kernel, &cache_dir)? {
+    let boot_image = match kernel::uncompressed(&kernel, &cache_dir, plan.cancel)? {
         Some(vmlinux) => vmlinux,
         None => {
             progress.say("the kernel cannot be unpacked for a PVH boot: booting the bzImage (slower under TCG)");
@@ -82,18 +85,19 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
     };
     progress.done("kernel ready", phase);
     let phase = Instant::now();
-    let acceleration = match qemu::kvm_works_cached(&boot_image, &initramfs_path, scratch.path(), &cache_dir)? {
-        Ok(()) => Acceleration::Kvm,
-        Err(reason) if plan.options.require_kvm => bail!("--require-kvm: KVM cannot be used here: {reason}"),
-        Err(reason) => {
-            progress.say(&format!("KVM is not usable ({reason}): the guest runs under TCG, much slower"));
-            Acceleration::Tcg
-        }
-    };
+    let acceleration =
+        match qemu::kvm_works_cached(&boot_image, &initramfs_path, scratch.path(), &cache_dir, plan.cancel)? {
+            Ok(()) => Acceleration::Kvm,
+            Err(reason) if plan.options.require_kvm => bail!("--require-kvm: KVM cannot be used here: {reason}"),
+            Err(reason) => {
+                progress.say(&format!("KVM is not usable ({reason}): the guest runs under TCG, much slower"));
+                Acceleration::Tcg
+            }
+        };
     progress.done(&format!("acceleration: {}", acceleration.name()), phase);
 
     // The guest's init is the workspace's own pause (not a --pause-bin under test): it must hold.
-    let pause = pause_build::build_release()?;
+    let pause = pause_build::build_release(plan.cancel)?;
     let phase = Instant::now();
     // A guest booted in place of one that failed keeps the failed one's logs (its stack).
     let suffix = (1..)
@@ -142,8 +146,12 @@ pub fn boot(plan: &BootPlan, progress: &Progress) -> Result<Booted> {
     // QEMU dies with the harness, even by SIGKILL.
     let daemon = command::spawn_daemon(&argv, &plan.run_dir.join(format!("qemu{suffix}.log")), Signal::SIGKILL)
         .context("cannot start QEMU: install it with apt-get install qemu-system-x86")?;
-    let mut qemu =
-        QemuGuard { daemon: Some(daemon), console_log: console_log.clone(), command_line: qemu_command_line.clone() };
+    let mut qemu = QemuGuard {
+        daemon: Some(daemon),
+        console_log: console_log.clone(),
+        command_line: qemu_command_line.clone(),
+        cancel: plan.cancel,
+    };
     let stream = qemu.connect(&agent_socket, phase + BOOT_TIMEOUT)?;
     let (channel, messages) = Channel::open(stream)?;
     let GuestMessage::Ready { agent_started_ms } =
@@ -194,6 +202,7 @@ struct QemuGuard {
     daemon: Option<Daemon>,
     console_log: PathBuf,
     command_line: String,
+    cancel: Cancel,
 }
 
 impl QemuGuard {
@@ -227,7 +236,7 @@ impl QemuGuard {
     }
 
     fn fail_if_dead_or_late(&mut self, deadline: Instant, waiting_for: &str) -> Result<()> {
-        interrupt::check()?;
+        self.cancel.check()?;
         let daemon = self.daemon.as_mut().expect("the guard holds QEMU");
         if let Some(status) = daemon.exited()? {
             bail!(

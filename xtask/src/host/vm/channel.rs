@@ -15,8 +15,7 @@ use crate::side_by_side::lock;
 use anyhow::{Context, Result, bail};
 
 use super::protocol::{Answer, GuestMessage, Job, Request};
-use crate::command::Interruptible;
-use crate::interrupt;
+use crate::cancel::Cancel;
 
 /// Extra time the host waits for an answer beyond the job's own deadline in the guest.
 const ANSWER_MARGIN: Duration = Duration::from_secs(30);
@@ -65,7 +64,7 @@ impl Channel {
         &self,
         job: Job,
         timeout: Duration,
-        interruptible: Interruptible,
+        cancel: Cancel,
         stop: &AtomicBool,
         guest_alive: &dyn Fn() -> Result<()>,
     ) -> Result<Answer> {
@@ -83,9 +82,7 @@ impl Channel {
         let deadline = started + timeout + ANSWER_MARGIN;
         let mut stop_sent = false;
         loop {
-            if interruptible == Interruptible::Yes {
-                interrupt::check()?;
-            }
+            cancel.check()?;
             if !stop_sent && stop.load(Ordering::SeqCst) {
                 // Nobody waits for this job's own (empty) answer: the reader drops it.
                 let stop_id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cancel::Cancel;
 use crate::command;
 
 /// Modules the initramfs loads first: for the root (9p, overlay), the agent's port, and the
@@ -67,7 +68,7 @@ fn version_key(release: &str) -> Vec<u64> {
 /// every boot (measured here: 5.5 s to init from the bzImage, 2.5 s from the ELF); `xz` on the
 /// host does the same work once, in 0.6 s. `None` when the kernel cannot be unpacked so (not
 /// xz-compressed, no `xz` program, or no PVH entry): the caller boots the bzImage instead.
-pub fn uncompressed(kernel: &Kernel, cache_dir: &Path) -> Result<Option<PathBuf>> {
+pub fn uncompressed(kernel: &Kernel, cache_dir: &Path, cancel: Cancel) -> Result<Option<PathBuf>> {
     use std::hash::{Hash, Hasher};
     let metadata =
         std::fs::metadata(&kernel.image).with_context(|| format!("cannot read {}", kernel.image.display()))?;
@@ -82,7 +83,7 @@ pub fn uncompressed(kernel: &Kernel, cache_dir: &Path) -> Result<Option<PathBuf>
     let unpack = command::argv(&["xz", "--decompress", "--stdout", "--single-stream"]);
     let payload = command::Input::Bytes(image[start..].to_vec());
     // No `xz` (or it fails): the bzImage boots all the same, only slower.
-    let Ok(output) = command::run_fed(&unpack, payload, Duration::from_secs(120)) else { return Ok(None) };
+    let Ok(output) = command::run_fed(&unpack, payload, Duration::from_secs(120), cancel) else { return Ok(None) };
     let unpacked = output.success();
     let elf = output.stdout;
     // An ELF whose notes hold Xen's PHYS32_ENTRY (type 18) is what QEMU's PVH boot needs.

@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::{Host, Placement};
-use crate::command::{Daemon, Interruptible, Output, argv, last_lines};
+use crate::cancel::Cancel;
+use crate::command::{Daemon, Output, argv, last_lines};
 use crate::progress::Progress;
 use crate::unix_grpc::{Call, Reply};
 use crate::unix_http::{Request, Response};
@@ -60,6 +61,8 @@ pub struct VmHost {
     scratch: Mutex<Option<tempfile::TempDir>>,
     acceleration: Acceleration,
     kernel_release: String,
+    /// The run's: what ends the guest's commands early, unless a caller hands `Cancel::NEVER`.
+    cancel: Cancel,
 }
 
 impl VmHost {
@@ -75,49 +78,12 @@ impl VmHost {
             scratch: Mutex::new(Some(booted.scratch)),
             acceleration: booted.acceleration,
             kernel_release: booted.kernel_release,
+            cancel: plan.cancel,
         })
     }
 
-    fn ask(&self, job: Job, timeout: Duration, interruptible: Interruptible, stop: &AtomicBool) -> Result<Answer> {
-        self.channel.ask(job, timeout, interruptible, stop, &|| self.check_qemu_alive())
-    }
-
-    fn run_job(&self, argv: &[String], timeout: Duration, interruptible: Interruptible) -> Result<Output> {
-        let answer = self.ask(Job::Run(argv.to_vec()), timeout, interruptible, &AtomicBool::new(false))?;
-        if let Some(error) = answer.error {
-            bail!("in the guest, `{}`: {error}", argv.join(" "));
-        }
-        Ok(Output {
-            argv: argv.to_vec(),
-            stdout: answer.stdout,
-            stderr: answer.stderr,
-            exit_code: answer.exit_code,
-            signal: answer.signal,
-            duration: Duration::from_millis(answer.duration_ms),
-        })
-    }
-
-    fn http_job(
-        &self,
-        request: &Request,
-        timeout: Duration,
-        interruptible: Interruptible,
-        stop: &AtomicBool,
-    ) -> Result<Response> {
-        let answer = self.ask(Job::Http(request.clone()), timeout, interruptible, stop)?;
-        if let Some(error) = answer.error {
-            bail!("in the guest, {}: {error}", request.describe());
-        }
-        let status = answer.http_status.context("the guest agent gave no HTTP status")?;
-        Ok(Response { status, body: answer.stdout, cut_short: answer.cut_short })
-    }
-
-    fn grpc_job(&self, call: &Call, timeout: Duration, interruptible: Interruptible) -> Result<Reply> {
-        let answer = self.ask(Job::Grpc(call.clone()), timeout, interruptible, &AtomicBool::new(false))?;
-        if let Some(error) = answer.error {
-            bail!("in the guest, {}: {error}", call.describe());
-        }
-        answer.grpc.context("the guest agent gave no gRPC reply")
+    fn ask(&self, job: Job, timeout: Duration, cancel: Cancel, stop: &AtomicBool) -> Result<Answer> {
+        self.channel.ask(job, timeout, cancel, stop, &|| self.check_qemu_alive())
     }
 
     /// Fails when QEMU is gone, or stopped (SIGSTOP: the guest is frozen and would answer
@@ -185,32 +151,46 @@ impl Host for VmHost {
         Placement::Vm
     }
 
-    fn run(&self, argv: &[String], timeout: Duration) -> Result<Output> {
-        self.run_job(argv, timeout, Interruptible::Yes)
+    fn run(&self, argv: &[String], timeout: Duration, cancel: Cancel) -> Result<Output> {
+        let answer = self.ask(Job::Run(argv.to_vec()), timeout, cancel, &AtomicBool::new(false))?;
+        if let Some(error) = answer.error {
+            bail!("in the guest, `{}`: {error}", argv.join(" "));
+        }
+        Ok(Output {
+            argv: argv.to_vec(),
+            stdout: answer.stdout,
+            stderr: answer.stderr,
+            exit_code: answer.exit_code,
+            signal: answer.signal,
+            duration: Duration::from_millis(answer.duration_ms),
+        })
     }
 
-    fn run_cleanup(&self, argv: &[String], timeout: Duration) -> Result<Output> {
-        self.run_job(argv, timeout, Interruptible::No)
+    fn request(&self, request: &Request, timeout: Duration, cancel: Cancel) -> Result<Response> {
+        self.request_until(request, timeout, cancel, &AtomicBool::new(false))
     }
 
-    fn request(&self, request: &Request, timeout: Duration) -> Result<Response> {
-        self.http_job(request, timeout, Interruptible::Yes, &AtomicBool::new(false))
+    fn request_until(
+        &self,
+        request: &Request,
+        timeout: Duration,
+        cancel: Cancel,
+        stop: &AtomicBool,
+    ) -> Result<Response> {
+        let answer = self.ask(Job::Http(request.clone()), timeout, cancel, stop)?;
+        if let Some(error) = answer.error {
+            bail!("in the guest, {}: {error}", request.describe());
+        }
+        let status = answer.http_status.context("the guest agent gave no HTTP status")?;
+        Ok(Response { status, body: answer.stdout, cut_short: answer.cut_short })
     }
 
-    fn request_cleanup(&self, request: &Request, timeout: Duration) -> Result<Response> {
-        self.http_job(request, timeout, Interruptible::No, &AtomicBool::new(false))
-    }
-
-    fn request_until(&self, request: &Request, timeout: Duration, stop: &AtomicBool) -> Result<Response> {
-        self.http_job(request, timeout, Interruptible::Yes, stop)
-    }
-
-    fn grpc(&self, call: &Call, timeout: Duration) -> Result<Reply> {
-        self.grpc_job(call, timeout, Interruptible::Yes)
-    }
-
-    fn grpc_cleanup(&self, call: &Call, timeout: Duration) -> Result<Reply> {
-        self.grpc_job(call, timeout, Interruptible::No)
+    fn grpc(&self, call: &Call, timeout: Duration, cancel: Cancel) -> Result<Reply> {
+        let answer = self.ask(Job::Grpc(call.clone()), timeout, cancel, &AtomicBool::new(false))?;
+        if let Some(error) = answer.error {
+            bail!("in the guest, {}: {error}", call.describe());
+        }
+        answer.grpc.context("the guest agent gave no gRPC reply")
     }
 
     /// The guest's kernel is the run's own: an OOM kill in its log is the run's.
@@ -222,7 +202,7 @@ impl Host for VmHost {
         if let Some(failure) = self.machine_failed() {
             return Some(failure);
         }
-        let log = self.run(&argv(&["dmesg"]), Duration::from_secs(10)).ok()?.stdout_text();
+        let log = self.run(&argv(&["dmesg"]), Duration::from_secs(10), self.cancel).ok()?.stdout_text();
         // The guest's own OOM killer says "Out of memory", a cgroup's "Memory cgroup out of memory".
         let kills: Vec<&str> = log.lines().filter(|line| line.to_lowercase().contains("out of memory")).collect();
         if kills.is_empty() {
@@ -232,7 +212,7 @@ impl Host for VmHost {
     }
 
     fn uptime(&self) -> Result<Duration> {
-        let output = self.run(&argv(&["cat", "/proc/uptime"]), Duration::from_secs(10))?.ok()?;
+        let output = self.run(&argv(&["cat", "/proc/uptime"]), Duration::from_secs(10), self.cancel)?.ok()?;
         super::parse_uptime(&output.stdout_text()).context("unreadable /proc/uptime in the guest")
     }
 
@@ -241,8 +221,8 @@ impl Host for VmHost {
     /// raw mode is a key for the guest, not a signal for the harness).
     fn interactive_shell(&self, environment: &[(String, String)]) -> Result<()> {
         let socket = self.shell_socket.as_deref().context("the guest was booted without a shell port")?;
-        let (script, raw_mode) = shell::relay(socket, environment)?;
-        let ended = self.run(&argv(&["sh", "-c", &script]), SHELL_TIMEOUT);
+        let (script, raw_mode) = shell::relay(socket, environment, self.cancel)?;
+        let ended = self.run(&argv(&["sh", "-c", &script]), SHELL_TIMEOUT, self.cancel);
         drop(raw_mode);
         ended.map(drop)
     }

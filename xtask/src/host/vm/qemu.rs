@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 
+use crate::cancel::Cancel;
 use crate::command;
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -182,9 +183,10 @@ pub fn kvm_works_cached(
     initramfs: &Path,
     scratch: &Path,
     cache_dir: &Path,
+    cancel: Cancel,
 ) -> Result<Result<(), String>> {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let qemu_version = command::run(&command::argv(&[QEMU, "--version"]), Duration::from_secs(30))
+    let qemu_version = command::run(&command::argv(&[QEMU, "--version"]), Duration::from_secs(30), cancel)
         .map(|output| output.stdout)
         .unwrap_or_default();
     let key = {

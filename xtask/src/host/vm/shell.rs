@@ -11,9 +11,13 @@ use anyhow::{Context, Result};
 /// Connects this terminal to the guest's shell port. Returns the script the agent must run
 /// (in the guest) to open the shell there with `environment`; the relay runs in threads until
 /// either side closes, and raw mode lasts as long as the returned guard.
-pub fn relay(socket: &Path, environment: &[(String, String)]) -> Result<(String, crate::terminal::RawMode)> {
+pub fn relay(
+    socket: &Path,
+    environment: &[(String, String)],
+    cancel: crate::cancel::Cancel,
+) -> Result<(String, crate::terminal::RawMode)> {
     let stream = UnixStream::connect(socket).context("cannot reach the guest's shell port")?;
-    let (rows, columns) = crate::terminal::size().unwrap_or((24, 80));
+    let (rows, columns) = crate::terminal::size(cancel).unwrap_or((24, 80));
     let raw = crate::terminal::RawMode::enable();
     // The guest's tty drops what arrives before the shell opens it, so keys (or a piped
     // script) are held back until the shell has said something: its first prompt.

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
 use super::config::{self, Layout};
+use crate::cancel::Cancel;
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::names;
 use crate::progress::Progress;
@@ -31,13 +32,13 @@ pub struct PrivateContainerd {
 }
 
 impl PrivateContainerd {
-    pub fn start(progress: &Progress) -> Result<Self> {
+    pub fn start(cancel: Cancel, progress: &Progress) -> Result<Self> {
         let started = Instant::now();
         let dir = names::temp_dir(super::KIND.temp_word())?;
         let layout = Layout { dir: dir.path().to_path_buf() };
-        let bridge = Bridge::create()?;
+        let bridge = Bridge::create(cancel)?;
         config::write_files(&layout, &bridge.name, &bridge.prefix)?;
-        let shared = machine::SharedCniState::note()?;
+        let shared = machine::SharedCniState::note(cancel)?;
         let containerd_argv = argv(&["containerd", "--config", &layout.config_file().display().to_string()]);
         // Should the harness die, even by SIGKILL, containerd is told to stop; its shims and
         // pods stay, and `cargo xtask clean` removes them.
@@ -52,7 +53,7 @@ impl PrivateContainerd {
             if socket.exists() {
                 break;
             }
-            crate::interrupt::check()?;
+            cancel.check()?;
             if started.elapsed() > START_TIMEOUT {
                 bail!(
                     "containerd did not listen within {START_TIMEOUT:?}; the end of its log:\n{}",

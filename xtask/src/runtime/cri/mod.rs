@@ -23,6 +23,7 @@ use nix::sys::signal::Signal;
 use prost::Message;
 
 use super::{ContainerState, Logs, RunIdentity, Runtime, RuntimeKind};
+use crate::cancel::Cancel;
 use crate::command::{Output, argv, last_lines};
 use crate::host::{Host, Placement};
 use crate::images::ImageTar;
@@ -171,6 +172,8 @@ pub struct Cri {
     sandbox_count: AtomicU32,
     run_id: String,
     run_dir: PathBuf,
+    /// The run's: what ends its calls early (but for cleanup and `MAKING`, handed `Cancel::NEVER`).
+    cancel: Cancel,
     shut_down: bool,
     // Last, so that it drops after the daemon: the guest outlives what runs in it.
     host: Box<dyn Host>,
@@ -200,17 +203,11 @@ fn gone_already_is_fine<T>(outcome: Result<T>) -> Result<()> {
     }
 }
 
-/// Whether a call waits for the run's Ctrl-C or only for its deadline.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Test,
-    Cleanup,
-    /// A call that makes a sandbox or a container: let finish on Ctrl-C (its deadline still
-    /// holds), since containerd 1.6, when StartContainer's context is cancelled half way, keeps a
-    /// task that StopPodSandbox does not stop and RemovePodSandbox then cannot delete ("cannot
-    /// delete running task": the harness's Ctrl-C trial failed so about once in eight).
-    Make,
-}
+/// What a call that makes a sandbox or a container is handed: let finish on Ctrl-C (its deadline
+/// still holds), since containerd 1.6, when StartContainer's context is cancelled half way, keeps a
+/// task that StopPodSandbox does not stop and RemovePodSandbox then cannot delete ("cannot
+/// delete running task": the harness's Ctrl-C trial failed so about once in eight).
+const MAKING: Cancel = Cancel::NEVER;
 
 impl Cri {
     pub fn start(host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Cri> {
@@ -218,7 +215,7 @@ impl Cri {
         let (daemon, layout) = match host.placement() {
             Placement::Vm => (Daemon::InGuest, guest_layout()),
             Placement::Host => {
-                let private = PrivateContainerd::start(progress)?;
+                let private = PrivateContainerd::start(run.cancel, progress)?;
                 let layout = private.layout.clone();
                 (Daemon::Private(private), layout)
             }
@@ -232,6 +229,7 @@ impl Cri {
             sandbox_count: AtomicU32::new(0),
             run_id: run.run_id.to_string(),
             run_dir: run.run_dir.to_path_buf(),
+            cancel: run.cancel,
             shut_down: false,
             host,
         };
@@ -252,7 +250,7 @@ impl Cri {
     fn wait_until_ready(&self) -> Result<String> {
         let deadline = Instant::now() + GUEST_START_TIMEOUT;
         loop {
-            crate::interrupt::check()?;
+            self.cancel.check()?;
             let last_problem = match self.readiness() {
                 Ok(Ok(version)) => return Ok(version),
                 Ok(Err(problem)) | Err(problem) => format!("{problem:#}"),
@@ -291,12 +289,12 @@ impl Cri {
         request: &Q,
         timeout: Duration,
     ) -> Result<A> {
-        self.call_for(Purpose::Test, service, method, request, timeout)
+        self.call_for(self.cancel, service, method, request, timeout)
     }
 
     fn call_for<Q: Message, A: Message + Default>(
         &self,
-        purpose: Purpose,
+        cancel: Cancel,
         service: &str,
         method: &str,
         request: &Q,
@@ -307,11 +305,7 @@ impl Cri {
             method: format!("/runtime.v1.{service}/{method}"),
             message: request.encode_to_vec(),
         };
-        let reply = match purpose {
-            Purpose::Test => self.host.grpc(&call, timeout)?,
-            Purpose::Cleanup | Purpose::Make => self.host.grpc_cleanup(&call, timeout)?,
-        };
-        match reply {
+        match self.host.grpc(&call, timeout, cancel)? {
             Reply::Message(bytes) => {
                 A::decode(bytes.as_slice()).with_context(|| format!("an answer to {method} that is not its message"))
             }
@@ -321,7 +315,7 @@ impl Cri {
 
     fn daemon_log(&self) -> String {
         let cat = argv(&["cat", &self.layout.daemon_log().display().to_string()]);
-        self.host.run_cleanup(&cat, QUICK).map(|output| output.stdout_text()).unwrap_or_default()
+        self.host.run(&cat, QUICK, Cancel::NEVER).map(|output| output.stdout_text()).unwrap_or_default()
     }
 
     fn sandbox_id(&self, infra: &str) -> Option<String> {
@@ -444,7 +438,7 @@ impl Cri {
             (sandbox.id.clone(), sandbox.config.clone())
         };
         let created: cri::CreateContainerResponse = self.call_for(
-            Purpose::Make,
+            MAKING,
             "RuntimeService",
             "CreateContainer",
             &cri::CreateContainerRequest {
@@ -459,13 +453,13 @@ impl Cri {
             AppContainer { id: created.container_id.clone(), attempt, plan: app.clone(), infra: infra.to_string() },
         );
         let _: cri::StartContainerResponse = self.call_for(
-            Purpose::Make,
+            MAKING,
             "RuntimeService",
             "StartContainer",
             &cri::StartContainerRequest { container_id: created.container_id },
             START_TIMEOUT,
         )?;
-        super::wait_for_program(self, &app.name, START_TIMEOUT)
+        super::wait_for_program(self, &app.name, START_TIMEOUT, self.cancel)
     }
 
     fn sandbox_status(&self, id: &str) -> Result<cri::PodSandboxStatusResponse> {
@@ -481,7 +475,7 @@ impl Cri {
     /// sandbox status has none.
     fn exit_status_from_events(&self, id: &str) -> Result<Option<i64>> {
         let cat = argv(&["cat", &self.layout.events_log().display().to_string()]);
-        let events = self.host.run(&cat, QUICK)?.ok()?.stdout_text();
+        let events = self.host.run(&cat, QUICK, self.cancel)?.ok()?.stdout_text();
         Ok(first_exit_status(&events, id))
     }
 
@@ -493,15 +487,15 @@ impl Cri {
     }
 
     /// Stops and removes a sandbox (and with it its containers); one already gone is no error.
-    fn remove_sandbox(&self, id: &str, purpose: Purpose, timeout: Duration) -> Result<()> {
+    fn remove_sandbox(&self, id: &str, cancel: Cancel, timeout: Duration) -> Result<()> {
         let pod_sandbox_id = id.to_string();
         let stop = cri::StopPodSandboxRequest { pod_sandbox_id: pod_sandbox_id.clone() };
         let stopped: Result<cri::StopPodSandboxResponse> =
-            self.call_for(purpose, "RuntimeService", "StopPodSandbox", &stop, timeout);
+            self.call_for(cancel, "RuntimeService", "StopPodSandbox", &stop, timeout);
         gone_already_is_fine(stopped)?;
         let remove = cri::RemovePodSandboxRequest { pod_sandbox_id };
         let removed: Result<cri::RemovePodSandboxResponse> =
-            self.call_for(purpose, "RuntimeService", "RemovePodSandbox", &remove, timeout);
+            self.call_for(cancel, "RuntimeService", "RemovePodSandbox", &remove, timeout);
         gone_already_is_fine(removed)
     }
 
@@ -514,9 +508,9 @@ impl Cri {
             }),
         };
         let listed: cri::ListPodSandboxResponse =
-            self.call_for(Purpose::Cleanup, "RuntimeService", "ListPodSandbox", &request, QUICK)?;
+            self.call_for(Cancel::NEVER, "RuntimeService", "ListPodSandbox", &request, QUICK)?;
         for sandbox in listed.items {
-            self.remove_sandbox(&sandbox.id, Purpose::Cleanup, QUICK)?;
+            self.remove_sandbox(&sandbox.id, Cancel::NEVER, QUICK)?;
         }
         Ok(())
     }
@@ -535,7 +529,7 @@ impl Cri {
             return Ok(Logs::default());
         }
         let path = self.log_path(container).with_context(|| format!("no container {container} in this pod"))?;
-        let text = self.host.run_cleanup(&argv(&["cat", &path]), QUICK)?.ok()?.stdout_text();
+        let text = self.host.run(&argv(&["cat", &path]), QUICK, Cancel::NEVER)?.ok()?.stdout_text();
         Ok(log_file::parse(&text, stamped))
     }
 
@@ -576,10 +570,10 @@ impl Runtime for Cri {
     }
 
     fn import(&self, image: &ImageTar) -> Result<()> {
-        let archive = docker_archive(image)?;
+        let archive = docker_archive(image, self.cancel)?;
         let import = self.ctr(&["images", "import", &archive.display().to_string()]);
         self.host
-            .run(&import, Duration::from_secs(300))?
+            .run(&import, Duration::from_secs(300), self.cancel)?
             .ok()
             .with_context(|| format!("cannot import image {}", image.name))?;
         Ok(())
@@ -589,7 +583,7 @@ impl Runtime for Cri {
         let config = self.sandbox_config(pod);
         let response: cri::RunPodSandboxResponse = self
             .call_for(
-                Purpose::Make,
+                MAKING,
                 "RuntimeService",
                 "RunPodSandbox",
                 &cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() },
@@ -597,7 +591,7 @@ impl Runtime for Cri {
             )
             .with_context(|| format!("cannot start the pod sandbox {}", pod.infra.name))?;
         lock(&self.sandboxes).insert(pod.infra.name.clone(), Sandbox { id: response.pod_sandbox_id, config });
-        super::wait_for_program(self, &pod.infra.name, START_TIMEOUT)
+        super::wait_for_program(self, &pod.infra.name, START_TIMEOUT, self.cancel)
     }
 
     fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
@@ -612,13 +606,13 @@ impl Runtime for Cri {
         };
         for name in containers.iter().filter(|name| !in_removed_sandbox(name)) {
             if let Some(id) = self.sandbox_id(name) {
-                self.remove_sandbox(&id, Purpose::Cleanup, timeout)?;
+                self.remove_sandbox(&id, Cancel::NEVER, timeout)?;
                 lock(&self.sandboxes).remove(name);
                 lock(&self.containers).retain(|_, container| container.infra != *name);
             } else if let Some(id) = self.container_id(name) {
                 let request = cri::RemoveContainerRequest { container_id: id };
                 let removed: Result<cri::RemoveContainerResponse> =
-                    self.call_for(Purpose::Cleanup, "RuntimeService", "RemoveContainer", &request, timeout);
+                    self.call_for(Cancel::NEVER, "RuntimeService", "RemoveContainer", &request, timeout);
                 gone_already_is_fine(removed)?;
                 lock(&self.containers).remove(name);
             }
@@ -712,7 +706,10 @@ impl Runtime for Cri {
     fn signal(&self, container: &str, signal: Signal) -> Result<()> {
         let id = self.task_id(container)?;
         let kill = self.ctr(&["tasks", "kill", "--signal", signal.as_str(), &id]);
-        self.host.run(&kill, QUICK)?.ok().with_context(|| format!("cannot send {signal} to {container}"))?;
+        self.host
+            .run(&kill, QUICK, self.cancel)?
+            .ok()
+            .with_context(|| format!("cannot send {signal} to {container}"))?;
         Ok(())
     }
 
@@ -770,11 +767,11 @@ impl Runtime for Cri {
         let exported = self.layout.dir.join(format!("export-{}.tar", std::process::id()));
         let exported_text = exported.display().to_string();
         let export = self.ctr(&["images", "export", &exported_text, reference]);
-        let saved = self.host.run(&export, QUICK)?.ok().and_then(|_| {
-            let cat = self.host.run(&argv(&["cat", &exported_text]), QUICK)?.ok()?;
+        let saved = self.host.run(&export, QUICK, self.cancel)?.ok().and_then(|_| {
+            let cat = self.host.run(&argv(&["cat", &exported_text]), QUICK, self.cancel)?.ok()?;
             Ok(cat.stdout)
         });
-        let _ = self.host.run_cleanup(&argv(&["rm", "-f", &exported_text]), QUICK);
+        let _ = self.host.run(&argv(&["rm", "-f", &exported_text]), QUICK, Cancel::NEVER);
         super::saved_image::files_of_saved_image(&saved?)
     }
 
@@ -797,7 +794,11 @@ impl Runtime for Cri {
         match &self.daemon {
             Daemon::Private(private) => private.trouble(),
             Daemon::InGuest => {
-                if self.host.run(&argv(&["pidof", "containerd"]), QUICK).is_ok_and(|output| output.success()) {
+                if self
+                    .host
+                    .run(&argv(&["pidof", "containerd"]), QUICK, self.cancel)
+                    .is_ok_and(|output| output.success())
+                {
                     return None;
                 }
                 Some(format!(

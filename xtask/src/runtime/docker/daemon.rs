@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
+use crate::cancel::Cancel;
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::host::local::LocalHost;
 use crate::names;
@@ -30,10 +31,10 @@ pub struct PrivateDaemon {
 }
 
 impl PrivateDaemon {
-    pub fn start(run_dir: &Path, progress: &Progress) -> Result<Self> {
+    pub fn start(run_dir: &Path, cancel: Cancel, progress: &Progress) -> Result<Self> {
         let started = Instant::now();
         let state_dir = names::temp_dir(super::KIND.temp_word())?;
-        let bridge = Bridge::create()?;
+        let bridge = Bridge::create(cancel)?;
         let log_path = run_dir.join("dockerd.log");
         let state = state_dir.path();
         let mut dockerd = argv(&[
@@ -60,10 +61,10 @@ impl PrivateDaemon {
                 let log = std::fs::read_to_string(&private.log_path).unwrap_or_default();
                 bail!("dockerd exited during start-up ({status}); the end of its log:\n{}", last_lines(&log, 15));
             }
-            if super::answers_ping(&LocalHost, &socket) {
+            if super::answers_ping(&LocalHost, &socket, cancel) {
                 break;
             }
-            crate::interrupt::check()?;
+            cancel.check()?;
             if started.elapsed() > DAEMON_START_TIMEOUT {
                 let log = std::fs::read_to_string(&private.log_path).unwrap_or_default();
                 bail!(

@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
 use super::{ContainerState, Logs, RunIdentity, Runtime, RuntimeKind};
+use crate::cancel::Cancel;
 use crate::command::{Output, argv, last_lines};
 use crate::host::{Host, Placement};
 use crate::images::ImageTar;
@@ -128,6 +129,8 @@ pub struct Docker {
     name_prefix: String,
     run_id: String,
     run_dir: PathBuf,
+    /// The run's: what ends its calls early (but for cleanup, handed `Cancel::NEVER`).
+    cancel: Cancel,
     shut_down: bool,
     // Last, so that it drops after the daemon: the guest outlives what runs in it.
     host: Box<dyn Host>,
@@ -138,7 +141,7 @@ impl Docker {
         let started = Instant::now();
         let daemon = match host.placement() {
             Placement::Vm => {
-                wait_in_guest(host.as_ref())?;
+                wait_in_guest(host.as_ref(), run.cancel)?;
                 let uptime = host
                     .uptime()
                     .map_or(String::new(), |uptime| format!(" at {:.1} s of guest uptime", uptime.as_secs_f64()));
@@ -146,15 +149,15 @@ impl Docker {
                 Daemon::InGuest
             }
             Placement::Host => match std::env::var("DOCKER_HOST") {
-                Ok(docker_host) if cli_answers(&docker_host) => {
+                Ok(docker_host) if cli_answers(&docker_host, run.cancel) => {
                     progress.say(&format!("using the Docker daemon at DOCKER_HOST={docker_host}"));
                     Daemon::Shared { docker_host }
                 }
                 Ok(docker_host) => {
                     progress.say(&format!("DOCKER_HOST={docker_host} does not answer: starting a private dockerd"));
-                    Daemon::Private(PrivateDaemon::start(run.run_dir, progress)?)
+                    Daemon::Private(PrivateDaemon::start(run.run_dir, run.cancel, progress)?)
                 }
-                Err(_) => Daemon::Private(PrivateDaemon::start(run.run_dir, progress)?),
+                Err(_) => Daemon::Private(PrivateDaemon::start(run.run_dir, run.cancel, progress)?),
             },
         };
         let name_prefix = match daemon {
@@ -166,6 +169,7 @@ impl Docker {
             name_prefix,
             run_id: run.run_id.to_string(),
             run_dir: run.run_dir.to_path_buf(),
+            cancel: run.cancel,
             shut_down: false,
             host,
         })
@@ -202,13 +206,13 @@ impl Docker {
 
     /// Runs the docker CLI and fails unless it exits 0.
     fn cli_ok(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
-        self.host.run(&self.cli(arguments), timeout)?.ok()
+        self.host.run(&self.cli(arguments), timeout, self.cancel)?.ok()
     }
 
     /// An API call, or None where the host reaches no socket (then the CLI does the job).
     fn api(&self, method: &str, path: &str, body: Option<String>, timeout: Duration) -> Result<Option<Response>> {
         let Some(socket) = self.socket() else { return Ok(None) };
-        self.host.request(&Request::new(socket, method, path, body), timeout).map(Some)
+        self.host.request(&Request::new(socket, method, path, body), timeout, self.cancel).map(Some)
     }
 
     fn inspect(&self, containers: &[String]) -> Result<BTreeMap<String, Inspected>> {
@@ -243,7 +247,7 @@ impl Docker {
             let arguments = run.cli_arguments();
             let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
             self.cli_ok(&words, START_TIMEOUT)?;
-            return super::wait_for_program(self, container, START_TIMEOUT);
+            return super::wait_for_program(self, container, START_TIMEOUT, self.cancel);
         };
         if created.status != 201 {
             bail!("dockerd: {}", api::error_of(&created));
@@ -253,7 +257,7 @@ impl Docker {
         if started.status != 204 {
             bail!("dockerd: {}", api::error_of(&started));
         }
-        super::wait_for_program(self, container, START_TIMEOUT)
+        super::wait_for_program(self, container, START_TIMEOUT, self.cancel)
     }
 
     fn read_logs(&self, container: &str, timestamps: bool) -> Result<Logs> {
@@ -293,7 +297,7 @@ impl Docker {
         std::thread::scope(|scope| {
             let (sender, answer) = mpsc::channel();
             let (start, stop) = (&start, &stop);
-            scope.spawn(move || sender.send(self.host.request_until(start, timeout, stop)));
+            scope.spawn(move || sender.send(self.host.request_until(start, timeout, self.cancel, stop)));
             let watched = self.watch_exec(container, id, &answer, stop);
             // However the watch ended, the reader stops too: the scope waits for it.
             stop.store(true, Ordering::SeqCst);
@@ -346,7 +350,7 @@ impl Docker {
         if inspected.pid == 0 {
             return Ok(false);
         }
-        let stat = self.host.run(&argv(&["cat", &format!("/proc/{}/stat", inspected.pid)]), QUICK)?;
+        let stat = self.host.run(&argv(&["cat", &format!("/proc/{}/stat", inspected.pid)]), QUICK, self.cancel)?;
         let text = stat.stdout_text();
         let started = pid1::proc::stat_field(&text, 22).map(str::to_string);
         let Some(started) = started.filter(|_| stat.success()) else { return Ok(true) };
@@ -375,14 +379,14 @@ impl Docker {
     fn remove_labelled(&self) -> Result<()> {
         let label = format!("label={}={}", names::RUN_LABEL, self.run_id);
         let list = self.cli(&["ps", "--all", "--quiet", "--filter", &label]);
-        let ids = self.host.run_cleanup(&list, QUICK)?.ok()?.stdout_text();
+        let ids = self.host.run(&list, QUICK, Cancel::NEVER)?.ok()?.stdout_text();
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if ids.is_empty() {
             return Ok(());
         }
         let mut remove = vec!["rm", "--force", "--volumes"];
         remove.extend(ids);
-        self.host.run_cleanup(&self.cli(&remove), Duration::from_secs(60))?.ok().map(drop)
+        self.host.run(&self.cli(&remove), Duration::from_secs(60), Cancel::NEVER)?.ok().map(drop)
     }
 
     /// Copies the guest's daemon logs into the run's artifacts.
@@ -436,7 +440,8 @@ impl Runtime for Docker {
         if let Some(socket) = self.socket() {
             side_by_side::each(containers, |name| {
                 let path = format!("/containers/{}?force=1&v=1", path_segment(&self.name(name))?);
-                let response = self.host.request_cleanup(&Request::new(&socket, "DELETE", path, None), timeout)?;
+                let response =
+                    self.host.request(&Request::new(&socket, "DELETE", path, None), timeout, Cancel::NEVER)?;
                 match response.status {
                     204 | 404 => Ok(()),
                     _ => bail!("cannot remove container {name}: {}", api::error_of(&response)),
@@ -447,7 +452,7 @@ impl Runtime for Docker {
         let names: Vec<String> = containers.iter().map(|container| self.name(container)).collect();
         let mut arguments = vec!["rm", "--force", "--volumes"];
         arguments.extend(names.iter().map(String::as_str));
-        let output = self.host.run_cleanup(&self.cli(&arguments), timeout)?;
+        let output = self.host.run(&self.cli(&arguments), timeout, Cancel::NEVER)?;
         // `No such container` is the normal answer when the pod is already gone.
         if !output.success() && !output.stderr.lines().all(|line| line.contains("No such container")) {
             bail!("`docker rm` failed: {}", output.stderr.trim());
@@ -473,7 +478,7 @@ impl Runtime for Docker {
         let create = serde_json::json!({ "AttachStdout": true, "AttachStderr": true, "Cmd": argv }).to_string();
         let path = format!("/containers/{}/exec", path_segment(&name)?);
         let Some(created) = self.api("POST", &path, Some(create), QUICK)? else {
-            return self.host.run(&cli_argv, timeout);
+            return self.host.run(&cli_argv, timeout, self.cancel);
         };
         if created.status != 201 {
             return Ok(refused(api::error_of(&created)));
@@ -574,10 +579,11 @@ impl Runtime for Docker {
             Daemon::InGuest => {
                 // In the guest the init started both dockerd and containerd: both must still run.
                 let alive = argv(&["sh", "-c", &format!("kill -0 $(cat {GUEST_PIDFILE}) && pidof containerd")]);
-                if self.host.run(&alive, QUICK).is_ok_and(|output| output.success()) {
+                if self.host.run(&alive, QUICK, self.cancel).is_ok_and(|output| output.success()) {
                     return None;
                 }
-                let log = self.host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK).map(|log| log.stdout_text());
+                let log =
+                    self.host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK, self.cancel).map(|log| log.stdout_text());
                 Some(format!(
                     "dockerd or containerd died in the guest; the end of dockerd's log:\n{}",
                     last_lines(&log.unwrap_or_default(), 10)
@@ -629,19 +635,19 @@ impl Drop for Docker {
 }
 
 /// Whether dockerd answers `GET /_ping` with `OK` on `socket`, reached through `host`.
-fn answers_ping(host: &dyn Host, socket: &Path) -> bool {
-    let response = host.request(&Request::get(socket, "/_ping"), Duration::from_secs(2));
+fn answers_ping(host: &dyn Host, socket: &Path, cancel: Cancel) -> bool {
+    let response = host.request(&Request::get(socket, "/_ping"), Duration::from_secs(2), cancel);
     response.is_ok_and(|response| response.status == 200 && response.body == b"OK")
 }
 
 /// Waits for the guest's dockerd (started by its init at boot) to answer; if it does not,
 /// the end of its log says why.
-fn wait_in_guest(host: &dyn Host) -> Result<()> {
+fn wait_in_guest(host: &dyn Host, cancel: Cancel) -> Result<()> {
     let deadline = Instant::now() + GUEST_START_TIMEOUT;
-    while !answers_ping(host, Path::new(GUEST_SOCKET)) {
-        crate::interrupt::check()?;
+    while !answers_ping(host, Path::new(GUEST_SOCKET), cancel) {
+        cancel.check()?;
         if Instant::now() > deadline {
-            let log = host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK).map(|output| output.stdout_text());
+            let log = host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK, cancel).map(|output| output.stdout_text());
             bail!(
                 "dockerd did not answer in the guest within {GUEST_START_TIMEOUT:?}; the end of its log:\n{}",
                 last_lines(&log.unwrap_or_default(), 20)
@@ -653,7 +659,7 @@ fn wait_in_guest(host: &dyn Host) -> Result<()> {
 }
 
 /// Whether the daemon at `docker_host` answers the CLI (any DOCKER_HOST, tcp:// included).
-fn cli_answers(docker_host: &str) -> bool {
+fn cli_answers(docker_host: &str, cancel: Cancel) -> bool {
     let version = argv(&["docker", "--host", docker_host, "version", "--format", "{{.Server.Version}}"]);
-    crate::command::run(&version, Duration::from_secs(10)).is_ok_and(|output| output.success())
+    crate::command::run(&version, Duration::from_secs(10), cancel).is_ok_and(|output| output.success())
 }

@@ -24,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
 use super::{ContainerState, Logs, RunIdentity, Runtime, RuntimeKind};
+use crate::cancel::Cancel;
 use crate::command::{Output, argv};
 use crate::host::{Host, Placement};
 use crate::images::ImageTar;
@@ -195,6 +196,8 @@ pub struct Podman {
     aliases: Mutex<BTreeMap<String, String>>,
     run_id: String,
     run_dir: PathBuf,
+    /// The run's: what ends its calls early (but for cleanup and `podman_make`, handed `Cancel::NEVER`).
+    cancel: Cancel,
     shut_down: bool,
     // Last, so that it drops after the state: the guest outlives what runs in it.
     host: Box<dyn Host>,
@@ -251,7 +254,7 @@ impl Podman {
         let (state, layout) = match host.placement() {
             Placement::Vm => (State::InGuest, guest_layout()),
             Placement::Host => {
-                let private = PrivatePodman::create()?;
+                let private = PrivatePodman::create(run.cancel)?;
                 let layout = private.layout.clone();
                 (State::Private(private), layout)
             }
@@ -267,6 +270,7 @@ impl Podman {
             aliases: Mutex::default(),
             run_id: run.run_id.to_string(),
             run_dir: run.run_dir.to_path_buf(),
+            cancel: run.cancel,
             shut_down: false,
             host,
         };
@@ -275,7 +279,7 @@ impl Podman {
             .context("podman does not run: install it with apt-get install podman")?;
         podman.version = format!("podman {}", version.stdout_text().trim());
         let unified = argv(&["test", "-e", "/sys/fs/cgroup/cgroup.controllers"]);
-        podman.cgroup_v2 = podman.host.run(&unified, QUICK)?.success();
+        podman.cgroup_v2 = podman.host.run(&unified, QUICK, podman.cancel)?.success();
         if front == Front::KubePlay && podman.cgroup_v2 {
             bail!(
                 "podman kube play puts a pod's containers under the pod's cgroup, which Podman 4.3's cgroupfs manager makes \
@@ -303,7 +307,7 @@ impl Podman {
 
     /// Runs podman and fails unless it exits 0.
     fn podman_ok(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
-        self.host.run(&self.podman(arguments), timeout)?.ok()
+        self.host.run(&self.podman(arguments), timeout, self.cancel)?.ok()
     }
 
     /// Runs a podman call that makes or remakes a pod's containers, and fails unless it exits 0.
@@ -312,11 +316,11 @@ impl Podman {
     /// namespace and veth with nothing that knows of them (seen in CI). In the guest, which
     /// goes with everything in it, a Ctrl-C stops it at once.
     fn podman_make(&self, arguments: &[&str], timeout: Duration) -> Result<Output> {
-        let podman = self.podman(arguments);
-        match self.host.placement() {
-            Placement::Host => self.host.run_cleanup(&podman, timeout)?.ok(),
-            Placement::Vm => self.host.run(&podman, timeout)?.ok(),
-        }
+        let cancel = match self.host.placement() {
+            Placement::Host => Cancel::NEVER,
+            Placement::Vm => self.cancel,
+        };
+        self.host.run(&self.podman(arguments), timeout, cancel)?.ok()
     }
 
     /// An image copy (load, save): on this machine in a mount namespace of its own with a
@@ -361,7 +365,7 @@ impl Podman {
         let names: Vec<String> = containers.iter().map(|container| self.podman_name(container)).collect();
         let mut arguments = vec!["container", "inspect"];
         arguments.extend(names.iter().map(String::as_str));
-        let output = self.host.run(&self.podman(&arguments), QUICK)?;
+        let output = self.host.run(&self.podman(&arguments), QUICK, self.cancel)?;
         if !output.success() {
             bail!("podman container inspect {}: {}", names.join(" "), output.stderr.trim());
         }
@@ -399,7 +403,7 @@ impl Podman {
             .with_context(|| format!("cannot play the manifest of pod {}", pod.name))?;
         let infra = self.podman_ok(&["pod", "inspect", "--format", "{{.InfraContainerID}}", &pod.name], QUICK)?;
         lock(&self.aliases).insert(pod.infra.name.clone(), infra.stdout_text().trim().to_string());
-        super::wait_for_program(self, &pod.infra.name, START_TIMEOUT)
+        super::wait_for_program(self, &pod.infra.name, START_TIMEOUT, self.cancel)
     }
 
     /// `--infra-command`, when the scenario gives the infra container a command or arguments:
@@ -459,10 +463,10 @@ impl Runtime for Podman {
     }
 
     fn import(&self, image: &ImageTar) -> Result<()> {
-        let archive = docker_archive(image)?;
+        let archive = docker_archive(image, self.cancel)?;
         let load = self.image_copy(&["load", "--quiet", "--input", &archive.display().to_string()]);
         self.host
-            .run(&load, Duration::from_secs(300))?
+            .run(&load, Duration::from_secs(300), self.cancel)?
             .ok()
             .with_context(|| format!("cannot import image {}", image.name))?;
         Ok(())
@@ -516,13 +520,13 @@ impl Runtime for Podman {
         self.podman_make(&words, START_TIMEOUT).with_context(|| format!("cannot create pod {name}"))?;
         lock(&self.pods).insert(infra.name.clone(), name.clone());
         self.podman_make(&["pod", "start", name], START_TIMEOUT).with_context(|| format!("cannot start pod {name}"))?;
-        super::wait_for_program(self, &infra.name, START_TIMEOUT)
+        super::wait_for_program(self, &infra.name, START_TIMEOUT, self.cancel)
     }
 
     fn start_app(&self, pod: &PodPlan, app: &ContainerPlan) -> Result<()> {
         if self.front == Front::KubePlay {
             // `podman kube play` started it with the pod.
-            return super::wait_for_program(self, &app.name, START_TIMEOUT);
+            return super::wait_for_program(self, &app.name, START_TIMEOUT, self.cancel);
         }
         let infra = &pod.infra.name;
         let label = format!("{}={}", names::RUN_LABEL, self.run_id);
@@ -556,7 +560,7 @@ impl Runtime for Podman {
         let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
         lock(&self.apps).insert(app.name.clone(), infra.clone());
         self.podman_make(&words, START_TIMEOUT).with_context(|| format!("cannot start container {}", app.name))?;
-        super::wait_for_program(self, &app.name, START_TIMEOUT)
+        super::wait_for_program(self, &app.name, START_TIMEOUT, self.cancel)
     }
 
     /// A pod in the list goes with all its containers in one `podman pod rm` (under TCG each
@@ -567,7 +571,10 @@ impl Runtime for Podman {
             containers.iter().filter_map(|name| Some((name.clone(), lock(&self.pods).get(name)?.clone()))).collect();
         for (infra, name) in &pods {
             let remove = self.podman(&["pod", "rm", "--force", "--ignore", "--time", seconds, name]);
-            self.host.run_cleanup(&remove, timeout)?.ok().with_context(|| format!("cannot remove pod {name}"))?;
+            self.host
+                .run(&remove, timeout, Cancel::NEVER)?
+                .ok()
+                .with_context(|| format!("cannot remove pod {name}"))?;
             lock(&self.pods).remove(infra);
             lock(&self.apps).retain(|_, pod| pod != infra);
         }
@@ -577,7 +584,10 @@ impl Runtime for Podman {
             let names: Vec<String> = apps.iter().map(|app| self.podman_name(app)).collect();
             let mut arguments = vec!["rm", "--force", "--ignore", "--time", seconds];
             arguments.extend(names.iter().map(String::as_str));
-            self.host.run_cleanup(&self.podman(&arguments), timeout)?.ok().context("cannot remove containers")?;
+            self.host
+                .run(&self.podman(&arguments), timeout, Cancel::NEVER)?
+                .ok()
+                .context("cannot remove containers")?;
             lock(&self.apps).retain(|name, _| !apps.contains(name));
         }
         lock(&self.aliases).retain(|name, _| !containers.contains(name));
@@ -588,7 +598,7 @@ impl Runtime for Podman {
         let name = self.podman_name(container);
         let mut arguments = vec!["exec", name.as_str()];
         arguments.extend(command.iter().map(String::as_str));
-        let mut output = self.host.run(&self.podman(&arguments), timeout)?;
+        let mut output = self.host.run(&self.podman(&arguments), timeout, self.cancel)?;
         output.argv = command.to_vec();
         Ok(output)
     }
@@ -630,7 +640,7 @@ impl Runtime for Podman {
         let seconds = RESTART_GRACE_SECONDS.to_string();
         let timeout = Duration::from_secs(RESTART_GRACE_SECONDS) + START_TIMEOUT;
         self.podman_make(&["restart", "--time", &seconds, &self.podman_name(container)], timeout)?;
-        super::wait_for_program(self, container, START_TIMEOUT)
+        super::wait_for_program(self, container, START_TIMEOUT, self.cancel)
     }
 
     fn logs(&self, container: &str) -> Result<Logs> {
@@ -650,11 +660,11 @@ impl Runtime for Podman {
         let saved = self.layout.scratch().join(format!("save-{}.tar", std::process::id()));
         let saved_text = saved.display().to_string();
         let save = self.image_copy(&["save", "--quiet", "--format", "docker-archive", "--output", &saved_text, image]);
-        let bytes = self.host.run(&save, QUICK)?.ok().and_then(|_| {
-            let cat = self.host.run(&argv(&["cat", &saved_text]), QUICK)?.ok()?;
+        let bytes = self.host.run(&save, QUICK, self.cancel)?.ok().and_then(|_| {
+            let cat = self.host.run(&argv(&["cat", &saved_text]), QUICK, self.cancel)?.ok()?;
             Ok(cat.stdout)
         });
-        let _ = self.host.run_cleanup(&argv(&["rm", "-f", &saved_text]), QUICK);
+        let _ = self.host.run(&argv(&["rm", "-f", &saved_text]), QUICK, Cancel::NEVER);
         super::saved_image::files_of_saved_image(&bytes?)
     }
 
@@ -683,7 +693,7 @@ impl Runtime for Podman {
             // Through Podman first, so that CNI takes each pod's network down (its veth, lease
             // and portmap rules) and conmon goes; the state is the run's own, so all of it.
             let remove = self.podman(&["pod", "rm", "--all", "--force", "--time", "0"]);
-            if let Err(error) = self.host.run_cleanup(&remove, QUICK).and_then(Output::ok) {
+            if let Err(error) = self.host.run(&remove, QUICK, Cancel::NEVER).and_then(Output::ok) {
                 problems.push(format!("cannot remove the run's pods: {error:#}"));
             }
             let files = [(self.layout.events_log(), "podman-events.log")];

@@ -10,6 +10,7 @@
 use anyhow::Result;
 
 use super::config::{self, Layout, Ulimits};
+use crate::cancel::Cancel;
 use crate::names;
 use crate::runtime::machine::{self, Bridge, SharedCniState};
 
@@ -29,12 +30,12 @@ pub struct PrivatePodman {
 const DEFAULT_CGROUP: &str = "libpod_parent";
 
 impl PrivatePodman {
-    pub fn create() -> Result<PrivatePodman> {
+    pub fn create(cancel: Cancel) -> Result<PrivatePodman> {
         let dir = names::temp_dir(super::KIND.temp_word())?;
         let layout = Layout { dir: dir.path().to_path_buf() };
-        let bridge = Bridge::create()?;
+        let bridge = Bridge::create(cancel)?;
         config::write_files(&layout, Ulimits::of_this_process()?, &bridge.name, &bridge.prefix)?;
-        let shared = SharedCniState::note()?;
+        let shared = SharedCniState::note(cancel)?;
         // A cgroup made by a run beside this one counts as made by a run: the last to end removes it.
         let default_cgroup_is_ours = !machine::cgroup_roots().iter().any(|root| root.join(DEFAULT_CGROUP).is_dir())
             || crate::runtime::another_run_uses_cni();
