@@ -65,7 +65,8 @@ pub fn summary(step: &Step) -> String {
             checks.extend(process.children.as_ref().map(|children| format!("children {children}")));
             checks.extend(process.max_cpu_ms.map(|most| format!("CPU at most {most} ms")));
             if !process.not_ignoring.is_empty() {
-                checks.push(format!("not ignoring {}", process.not_ignoring.join(", ")));
+                let names: Vec<&str> = process.not_ignoring.iter().map(|signal| signal.as_str()).collect();
+                checks.push(format!("not ignoring {}", names.join(", ")));
             }
             format!("{}: {}", process.container, checks.join(", "))
         }
@@ -222,7 +223,7 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
             check_text("body", http.body.as_ref(), &response.body, &context.variables)?;
         }
         Step::Signal(signal) => {
-            let name: Signal = signal.signal.parse().with_context(|| format!("`{}` is not a signal", signal.signal))?;
+            let name = signal.signal.signal();
             // Said plainly, where a runtime would answer in its own words (or signal nothing).
             let not_running = |state: &ContainerState| {
                 format!("cannot send {name} to {}: it is not running{}", signal.container, state.ending())
@@ -360,8 +361,8 @@ pub fn run(context: &mut StepContext, step: &Step) -> Result<()> {
                 let wrongly: Vec<&str> = process
                     .not_ignoring
                     .iter()
-                    .map(String::as_str)
-                    .filter(|name| ignored.contains(&name.to_string()))
+                    .map(|signal| signal.as_str())
+                    .filter(|name| ignored.iter().any(|ignored| ignored == name))
                     .collect();
                 if !wrongly.is_empty() {
                     bail!(

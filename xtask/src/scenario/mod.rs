@@ -20,6 +20,7 @@ mod fuzz;
 mod load;
 mod matcher;
 mod one_key;
+mod signal_name;
 // Only tests generate the schema: the files are committed, and a test keeps them fresh.
 #[cfg(test)]
 mod schema;
@@ -28,6 +29,7 @@ mod schema;
 pub use load::parse;
 pub use load::{file_source, load_all};
 pub use matcher::Matcher;
+pub use signal_name::SignalName;
 
 use one_key::OneKeyEnum;
 
@@ -484,8 +486,7 @@ pub struct SignalStep {
     /// The name of a container in the pod.
     pub container: String,
     /// A signal name such as `SIGINT`.
-    #[schemars(schema_with = "signal_names")]
-    pub signal: String,
+    pub signal: SignalName,
 }
 
 /// The container to stop and what to expect of it.
@@ -564,8 +565,7 @@ pub struct Process {
     /// Signals the process must not ignore (none of them in `SigIgn` of /proc/PID/status): an
     /// ignored signal never reaches it.
     #[serde(default)]
-    #[schemars(schema_with = "signal_name_list")]
-    pub not_ignoring: Vec<String>,
+    pub not_ignoring: Vec<SignalName>,
 }
 
 /// The container whose main process must live a while.
@@ -682,18 +682,6 @@ fn default_idle_window_ms() -> Milliseconds {
 
 fn default_idle_cpu_ms() -> u64 {
     10
-}
-
-/// The signal names the loader accepts, from the same list it parses them with, so that
-/// editors can offer them.
-fn signal_names(_: &mut SchemaGenerator) -> Schema {
-    let names: Vec<&str> = nix::sys::signal::Signal::iterator().map(|signal| signal.as_str()).collect();
-    json_schema!({ "type": "string", "enum": names })
-}
-
-fn signal_name_list(generator: &mut SchemaGenerator) -> Schema {
-    let names = signal_names(generator);
-    json_schema!({ "type": "array", "items": names })
 }
 
 impl Step {
