@@ -22,7 +22,7 @@ use crate::plan::{self, PodPlan};
 use crate::progress::Progress;
 use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
 use crate::runtime::scoped::Scoped;
-use crate::scenario::{self, Scenario, Step};
+use crate::scenario::{self, Scenario};
 use crate::side_by_side::lock;
 use crate::{EXIT_HARNESS_ERROR, names, pause_build, runner};
 
@@ -266,7 +266,7 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
         run.cancel.check().map_err(|error| Failed::from(error.to_string()))?;
         let logs_dir = run.run_dir.join(name.trim_start_matches("scenarios/"));
         run.progress.say(&format!("{name}: {}", planned.scenario.description));
-        let inspected = planned.scenario.steps.iter().flat_map(|step| step.image_names());
+        let inspected = planned.scenario.steps.iter().flat_map(|step| step.format().image_names());
         let images: Vec<&str> = planned.plan.images().into_iter().chain(inspected).collect();
         let run_on = |lab: &Lab, logs_dir: &Path| {
             lab.import(&images, &run.progress)?;
@@ -303,11 +303,7 @@ fn trial(planned: Planned, run: Arc<Run>) -> Trial {
 /// How long a scenario says it lasts at least: its longest `uptime` wait. Trials start longest
 /// first, so that the others fill the other lanes meanwhile.
 fn least_length(scenario: &Scenario) -> Duration {
-    let waits = scenario.steps.iter().filter_map(|step| match step {
-        Step::Uptime(uptime) => Some(uptime.at_least_ms.duration()),
-        _ => None,
-    });
-    waits.max().unwrap_or_default()
+    scenario.steps.iter().map(|step| step.format().lasts_at_least()).max().unwrap_or_default()
 }
 
 /// `scenarios/seed-pod` for `.../scenarios/seed-pod.json`.

@@ -13,7 +13,7 @@ mod ports;
 
 pub use ports::Ports;
 
-use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario, Step};
+use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario};
 
 /// The pod: its infra container (which owns the namespaces) and the apps that join them.
 #[derive(Clone, Debug)]
@@ -111,7 +111,7 @@ pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
         infra,
         apps,
         ports: ports.clone(),
-        count_outbound: scenario.steps.iter().any(Step::counts_outbound),
+        count_outbound: scenario.steps.iter().any(|step| step.format().counts_outbound()),
     })
 }
 

@@ -10,7 +10,7 @@ use crate::plan::PodPlan;
 use crate::pod::Pod;
 use crate::report::{ScenarioReport, StepOutcome, StepReport};
 use crate::runtime::Runtime;
-use crate::scenario::{Scenario, Step};
+use crate::scenario::Scenario;
 
 mod steps;
 
@@ -81,10 +81,7 @@ pub fn run_scenario(
         report.steps.push(StepReport {
             index,
             summary: steps::summary_on(step, runtime.kind()),
-            fact: match step {
-                Step::ByRuntime(by_runtime) => Some(by_runtime.fact.clone()),
-                _ => None,
-            },
+            fact: step.format().fact().map(str::to_string),
             outcome,
             duration: step_started.elapsed(),
         });

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Container, Matcher, NamespaceKind, Scenario, Step};
+use super::steps::{SavedValues, ScenarioFacts};
+use super::{Container, NamespaceKind, Scenario};
 
 /// Every `*.json` scenario under `directory` (not the schema), sorted by path.
 pub fn load_all(directory: &Path) -> Result<Vec<Scenario>> {
@@ -71,117 +72,19 @@ fn check(scenario: &Scenario) -> Result<()> {
         .flat_map(|container| container.publish.iter())
         .map(|mapping| mapping.host)
         .collect();
-    let mut saved = BTreeSet::new();
+    let facts = ScenarioFacts { published_ports: published };
+    let mut saved = SavedValues::default();
     for (index, step) in scenario.steps.iter().enumerate() {
-        let field = format!("steps[{index}].{}", step.kind());
-        for name in step.container_names() {
+        let field = step.field_in(&format!("steps[{index}]"));
+        for name in step.format().container_names() {
             if !names.contains(name) {
                 bail!("{field}: no container named `{name}` in the pod (it has {known})");
             }
         }
-        check_step(step, &field, &published)?;
-        check_references(step, &field, &mut saved)?;
+        step.format().check(&field, &facts)?;
+        step.format().check_references(&field, &mut saved)?;
     }
     Ok(())
-}
-
-/// Every `${name}` a step uses must be a value that an earlier step saves (`save_stdout_as`);
-/// what this step saves is added for the steps after it.
-fn check_references(step: &Step, field: &str, saved: &mut BTreeSet<String>) -> Result<()> {
-    let check = |name: String, texts: Vec<&str>| -> Result<()> {
-        for text in texts {
-            for reference in references(text) {
-                if !saved.contains(reference) {
-                    let known = if saved.is_empty() {
-                        "none is saved before it".to_string()
-                    } else {
-                        format!("saved before it: {}", saved.iter().cloned().collect::<Vec<_>>().join(", "))
-                    };
-                    bail!(
-                        "{field}.{name}: `${{{reference}}}` is no value an earlier step saves with save_stdout_as ({known})"
-                    );
-                }
-            }
-        }
-        Ok(())
-    };
-    match step {
-        Step::Exec(exec) => {
-            for (index, word) in exec.argv.iter().enumerate() {
-                check(format!("argv[{index}]"), vec![word])?;
-            }
-            check("stdout".to_string(), matcher_texts(exec.stdout.as_ref()))?;
-            check("stderr".to_string(), matcher_texts(exec.stderr.as_ref()))?;
-            if let Some(name) = &exec.save_stdout_as {
-                saved.insert(name.clone());
-            }
-        }
-        Step::Pid1(pid1) => check("command".to_string(), pid1.command.texts())?,
-        Step::Http(http) => check("body".to_string(), matcher_texts(http.body.as_ref()))?,
-        Step::Logs(logs) => check("matches".to_string(), logs.matches.texts())?,
-        Step::Stop(stop) => check("logs".to_string(), matcher_texts(stop.logs.as_ref()))?,
-        Step::WaitExit(wait) => check("logs".to_string(), matcher_texts(wait.logs.as_ref()))?,
-        Step::Process(process) => {
-            check("command".to_string(), matcher_texts(process.command.as_ref()))?;
-            for (name, matcher) in &process.status {
-                check(format!("status[\"{name}\"]"), matcher.texts())?;
-            }
-            check("fds".to_string(), matcher_texts(process.fds.as_ref()))?;
-            check("root_mount".to_string(), matcher_texts(process.root_mount.as_ref()))?;
-            check("cwd".to_string(), matcher_texts(process.cwd.as_ref()))?;
-            check("children".to_string(), matcher_texts(process.children.as_ref()))?;
-        }
-        Step::Eventually(eventually) => {
-            check_references(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), saved)?;
-        }
-        Step::Repeat(repeat) => {
-            // What the tries save is dropped: later steps cannot use it.
-            let mut saved_by_tries = saved.clone();
-            check_references(&repeat.step, &format!("{field}.step.{}", repeat.step.kind()), &mut saved_by_tries)?;
-        }
-        Step::ByRuntime(by_runtime) => {
-            // A name saved by one runtime's step only cannot be used after it.
-            let mut saved_by_all: Option<BTreeSet<String>> = None;
-            for (runtime, step) in by_runtime.steps() {
-                let mut saved_here = saved.clone();
-                check_references(step, &format!("{field}.{runtime}.{}", step.kind()), &mut saved_here)?;
-                saved_by_all = Some(match saved_by_all {
-                    None => saved_here,
-                    Some(all) => all.intersection(&saved_here).cloned().collect(),
-                });
-            }
-            saved.extend(saved_by_all.unwrap_or_default());
-        }
-        Step::SameIp(_)
-        | Step::SameHostname(_)
-        | Step::SameNamespace(_)
-        | Step::NoZombies(_)
-        | Step::CpuIdle(_)
-        | Step::Signal(_)
-        | Step::Running(_)
-        | Step::Restart(_)
-        | Step::Uptime(_)
-        | Step::Image(_)
-        | Step::Outbound(_) => {}
-    }
-    Ok(())
-}
-
-fn matcher_texts(matcher: Option<&Matcher>) -> Vec<&str> {
-    matcher.map(Matcher::texts).unwrap_or_default()
-}
-
-/// The names of the `${name}` references in a text.
-fn references(text: &str) -> Vec<&str> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else { break };
-        found.push(&after[..end]);
-        rest = &after[end + 1..];
-    }
-    found
 }
 
 fn check_container(scenario: &Scenario, field: &str, container: &Container) -> Result<()> {
@@ -223,105 +126,10 @@ pub fn file_source(scenario: &Scenario, source: &str) -> PathBuf {
     scenario.path.parent().unwrap_or(Path::new(".")).join(source)
 }
 
-fn check_step(step: &Step, field: &str, published: &BTreeSet<u16>) -> Result<()> {
-    let check_matcher = |name: &str, matcher: Option<&Matcher>| -> Result<()> {
-        match matcher.map(Matcher::validate) {
-            Some(Err(problem)) => bail!("{field}.{name}: {problem}"),
-            _ => Ok(()),
-        }
-    };
-    match step {
-        Step::Exec(exec) => {
-            if exec.argv.is_empty() {
-                bail!("{field}.argv: must not be empty");
-            }
-            check_matcher("stdout", exec.stdout.as_ref())?;
-            check_matcher("stderr", exec.stderr.as_ref())?;
-        }
-        Step::SameIp(step) => at_least_two(field, &step.containers)?,
-        Step::SameHostname(step) => at_least_two(field, &step.containers)?,
-        Step::SameNamespace(step) => at_least_two(field, &step.containers)?,
-        Step::Pid1(step) => {
-            at_least_one(field, &step.containers)?;
-            check_matcher("command", Some(&step.command))?;
-        }
-        Step::Running(step) => at_least_one(field, &step.containers)?,
-        Step::Http(http) => {
-            if !published.contains(&http.port) {
-                bail!("{field}.port: no container publishes port {}", http.port);
-            }
-            if !http.path.starts_with('/') {
-                bail!("{field}.path: `{}` must start with /", http.path);
-            }
-            check_matcher("body", http.body.as_ref())?;
-        }
-        Step::Signal(signal) => {
-            if signal.signal.parse::<nix::sys::signal::Signal>().is_err() {
-                bail!("{field}.signal: `{}` is not a signal name (SIGTERM, SIGINT, ...)", signal.signal);
-            }
-        }
-        Step::Stop(stop) => check_matcher("logs", stop.logs.as_ref())?,
-        Step::WaitExit(wait) => check_matcher("logs", wait.logs.as_ref())?,
-        Step::Process(process) => {
-            check_matcher("command", process.command.as_ref())?;
-            for (name, matcher) in &process.status {
-                check_matcher(&format!("status[\"{name}\"]"), Some(matcher))?;
-            }
-            check_matcher("fds", process.fds.as_ref())?;
-            check_matcher("root_mount", process.root_mount.as_ref())?;
-            check_matcher("cwd", process.cwd.as_ref())?;
-            check_matcher("children", process.children.as_ref())?;
-            for (index, name) in process.not_ignoring.iter().enumerate() {
-                if name.parse::<nix::sys::signal::Signal>().is_err() {
-                    bail!("{field}.not_ignoring[{index}]: `{name}` is not a signal name (SIGTERM, SIGINT, ...)");
-                }
-            }
-        }
-        Step::Logs(logs) => check_matcher("matches", Some(&logs.matches))?,
-        Step::Eventually(eventually) => {
-            check_step(&eventually.step, &format!("{field}.step.{}", eventually.step.kind()), published)?;
-        }
-        Step::Repeat(repeat) => {
-            if repeat.times == 0 {
-                bail!("{field}.times: must be at least 1");
-            }
-            if repeat.at_once == 0 || repeat.at_once > repeat.times {
-                bail!("{field}.at_once: must be from 1 to times ({})", repeat.times);
-            }
-            check_step(&repeat.step, &format!("{field}.step.{}", repeat.step.kind()), published)?;
-        }
-        Step::ByRuntime(by_runtime) => {
-            for (runtime, step) in by_runtime.steps() {
-                check_step(step, &format!("{field}.{runtime}.{}", step.kind()), published)?;
-            }
-        }
-        Step::NoZombies(_)
-        | Step::Restart(_)
-        | Step::Image(_)
-        | Step::CpuIdle(_)
-        | Step::Uptime(_)
-        | Step::Outbound(_) => {}
-    }
-    Ok(())
-}
-
-fn at_least_one(field: &str, containers: &[String]) -> Result<()> {
-    if containers.is_empty() {
-        bail!("{field}.containers: name at least one container");
-    }
-    Ok(())
-}
-
-fn at_least_two(field: &str, containers: &[String]) -> Result<()> {
-    if containers.len() < 2 {
-        bail!("{field}.containers: a comparison needs at least two containers");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Step;
 
     const MINIMAL: &str = r#"{
   "schema_version": 1,
@@ -341,7 +149,7 @@ mod tests {
     fn a_minimal_scenario_loads() {
         let scenario = parse(MINIMAL, Path::new("scenarios/example.json")).unwrap();
         assert_eq!(scenario.pod.containers[0].share, [NamespaceKind::Net]);
-        assert_eq!(scenario.steps[0].kind(), "same-ip");
+        assert_eq!(scenario.steps[0].key(), "same-ip");
     }
 
     #[test]
@@ -489,6 +297,26 @@ mod tests {
         }
     }
 
+    /// Signal names and regexes are parsed as the file is read: their errors have a position.
+    #[test]
+    fn signals_and_regexes_are_parsed_with_their_position() {
+        let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
+        let cases = [
+            (
+                r#"[ { "signal": { "container": "app", "signal": "SIGHANGUP" } } ]"#,
+                "scenarios/example.json:8:70: steps[0].signal.signal: `SIGHANGUP` is not a signal name (SIGTERM, SIGINT, ...)",
+            ),
+            (
+                r#"[ { "logs": { "container": "app", "matches": { "regex": "(" } } } ]"#,
+                "scenarios/example.json:8:72: steps[0].logs.matches.regex: invalid regex: regex parse error:",
+            ),
+        ];
+        for (to, expected) in cases {
+            let error = error_of(&MINIMAL.replace(steps, to));
+            assert!(error.starts_with(expected), "steps {to}: {error}");
+        }
+    }
+
     #[test]
     fn a_value_is_used_only_after_a_step_saves_it() {
         let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
@@ -523,7 +351,7 @@ mod tests {
             parse(&MINIMAL.replace(steps, &format!("[ {all}, {use_it} ]")), Path::new("scenarios/example.json"))
                 .unwrap();
         let Step::ByRuntime(by_runtime) = &scenario.steps[0] else { panic!("not a by-runtime step") };
-        assert_eq!(by_runtime.step_for("cri").map(Step::kind).as_deref(), Some("exec"));
+        assert_eq!(by_runtime.step_for("cri").map(Step::key), Some("exec"));
         let one =
             format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {save}, "podman": {plain} }} }}"#);
         assert_eq!(

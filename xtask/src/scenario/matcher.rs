@@ -1,7 +1,11 @@
 //! Matchers: how a step says what text it expects. Each is an object with one key.
+//! A regex is compiled once, as the file is read.
+
+use std::borrow::Cow;
 
 use regex::Regex;
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::Error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::one_key::{self, OneKeyEnum};
@@ -16,7 +20,7 @@ pub enum Matcher {
     /// The text contains this.
     Contains(String),
     /// A regular expression (Rust regex syntax) in multi-line mode: `^` and `$` match at each line's start and end.
-    Regex(String),
+    Regex(Pattern),
     /// The inner matcher does not match.
     Not(Box<Matcher>),
     /// Every inner matcher matches; at least one.
@@ -39,8 +43,8 @@ impl<'de> Deserialize<'de> for Matcher {
     }
 }
 
-/// The derived serializer as is (`remote = "Self"` made it a plain function too), for `Step::kind`,
-/// which serializes a step to read its key.
+/// The derived serializer as is (`remote = "Self"` made it a plain function too), so that the
+/// schema can show defaults (`process.status`'s `{}`).
 impl Serialize for Matcher {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Matcher::serialize(self, serializer)
@@ -48,12 +52,11 @@ impl Serialize for Matcher {
 }
 
 impl Matcher {
-    /// Checks what can be wrong in a matcher that parsed: an invalid regex, an empty `all`.
+    /// Checks what can be wrong in a matcher that parsed: an empty `all` (a regex is checked as
+    /// it is read).
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            Matcher::Equals(_) | Matcher::Contains(_) => Ok(()),
-            // A `${name}` is a value saved at run time: checked here as the plain word it stands for.
-            Matcher::Regex(pattern) => compile(&REFERENCE.replace_all(pattern, "saved")).map(drop),
+            Matcher::Equals(_) | Matcher::Contains(_) | Matcher::Regex(_) => Ok(()),
             Matcher::Not(inner) => inner.validate(),
             Matcher::All(inner) if inner.is_empty() => Err("`all` needs at least one matcher".to_string()),
             Matcher::All(inner) => inner.iter().try_for_each(Matcher::validate),
@@ -64,27 +67,28 @@ impl Matcher {
         match self {
             Matcher::Equals(expected) => text == expected,
             Matcher::Contains(expected) => text.contains(expected.as_str()),
-            Matcher::Regex(pattern) => compile(pattern).is_ok_and(|regex| regex.is_match(text)),
+            Matcher::Regex(pattern) => pattern.is_match(text),
             Matcher::Not(inner) => !inner.matches(text),
             Matcher::All(inner) => inner.iter().all(|matcher| matcher.matches(text)),
         }
     }
 
-    /// The same matcher with `${name}` replaced by values saved by earlier steps.
     /// Every text of the matcher (what `substitute` replaces in), in order.
     pub fn texts(&self) -> Vec<&str> {
         match self {
-            Matcher::Equals(text) | Matcher::Contains(text) | Matcher::Regex(text) => vec![text.as_str()],
+            Matcher::Equals(text) | Matcher::Contains(text) => vec![text.as_str()],
+            Matcher::Regex(pattern) => vec![pattern.source.as_str()],
             Matcher::Not(inner) => inner.texts(),
             Matcher::All(inner) => inner.iter().flat_map(Matcher::texts).collect(),
         }
     }
 
+    /// The same matcher with `${name}` replaced by values saved by earlier steps.
     pub fn substitute(&self, replace: &dyn Fn(&str) -> String) -> Matcher {
         match self {
             Matcher::Equals(text) => Matcher::Equals(replace(text)),
             Matcher::Contains(text) => Matcher::Contains(replace(text)),
-            Matcher::Regex(pattern) => Matcher::Regex(replace(pattern)),
+            Matcher::Regex(pattern) => Matcher::Regex(pattern.substitute(replace)),
             Matcher::Not(inner) => Matcher::Not(Box::new(inner.substitute(replace))),
             Matcher::All(inner) => Matcher::All(inner.iter().map(|matcher| matcher.substitute(replace)).collect()),
         }
@@ -96,13 +100,74 @@ impl std::fmt::Display for Matcher {
         match self {
             Matcher::Equals(text) => write!(formatter, "equal {text:?}"),
             Matcher::Contains(text) => write!(formatter, "contain {text:?}"),
-            Matcher::Regex(pattern) => write!(formatter, "match /{pattern}/"),
+            Matcher::Regex(pattern) => write!(formatter, "match /{}/", pattern.source),
             Matcher::Not(inner) => write!(formatter, "not ({inner})"),
             Matcher::All(inner) => {
                 let parts: Vec<String> = inner.iter().map(ToString::to_string).collect();
                 write!(formatter, "{}", parts.join(" and "))
             }
         }
+    }
+}
+
+/// A regex as written and compiled (in multi-line mode), read from a string.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    /// As written, `${name}` references included.
+    source: String,
+    /// Compiled at load when the pattern has no `${name}`, else once its saved values are in
+    /// (`substitute`). None only before that, or when the saved values made it invalid: it then
+    /// matches nothing.
+    regex: Option<Regex>,
+}
+
+impl Pattern {
+    /// Compiles `source`; a `${name}` is a value saved at run time, checked here as the plain
+    /// word it stands for.
+    fn parse(source: String) -> Result<Pattern, String> {
+        let checked = compile(&REFERENCE.replace_all(&source, "saved"))?;
+        let regex = (!REFERENCE.is_match(&source)).then_some(checked);
+        Ok(Pattern { source, regex })
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        self.regex.as_ref().is_some_and(|regex| regex.is_match(text))
+    }
+
+    /// The pattern with its `${name}`s replaced, compiled then; one without is kept as it is.
+    fn substitute(&self, replace: &dyn Fn(&str) -> String) -> Pattern {
+        if !REFERENCE.is_match(&self.source) {
+            return self.clone();
+        }
+        let source = replace(&self.source);
+        let regex = compile(&source).ok();
+        Pattern { source, regex }
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Pattern::parse(String::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.source)
+    }
+}
+
+impl JsonSchema for Pattern {
+    fn schema_name() -> Cow<'static, str> {
+        "Pattern".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string" })
     }
 }
 
@@ -120,7 +185,7 @@ mod tests {
 
     #[test]
     fn regex_is_multi_line() {
-        let matcher = Matcher::Regex(r"^\s*1 /pause$".to_string());
+        let matcher = regex(r"^\s*1 /pause$").unwrap();
         assert!(matcher.matches("PID   COMMAND\n    1 /pause\n   12 nginx"));
         assert!(!matcher.matches("    1 /sbin/init\n"));
     }
@@ -152,13 +217,23 @@ mod tests {
 
     #[test]
     fn a_regex_may_use_saved_values() {
-        assert_eq!(Matcher::Regex("^${pid}$".into()).validate(), Ok(()));
-        assert!(Matcher::Regex("^${pid}($".into()).validate().is_err());
+        let matcher = regex("^${pid}$").unwrap();
+        let substituted = matcher.substitute(&|text| text.replace("${pid}", "42"));
+        assert!(substituted.matches("7\n42\n"));
+        assert!(!substituted.matches("421"));
+        assert!(regex("^${pid}($").is_err());
+        // A saved value that breaks the regex makes it match nothing, rather than stop the run.
+        assert!(!matcher.substitute(&|text| text.replace("${pid}", "(")).matches("("));
     }
 
     #[test]
     fn validation_names_the_problem() {
         assert_eq!(Matcher::All(vec![]).validate().unwrap_err(), "`all` needs at least one matcher");
-        assert!(Matcher::Regex("(".into()).validate().unwrap_err().starts_with("invalid regex"));
+        assert!(regex("(").unwrap_err().starts_with("invalid regex"));
+    }
+
+    /// A regex matcher as a file gives it; the error as serde reports it.
+    fn regex(pattern: &str) -> Result<Matcher, String> {
+        serde_json::from_value(serde_json::json!({ "regex": pattern })).map_err(|error| error.to_string())
     }
 }

@@ -81,7 +81,7 @@ fn scenarios_doc(committed: &str) -> String {
     replace_between(&text, MATCHER_TABLE_START, MATCHER_TABLE_END, &matchers)
 }
 
-const STEP_TABLE_START: &str = "<!-- generated from the doc comments of `Step` (xtask/src/scenario/mod.rs) -->";
+const STEP_TABLE_START: &str = "<!-- generated from the doc comments of `Step` (xtask/src/scenario/steps/mod.rs) -->";
 const STEP_TABLE_END: &str = "<!-- end of the step table -->";
 const MATCHER_TABLE_START: &str =
     "<!-- generated from the doc comments of `Matcher` (xtask/src/scenario/matcher.rs) -->";
