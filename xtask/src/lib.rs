@@ -7,6 +7,7 @@ pub mod commands;
 pub mod host;
 mod images;
 mod lab;
+mod machine;
 pub mod names;
 
 /// The runtimes, for the harness tests, which run their trials on each.

@@ -13,8 +13,8 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::cancel::Cancel;
 use crate::command::{self, argv};
-use crate::runtime::machine::{self, CNI_CACHE, cgroup_roots, remove_cgroups, unmount_everything_under};
-use crate::{names, pause_build};
+use crate::machine::{self, CNI_CACHE, cgroup_roots, remove_cgroups, unmount_everything_under};
+use crate::{names, pause_build, runtime};
 
 pub fn run() -> Result<()> {
     let mut removed = Vec::new();
@@ -91,7 +91,7 @@ pub fn run() -> Result<()> {
     }
     if !any_run_alive {
         removed.extend(remove_podlab_cni_results());
-        let (gone, left) = machine::remove_shared_dirs();
+        let (gone, left) = machine::remove_shared_dirs(runtime::cni_temp_words());
         removed.extend(gone.iter().map(|dir| format!("{dir}, made by a run and now empty")));
         for problem in left {
             eprintln!("warning: {problem}");

@@ -25,7 +25,6 @@ use crate::progress::Progress;
 pub mod cni;
 pub mod cri;
 pub mod docker;
-pub mod machine;
 pub mod podman;
 mod saved_image;
 pub mod scoped;
@@ -39,12 +38,16 @@ pub fn default_runtime() -> &'static RuntimeKind {
     RUNTIMES[0]
 }
 
-/// Whether a live run other than this one has the temp dir of a runtime that uses CNI's shared
-/// state on this machine (`names::another_run_has_temp_dir`).
-pub fn another_run_uses_cni() -> bool {
-    let words: Vec<&str> =
-        RUNTIMES.iter().filter(|runtime| runtime.uses_cni).map(|runtime| runtime.temp_word).collect();
-    crate::names::another_run_has_temp_dir(&words)
+/// The temp-dir words of the runtimes whose pods use CNI's state shared on this machine: a live
+/// run with a temp dir of one of them uses it (`machine::SharedCniState`).
+pub fn cni_temp_words() -> &'static [&'static str] {
+    static WORDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        let mut words: Vec<&str> =
+            RUNTIMES.iter().filter(|runtime| runtime.uses_cni).map(|runtime| runtime.temp_word).collect();
+        words.dedup();
+        words
+    })
 }
 
 /// How a runtime starts on a host, ready for pods.

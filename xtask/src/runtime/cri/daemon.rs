@@ -13,9 +13,9 @@ use nix::sys::signal::Signal;
 use super::config::{self, Layout};
 use crate::cancel::Cancel;
 use crate::command::{self, Daemon, argv, last_lines};
+use crate::machine::{self, Bridge};
 use crate::names;
 use crate::progress::Progress;
-use crate::runtime::machine::{self, Bridge};
 
 /// How long containerd may take to answer; 0.015 s on this machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ impl PrivateContainerd {
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create(cancel)?;
         config::write_files(&layout, &bridge.name, &bridge.prefix)?;
-        let shared = machine::SharedCniState::note(cancel)?;
+        let shared = machine::SharedCniState::note(cancel, crate::runtime::cni_temp_words())?;
         let containerd_argv = argv(&["containerd", "--config", &layout.config_file().display().to_string()]);
         // Should the harness die, even by SIGKILL, containerd is told to stop; its shims and
         // pods stay, and `cargo xtask clean` removes them.

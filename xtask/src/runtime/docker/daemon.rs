@@ -11,9 +11,9 @@ use nix::sys::signal::Signal;
 use crate::cancel::Cancel;
 use crate::command::{self, Daemon, argv, last_lines};
 use crate::host::local::LocalHost;
+use crate::machine::{self, Bridge};
 use crate::names;
 use crate::progress::Progress;
-use crate::runtime::machine::{self, Bridge};
 
 /// How long dockerd may take to answer; well under a second on this machine.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(90);

@@ -11,8 +11,8 @@ use anyhow::Result;
 
 use super::config::{self, Layout, Ulimits};
 use crate::cancel::Cancel;
+use crate::machine::{self, Bridge, SharedCniState};
 use crate::names;
-use crate::runtime::machine::{self, Bridge, SharedCniState};
 
 pub struct PrivatePodman {
     dir: Option<tempfile::TempDir>,
@@ -35,10 +35,10 @@ impl PrivatePodman {
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create(cancel)?;
         config::write_files(&layout, Ulimits::of_this_process()?, &bridge.name, &bridge.prefix)?;
-        let shared = SharedCniState::note(cancel)?;
+        let shared = SharedCniState::note(cancel, crate::runtime::cni_temp_words())?;
         // A cgroup made by a run beside this one counts as made by a run: the last to end removes it.
         let default_cgroup_is_ours = !machine::cgroup_roots().iter().any(|root| root.join(DEFAULT_CGROUP).is_dir())
-            || crate::runtime::another_run_uses_cni();
+            || names::another_run_has_temp_dir(crate::runtime::cni_temp_words());
         Ok(PrivatePodman { dir: Some(dir), layout, bridge, shared, default_cgroup_is_ours })
     }
 
@@ -57,7 +57,7 @@ impl PrivatePodman {
         }
         problems.extend(left);
         problems.extend(self.shared.give_back());
-        if self.default_cgroup_is_ours && !crate::runtime::another_run_uses_cni() {
+        if self.default_cgroup_is_ours && !names::another_run_has_temp_dir(crate::runtime::cni_temp_words()) {
             machine::remove_empty_cgroups(DEFAULT_CGROUP);
         }
         problems.extend(self.bridge.delete());

@@ -1,7 +1,7 @@
 //! What a runtime's private daemon takes on this machine, and how it is given back: its own
-//! bridge and subnet, its cgroup, its mounts and stray processes. Shared by the private dockerd
-//! (`docker/daemon.rs`), the private containerd (`cri/daemon.rs`) and Podman's private state
-//! (`podman/private.rs`), and read by `clean`.
+//! bridge and subnet, its cgroup, its mounts and stray processes, and what CNI's users share.
+//! Used by the runtimes' private daemons (`runtime/*/`) and by `clean`; it knows no runtime:
+//! which runs use CNI's shared state is said by their temp dirs' words, which callers pass.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -309,24 +309,25 @@ const MADE_BY_PODLAB: &str = "user.podlab.made";
 
 /// What a run's pods share with every CNI user of this machine, noted before its first pod and
 /// given back after its last: portmap's nat chains and the shared directories. Each goes when
-/// a run made it and no other run still uses it (`runtime::another_run_uses_cni`).
+/// a run made it and no other run still uses it: no other live run has a temp dir of one of
+/// `cni_words` (`runtime::cni_temp_words`, the words of the runtimes that use CNI).
 pub struct SharedCniState {
     /// Not in the nat table before this run, or made by a run alive beside it.
     portmap_chains_are_ours: bool,
+    cni_words: &'static [&'static str],
 }
 
 impl SharedCniState {
     /// Before the run's first pod, once its private runtime's temp dir exists (that dir is how
     /// other runs see that it uses what they share): makes and marks the shared directories
     /// that are missing.
-    pub fn note(cancel: Cancel) -> Result<SharedCniState> {
+    pub fn note(cancel: Cancel, cni_words: &'static [&'static str]) -> Result<SharedCniState> {
         let _choosing = NetworkLock::take(cancel)?;
         for dir in SHARED_DIRS {
             make_and_mark_if_missing(Path::new(dir))?;
         }
-        Ok(SharedCniState {
-            portmap_chains_are_ours: !portmap_chains_exist() || crate::runtime::another_run_uses_cni(),
-        })
+        let portmap_chains_are_ours = !portmap_chains_exist() || names::another_run_has_temp_dir(cni_words);
+        Ok(SharedCniState { portmap_chains_are_ours, cni_words })
     }
 
     /// Once the run's pods are gone and its private runtime's temp dir is removed; returns what
@@ -336,7 +337,7 @@ impl SharedCniState {
         if self.portmap_chains_are_ours {
             problems.extend(remove_portmap_chains());
         }
-        problems.extend(remove_shared_dirs().1);
+        problems.extend(remove_shared_dirs(self.cni_words).1);
         problems
     }
 }
@@ -344,12 +345,12 @@ impl SharedCniState {
 /// Removes the shared directories a run made, once no run uses them and they are empty (a
 /// cache result or a network namespace still in one is another CNI user's): for the last run
 /// to end, and for `clean`. Returns those it removed, and what could not be done.
-pub fn remove_shared_dirs() -> (Vec<&'static str>, Vec<String>) {
+pub fn remove_shared_dirs(cni_words: &[&str]) -> (Vec<&'static str>, Vec<String>) {
     // Under the network lock: a run that starts now notes them after this, or sees them whole.
     let Ok(_choosing) = NetworkLock::take(Cancel::NEVER) else {
         return (Vec::new(), vec!["cannot take the network lock".to_string()]);
     };
-    if crate::runtime::another_run_uses_cni() {
+    if names::another_run_has_temp_dir(cni_words) {
         return (Vec::new(), Vec::new());
     }
     remove_if_marked_and_empty(&SHARED_DIRS)
