@@ -12,7 +12,7 @@ use crate::pause_build::PauseCommand;
 use crate::plan;
 use crate::pod::Pod;
 use crate::progress::Progress;
-use crate::{names, pause_build, scenario};
+use crate::{names, pause_build, runtime, scenario};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -36,7 +36,7 @@ pub fn run(options: Options) -> Result<()> {
     let cancel = Cancel::on_signals()?;
     let workspace = pause_build::workspace_root();
     let file = if options.ghost { "seed-pod-ghost.json" } else { "seed-pod.json" };
-    let seed = scenario::load_all(&workspace.join("scenarios"))?
+    let seed = scenario::load_all(&workspace.join("scenarios"), runtime::fact_keys())?
         .into_iter()
         .find(|scenario| scenario.path.ends_with(file))
         .with_context(|| format!("scenarios/{file} is missing"))?;

@@ -24,7 +24,7 @@ use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
 use crate::runtime::scoped::Scoped;
 use crate::scenario::{self, Scenario};
 use crate::side_by_side::lock;
-use crate::{EXIT_HARNESS_ERROR, names, pause_build, runner};
+use crate::{EXIT_HARNESS_ERROR, names, pause_build, runner, runtime};
 
 pub const EXIT_SCENARIO_FAILED: u8 = 101;
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -130,7 +130,7 @@ pub fn run(options: Options) -> Result<u8> {
     let cancel = Cancel::on_signals()?;
     let scenarios_dir = options.scenarios.clone().unwrap_or_else(|| pause_build::workspace_root().join("scenarios"));
     let runtime = options.choice.runtime();
-    let scenarios = scenario::load_all(&scenarios_dir)?;
+    let scenarios = scenario::load_all(&scenarios_dir, runtime::fact_keys())?;
     let ports = options.choice.ports(&scenarios)?;
     let planned: Vec<Planned> = scenarios
         .into_iter()
@@ -520,7 +520,7 @@ mod tests {
         assert_eq!(options.pause_bin.map(|pause| pause.binary), Some(Path::new(&stand_in).canonicalize().unwrap()));
         assert!(options.libtest.filter.is_none(), "the flake passes a test filter: {:?}", options.libtest.filter);
         let scenarios = options.scenarios.unwrap_or_else(|| workspace.join("scenarios"));
-        assert!(!scenario::load_all(&scenarios).unwrap().is_empty());
+        assert!(!scenario::load_all(&scenarios, runtime::fact_keys()).unwrap().is_empty());
     }
 
     #[test]

@@ -142,7 +142,9 @@ mod tests {
 
     fn seed_pod() -> PodPlan {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/seed-pod.json");
-        let scenario = crate::scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        let scenario =
+            crate::scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path, crate::runtime::fact_keys())
+                .unwrap();
         plan(&scenario, &Ports::as_written()).unwrap()
     }
 

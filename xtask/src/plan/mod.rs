@@ -174,7 +174,7 @@ pub mod tests {
   "steps": [ {{ "same-ip": {{ "containers": ["pause", "app"] }} }} ]
 }}"#
         );
-        scenario::parse(&text, Path::new("scenarios/plan.json")).unwrap()
+        scenario::parse(&text, Path::new("scenarios/plan.json"), crate::runtime::fact_keys()).unwrap()
     }
 
     #[test]

@@ -38,6 +38,21 @@ pub fn default_runtime() -> &'static RuntimeKind {
     RUNTIMES[0]
 }
 
+/// The keys a `by-runtime` step gives a runtime's own step: each runtime's facts key, once, in
+/// the registry's order (podman-kube shows podman's facts).
+pub fn fact_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut keys: Vec<&str> = Vec::new();
+        for runtime in RUNTIMES {
+            if !keys.contains(&runtime.facts) {
+                keys.push(runtime.facts);
+            }
+        }
+        keys
+    })
+}
+
 /// The temp-dir words of the runtimes whose pods use CNI's state shared on this machine: a live
 /// run with a temp dir of one of them uses it (`machine::SharedCniState`).
 pub fn cni_temp_words() -> &'static [&'static str] {
@@ -348,6 +363,7 @@ mod tests {
         let names: Vec<&str> = RUNTIMES.iter().map(|runtime| runtime.name()).collect();
         assert_eq!(names, ["docker", "cri", "podman", "podman-kube"]);
         assert_eq!(default_runtime().name(), "docker");
+        assert_eq!(fact_keys(), ["docker", "cri", "podman"]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::load::parse;
+use crate::runtime::fact_keys;
 
 /// The file name every input is loaded as (its `files` resolve beside the real scenarios).
 const FUZZ_FILE: &str = "fuzz.json";
@@ -165,7 +166,8 @@ fn input(seeds: &[String], random: &mut Random) -> String {
 /// the file and either line:column or a field.
 fn check(text: &str) -> Result<(), String> {
     let path = scenarios_folder().join(FUZZ_FILE);
-    let loaded = std::panic::catch_unwind(|| parse(text, &path).map(drop).map_err(|error| format!("{error:#}")));
+    let loaded =
+        std::panic::catch_unwind(|| parse(text, &path, fact_keys()).map(drop).map_err(|error| format!("{error:#}")));
     let Ok(loaded) = loaded else { return Err("the loader panicked".to_string()) };
     let Err(message) = loaded else { return Ok(()) };
     let Some(rest) = message.strip_prefix(&format!("{}", path.display())) else {
@@ -261,7 +263,7 @@ fn the_corpus_holds() {
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
         if let Err(problem) = check(&text) {
             problems.push(format!("{}: {problem}", path.display()));
-        } else if parse(&text, &scenarios_folder().join(FUZZ_FILE)).is_ok() {
+        } else if parse(&text, &scenarios_folder().join(FUZZ_FILE), fact_keys()).is_ok() {
             problems.push(format!("{}: the loader accepts it", path.display()));
         }
     }

@@ -11,7 +11,8 @@ use super::steps::{SavedValues, ScenarioFacts};
 use super::{Container, NamespaceKind, Scenario};
 
 /// Every `*.json` scenario under `directory` (not the schema), sorted by path.
-pub fn load_all(directory: &Path) -> Result<Vec<Scenario>> {
+/// `runtime_keys` are the runtimes' fact keys (`runtime::fact_keys`), which `by-runtime` steps name.
+pub fn load_all(directory: &Path, runtime_keys: &[&str]) -> Result<Vec<Scenario>> {
     let entries = std::fs::read_dir(directory).with_context(|| format!("cannot read {}", directory.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|entry| Some(entry.ok()?.path()))
@@ -19,16 +20,16 @@ pub fn load_all(directory: &Path) -> Result<Vec<Scenario>> {
         .filter(|path| path.file_name().is_some_and(|name| name != "schema.json"))
         .collect();
     paths.sort();
-    paths.iter().map(|path| load(path)).collect()
+    paths.iter().map(|path| load(path, runtime_keys)).collect()
 }
 
-pub fn load(path: &Path) -> Result<Scenario> {
+pub fn load(path: &Path, runtime_keys: &[&str]) -> Result<Scenario> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse(&text, path)
+    parse(&text, path, runtime_keys)
 }
 
 /// Parses and checks one scenario; `path` names it in errors and anchors its `files`.
-pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
+pub fn parse(text: &str, path: &Path, runtime_keys: &[&str]) -> Result<Scenario> {
     let deserializer = &mut serde_json::Deserializer::from_str(text);
     let mut scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let field = error.path().to_string();
@@ -38,7 +39,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
         anyhow::anyhow!("{}:{}:{}: {field}{}", path.display(), inner.line(), inner.column(), without_position(&message))
     })?;
     scenario.path = path.to_path_buf();
-    check(&scenario).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    check(&scenario, runtime_keys).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
     Ok(scenario)
 }
 
@@ -48,7 +49,7 @@ fn without_position(message: &str) -> &str {
 }
 
 /// What the types cannot say: the checks that need the whole scenario.
-fn check(scenario: &Scenario) -> Result<()> {
+fn check(scenario: &Scenario, runtime_keys: &[&str]) -> Result<()> {
     if scenario.steps.is_empty() {
         bail!("steps: a scenario needs at least one step");
     }
@@ -72,7 +73,7 @@ fn check(scenario: &Scenario) -> Result<()> {
         .flat_map(|container| container.publish.iter())
         .map(|mapping| mapping.host)
         .collect();
-    let facts = ScenarioFacts { published_ports: published };
+    let facts = ScenarioFacts { published_ports: published, runtime_keys };
     let mut saved = SavedValues::default();
     for (index, step) in scenario.steps.iter().enumerate() {
         let field = step.field_in(&format!("steps[{index}]"));
@@ -129,6 +130,7 @@ pub fn file_source(scenario: &Scenario, source: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::fact_keys;
     use crate::scenario::Step;
 
     const MINIMAL: &str = r#"{
@@ -142,12 +144,15 @@ mod tests {
 }"#;
 
     fn error_of(text: &str) -> String {
-        parse(text, Path::new("scenarios/example.json")).err().map(|error| format!("{error:#}")).unwrap_or_default()
+        parse(text, Path::new("scenarios/example.json"), fact_keys())
+            .err()
+            .map(|error| format!("{error:#}"))
+            .unwrap_or_default()
     }
 
     #[test]
     fn a_minimal_scenario_loads() {
-        let scenario = parse(MINIMAL, Path::new("scenarios/example.json")).unwrap();
+        let scenario = parse(MINIMAL, Path::new("scenarios/example.json"), fact_keys()).unwrap();
         assert_eq!(scenario.pod.containers[0].share, [NamespaceKind::Net]);
         assert_eq!(scenario.steps[0].key(), "same-ip");
     }
@@ -324,7 +329,7 @@ mod tests {
         let use_it =
             r#"{ "exec": { "container": "app", "argv": ["echo", "${name}"], "stdout": { "contains": "${name}" } } }"#;
         let in_order = format!("[ {save}, {use_it} ]");
-        assert!(parse(&MINIMAL.replace(steps, &in_order), Path::new("scenarios/example.json")).is_ok());
+        assert!(parse(&MINIMAL.replace(steps, &in_order), Path::new("scenarios/example.json"), fact_keys()).is_ok());
         assert_eq!(
             error_of(&MINIMAL.replace(steps, &format!("[ {use_it}, {save} ]"))),
             "scenarios/example.json: steps[0].exec.argv[1]: `${name}` is no value an earlier step saves with \
@@ -343,34 +348,56 @@ mod tests {
     fn a_by_runtime_step_gives_every_runtime_a_step_and_saves_only_what_all_save() {
         let steps = r#"[ { "same-ip": { "containers": ["pause", "app"] } } ]"#;
         let save = r#"{ "exec": { "container": "app", "argv": ["hostname"], "save_stdout_as": "name" } }"#;
+        let save_short = r#"{ "exec": { "container": "app", "argv": ["hostname", "-s"], "save_stdout_as": "name" } }"#;
         let plain = r#"{ "exec": { "container": "app", "argv": ["true"] } }"#;
         let use_it = r#"{ "exec": { "container": "app", "argv": ["echo", "${name}"] } }"#;
-        let all =
-            format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {save}, "podman": {save} }} }}"#);
-        let scenario =
-            parse(&MINIMAL.replace(steps, &format!("[ {all}, {use_it} ]")), Path::new("scenarios/example.json"))
-                .unwrap();
-        let Step::ByRuntime(by_runtime) = &scenario.steps[0] else { panic!("not a by-runtime step") };
-        assert_eq!(by_runtime.step_for("cri").map(Step::key), Some("exec"));
-        let one =
-            format!(r#"{{ "by-runtime": {{ "fact": "f", "docker": {save}, "cri": {save}, "podman": {plain} }} }}"#);
+        let by_runtime = |entries: &str| format!(r#"{{ "by-runtime": {{ "fact": "f", {entries} }} }}"#);
+        let with = |step: String| MINIMAL.replace(steps, &format!("[ {step}, {use_it} ]"));
+        let all = by_runtime(&format!(r#""default": {save}, "cri": {save_short}"#));
+        let scenario = parse(&with(all), Path::new("scenarios/example.json"), fact_keys()).unwrap();
+        let Step::ByRuntime(by_runtime_step) = &scenario.steps[0] else { panic!("not a by-runtime step") };
+        assert_eq!(by_runtime_step.step_for("cri"), by_runtime_step.own.first().map(|(_, step)| step));
+        assert_eq!(by_runtime_step.step_for("podman"), by_runtime_step.default.as_deref());
+        let one = by_runtime(&format!(r#""default": {save}, "podman": {plain}"#));
         assert_eq!(
-            error_of(&MINIMAL.replace(steps, &format!("[ {one}, {use_it} ]"))),
+            error_of(&with(one)),
             "scenarios/example.json: steps[1].exec.argv[1]: `${name}` is no value an earlier step saves with \
              save_stdout_as (none is saved before it)"
         );
-        let missing = format!(r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain}, "cri": {plain} }} }} ]"#);
-        assert!(error_of(&MINIMAL.replace(steps, &missing)).contains("missing field `podman`"));
-        let unknown = r#"{ "exec": { "container": "nobody", "argv": ["true"] } }"#;
-        let wrong = format!(
-            r#"[ {{ "by-runtime": {{ "fact": "f", "docker": {plain}, "cri": {unknown}, "podman": {plain} }} }} ]"#
-        );
-        assert!(error_of(&MINIMAL.replace(steps, &wrong)).contains("nobody"));
+        let cases = [
+            (
+                format!(r#""docker": {plain}, "cri": {save}"#),
+                "steps[0].by-runtime: no step for podman: give it one, or a default",
+            ),
+            (
+                format!(r#""default": {plain}, "crio": {save}"#),
+                "steps[0].by-runtime.crio: no runtime's facts go by `crio`; the keys are default, docker, cri, podman",
+            ),
+            (
+                format!(r#""default": {plain}, "docker": {save}, "cri": {save_short}, "podman": {use_it}"#),
+                "steps[0].by-runtime.default: every runtime has a step of its own, so the default is never used",
+            ),
+            (
+                format!(r#""default": {plain}, "docker": {save}, "podman": {plain}"#),
+                "steps[0].by-runtime.podman: the same step as default: say it once, in default, for every runtime it \
+                 holds for",
+            ),
+            (
+                format!(r#""default": {plain}, "cri": {{ "exec": {{ "container": "nobody", "argv": ["true"] }} }}"#),
+                "steps[0].by-runtime: no container named `nobody` in the pod",
+            ),
+        ];
+        for (entries, expected) in cases {
+            let error = error_of(&MINIMAL.replace(steps, &format!("[ {} ]", by_runtime(&entries))));
+            assert!(error.contains(expected), "expected {expected:?} in {error:?}");
+        }
+        let twice = by_runtime(&format!(r#""default": {plain}, "cri": {save}, "cri": {save_short}"#));
+        assert!(error_of(&MINIMAL.replace(steps, &format!("[ {twice} ]"))).contains("`cri` is written twice"));
     }
 
     #[test]
     fn a_port_mapping_reads_and_prints_as_written() {
-        let scenario = parse(MINIMAL, Path::new("scenarios/example.json")).unwrap();
+        let scenario = parse(MINIMAL, Path::new("scenarios/example.json"), fact_keys()).unwrap();
         let mapping = scenario.pod.infra.publish[0];
         assert_eq!((mapping.host, mapping.container), (8080, 80));
         assert_eq!(mapping.to_string(), "8080:80");

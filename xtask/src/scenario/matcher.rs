@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::one_key::{self, OneKeyEnum};
 
 /// What text a step expects: an object with exactly one key.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(remote = "Self", rename_all = "kebab-case")]
 #[schemars(rename = "Matcher")]
 pub enum Matcher {
@@ -119,6 +119,13 @@ pub struct Pattern {
     /// (`substitute`). None only before that, or when the saved values made it invalid: it then
     /// matches nothing.
     regex: Option<Regex>,
+}
+
+/// Two patterns are the same when they are written the same.
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.source == other.source
+    }
 }
 
 impl Pattern {

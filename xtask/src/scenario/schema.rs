@@ -12,20 +12,38 @@ use serde_json::Value;
 use super::Scenario;
 
 /// The JSON Schema of a scenario file, as committed: pretty JSON with a trailing newline.
-pub fn schema_json() -> String {
-    let mut text = serde_json::to_string_pretty(&scenario_schema()).expect("a schema is JSON");
+/// `runtime_keys` are the runtimes' fact keys (`runtime::fact_keys`): a `by-runtime` step
+/// takes those, `fact` and `default`, and nothing else.
+pub fn schema_json(runtime_keys: &[&str]) -> String {
+    let mut text = serde_json::to_string_pretty(&scenario_schema(runtime_keys)).expect("a schema is JSON");
     text.push('\n');
     text
 }
 
-fn scenario_schema() -> Schema {
+fn scenario_schema(runtime_keys: &[&str]) -> Schema {
     let settings = SchemaSettings::draft2020_12()
         .with_transform(RecursiveTransform(join_wrapped_lines))
         .with_transform(RecursiveTransform(describe_variant_keys));
     let mut schema = settings.into_generator().into_root_schema_for::<Scenario>();
     schema.insert("$id".to_string(), "podlab-scenario-v1".into());
     schema.insert("title".to_string(), "podlab scenario".into());
+    name_the_runtime_keys(&mut schema, runtime_keys);
     schema
+}
+
+/// `by-runtime`'s keys for the runtimes, one property each (any other key is refused).
+fn name_the_runtime_keys(schema: &mut Schema, runtime_keys: &[&str]) {
+    let by_runtime = schema.get_mut("$defs").and_then(|definitions| definitions.get_mut("ByRuntime"));
+    let by_runtime = by_runtime.and_then(Value::as_object_mut).expect("the schema defines ByRuntime");
+    let step =
+        by_runtime.insert("additionalProperties".to_string(), Value::Bool(false)).expect("a step for any other key");
+    let properties = by_runtime.get_mut("properties").and_then(Value::as_object_mut).expect("ByRuntime has properties");
+    for key in runtime_keys {
+        let mut own = step.clone();
+        own["description"] =
+            format!("What the runtimes whose facts go by `{key}` show, where the default does not hold.").into();
+        properties.insert(key.to_string(), own);
+    }
 }
 
 /// Doc comments wrap long sentences over several lines; as in rustdoc, one line break is a
@@ -73,8 +91,8 @@ fn replace_between(text: &str, start: &str, end: &str, generated: &str) -> Strin
 }
 
 /// docs/scenarios.md with its tables regenerated.
-fn scenarios_doc(committed: &str) -> String {
-    let schema = scenario_schema().to_value();
+fn scenarios_doc(committed: &str, runtime_keys: &[&str]) -> String {
+    let schema = scenario_schema(runtime_keys).to_value();
     let steps = kinds_table(&schema, "Step", "| step | checks |");
     let matchers = kinds_table(&schema, "Matcher", "| matcher | matches when |");
     let text = replace_between(committed, STEP_TABLE_START, STEP_TABLE_END, &steps);
@@ -111,11 +129,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scenario::load::parse;
+    use crate::runtime::fact_keys;
+    use crate::scenario::load;
+
+    fn parse(text: &str, path: &Path) -> anyhow::Result<crate::scenario::Scenario> {
+        load::parse(text, path, fact_keys())
+    }
 
     #[test]
     fn schema_json_is_fresh() {
-        ensure_file_contents("scenarios/schema.json", &schema_json());
+        ensure_file_contents("scenarios/schema.json", &schema_json(fact_keys()));
     }
 
     #[test]
@@ -123,14 +146,14 @@ mod tests {
         let path = workspace_path("docs/scenarios.md");
         let committed =
             std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-        ensure_file_contents("docs/scenarios.md", &scenarios_doc(&committed));
+        ensure_file_contents("docs/scenarios.md", &scenarios_doc(&committed, fact_keys()));
     }
 
     #[test]
     fn every_property_and_definition_has_a_description() {
         // Editors show the description as a field's help; a field without one is a field a
         // scenario author has to look up in the Rust source.
-        let schema = scenario_schema().to_value();
+        let schema = scenario_schema(fact_keys()).to_value();
         let described = |subschema: &Value| {
             subschema.get("description").and_then(Value::as_str).is_some_and(|text| !text.is_empty())
         };
@@ -173,7 +196,7 @@ mod tests {
 
     /// A real validator, so that these tests check the schema as editors will read it.
     fn validator() -> jsonschema::Validator {
-        jsonschema::validator_for(&scenario_schema().to_value())
+        jsonschema::validator_for(&scenario_schema(fact_keys()).to_value())
             .unwrap_or_else(|error| panic!("the generated schema is not a valid JSON Schema: {error}"))
     }
 

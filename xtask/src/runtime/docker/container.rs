@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn api_and_cli_say_the_same() {
         let workspace = crate::pause_build::workspace_root();
-        let seed = crate::scenario::load_all(&workspace.join("scenarios"))
+        let seed = crate::scenario::load_all(&workspace.join("scenarios"), crate::runtime::fact_keys())
             .unwrap()
             .into_iter()
             .find(|scenario| scenario.path.ends_with("seed-pod.json"))

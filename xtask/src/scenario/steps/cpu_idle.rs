@@ -7,7 +7,7 @@ use super::StepFormat;
 use crate::scenario::Milliseconds;
 
 /// Watches a container's main process for a while: it must use at most `max_cpu_ms` of CPU.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CpuIdle {
     /// The name of a container in the pod.

@@ -8,7 +8,7 @@ use super::{SavedValues, ScenarioFacts, Step, StepFormat};
 use crate::scenario::Milliseconds;
 
 /// A step to retry, and for how long.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Eventually {
     /// Gives up after this many milliseconds.

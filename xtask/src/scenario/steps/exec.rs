@@ -8,7 +8,7 @@ use super::{SavedValues, ScenarioFacts, StepFormat, check_matcher, matcher_texts
 use crate::scenario::Matcher;
 
 /// Runs a command in a container and checks what it printed.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exec {
     /// The name of a container in the pod.

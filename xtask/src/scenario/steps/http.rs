@@ -8,7 +8,7 @@ use super::{SavedValues, ScenarioFacts, StepFormat, check_matcher, matcher_texts
 use crate::scenario::Matcher;
 
 /// Where to send the GET and what should come back.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
     /// A host port that a container publishes.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::StepFormat;
 
 /// The image to inspect and what it should hold.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
     /// The image name.

@@ -8,7 +8,7 @@ use super::{SavedValues, ScenarioFacts, StepFormat, check_matcher};
 use crate::scenario::Matcher;
 
 /// The container whose logs to check, and what they must match.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Logs {
     /// The name of a container in the pod.

@@ -75,8 +75,9 @@ macro_rules! step_kinds {
             /// rule there, from before the apps start; on podman-kube, once the pod is played): no host
             /// setting changes.
             outbound: "outbound" => Outbound(Outbound),
-            /// A fact that differs between runtimes: one step per runtime says what that runtime shows.
-            /// The report names the fact and the runtime whose step ran.
+            /// A fact that differs between runtimes: `default` says what most show, and a step under a
+            /// runtime's key what that one shows instead. The report names the fact and the runtime
+            /// whose step ran.
             by_runtime: "by-runtime" => ByRuntime(ByRuntime),
         }
     };
@@ -90,7 +91,7 @@ macro_rules! step_enum {
         $(pub use $module::$format;)*
 
         /// One step: an object with exactly one key, the step's kind.
-        #[derive(Debug, Deserialize, JsonSchema)]
+        #[derive(Debug, PartialEq, Deserialize, JsonSchema)]
         #[serde(remote = "Self")]
         #[schemars(rename = "Step")]
         pub enum Step {
@@ -189,10 +190,13 @@ impl<'de> Deserialize<'de> for Step {
     }
 }
 
-/// What a step's check needs of the whole scenario.
-pub struct ScenarioFacts {
+/// What a step's check needs of the whole scenario, and of the runtimes it may run on.
+pub struct ScenarioFacts<'a> {
     /// The host ports the pod's containers publish.
     pub published_ports: BTreeSet<u16>,
+    /// The keys `by-runtime` steps may give a runtime's own step: the runtimes' fact keys
+    /// (`runtime::fact_keys`, which the caller of the loader passes in).
+    pub runtime_keys: &'a [&'a str],
 }
 
 /// The values saved (`save_stdout_as`) by the steps before the one being checked.
@@ -287,7 +291,7 @@ fn ending(exit_code: Option<u8>, logs: Option<&Matcher>) -> String {
 
 /// One container.
 // The whole of a step that names only that (`no-zombies`, `restart`).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerRef {
     /// The name of a container in the pod.

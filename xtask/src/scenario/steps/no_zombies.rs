@@ -7,7 +7,7 @@ use super::{ContainerRef, StepFormat};
 
 // The container whose PID namespace to look at, written as any one container is (a plain
 // comment: a doc comment would make the schema a definition of its own for it).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct NoZombies(pub ContainerRef);
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::StepFormat;
 
 /// The most connections the pod may open outside itself.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Outbound {
     /// 0: the pod reaches for nothing beyond itself.

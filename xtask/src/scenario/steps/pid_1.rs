@@ -8,7 +8,7 @@ use super::{SavedValues, ScenarioFacts, StepFormat, at_least_one, check_matcher,
 use crate::scenario::Matcher;
 
 /// The containers whose PID 1 to check and the command it should run.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pid1 {
     /// Container names; at least one.

@@ -10,7 +10,7 @@ use super::{SavedValues, ScenarioFacts, StepFormat, check_matcher, matcher_texts
 use crate::scenario::{Matcher, SignalName};
 
 /// The container whose main process to check, and what to expect of it.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Process {
     /// The name of a container in the pod.

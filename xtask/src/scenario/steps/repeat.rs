@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{SavedValues, ScenarioFacts, Step, StepFormat};
 
 /// A step to run many times.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repeat {
     /// How many times to run the step.

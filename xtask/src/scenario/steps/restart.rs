@@ -7,7 +7,7 @@ use super::{ContainerRef, StepFormat};
 
 // The container to restart, written as any one container is (a plain comment: a doc comment
 // would make the schema a definition of its own for it).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Restart(pub ContainerRef);
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{ScenarioFacts, StepFormat, at_least_one, names};
 
 /// The containers and whether they should be running.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Running {
     /// Container names; at least one.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{ScenarioFacts, StepFormat, at_least_two, names};
 
 /// The containers to compare and whether their hostnames should be the same.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SameHostname {
     /// At least two container names.

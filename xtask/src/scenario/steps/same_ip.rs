@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{ScenarioFacts, StepFormat, at_least_two, names};
 
 /// The containers to compare.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Containers")]
 pub struct SameIp {

@@ -8,7 +8,7 @@ use super::{ScenarioFacts, StepFormat, at_least_two, names};
 use crate::scenario::NamespaceKind;
 
 /// The containers to compare, the namespace, and whether it should be the same.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SameNamespace {
     /// Which namespace to compare.

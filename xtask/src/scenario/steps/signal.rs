@@ -7,7 +7,7 @@ use super::StepFormat;
 use crate::scenario::SignalName;
 
 /// The container and the signal to send to its main process.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalStep {
     /// The name of a container in the pod.

@@ -8,7 +8,7 @@ use super::{SavedValues, ScenarioFacts, StepFormat, check_matcher, ending, match
 use crate::scenario::{Matcher, Milliseconds};
 
 /// The container to stop and what to expect of it.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stop {
     /// The name of a container in the pod.

@@ -9,7 +9,7 @@ use super::StepFormat;
 use crate::scenario::Milliseconds;
 
 /// The container whose main process must live a while.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Uptime {
     /// The name of a container in the pod.
