@@ -132,7 +132,7 @@ mod tests {
     use crate::runtime::fact_keys;
     use crate::scenario::load;
 
-    fn parse(text: &str, path: &Path) -> anyhow::Result<crate::scenario::Scenario> {
+    fn parse(text: &str, path: &Path) -> anyhow::Result<Scenario> {
         load::parse(text, path, fact_keys())
     }
 
