@@ -7,6 +7,8 @@ pub mod commands;
 pub mod host;
 mod images;
 mod lab;
+#[cfg(test)]
+mod layers;
 mod machine;
 pub mod names;
 

@@ -12,7 +12,7 @@ use crate::pause_build::PauseCommand;
 use crate::plan;
 use crate::pod::Pod;
 use crate::progress::Progress;
-use crate::{names, pause_build, runtime, scenario};
+use crate::{images, names, pause_build, runtime, scenario};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -41,7 +41,7 @@ pub fn run(options: Options) -> Result<()> {
         .find(|scenario| scenario.path.ends_with(file))
         .with_context(|| format!("scenarios/{file} is missing"))?;
     let ports = options.choice.ports(std::slice::from_ref(&seed))?.remove(0);
-    let plan = plan::plan(&seed, &ports)?;
+    let plan = plan::plan(&seed, &ports, images::host_files)?;
     if let Some(reason) = options.choice.runtime().cannot_make(&plan) {
         bail!("{} cannot make the seed pod: {reason}", options.choice.runtime().name());
     }

@@ -24,7 +24,7 @@ use crate::report::{self, RunReport, ScenarioReport, Skipped, StepOutcome};
 use crate::runtime::scoped::Scoped;
 use crate::scenario::{self, Scenario};
 use crate::side_by_side::lock;
-use crate::{EXIT_HARNESS_ERROR, names, pause_build, runner, runtime};
+use crate::{EXIT_HARNESS_ERROR, images, names, pause_build, runner, runtime};
 
 pub const EXIT_SCENARIO_FAILED: u8 = 101;
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -136,7 +136,7 @@ pub fn run(options: Options) -> Result<u8> {
         .into_iter()
         .zip(ports)
         .map(|(scenario, ports)| {
-            let plan = plan::plan(&scenario, &ports)?;
+            let plan = plan::plan(&scenario, &ports, images::host_files)?;
             Ok(Planned { cannot_make: runtime.cannot_make(&plan), plan, scenario })
         })
         .collect::<Result<_>>()?;

@@ -145,7 +145,7 @@ mod tests {
         let scenario =
             crate::scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path, crate::runtime::fact_keys())
                 .unwrap();
-        plan(&scenario, &Ports::as_written()).unwrap()
+        plan(&scenario, &Ports::as_written(), crate::images::host_files).unwrap()
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::images;
 pub mod manifest;
 mod ports;
 
@@ -83,16 +82,22 @@ impl PodPlan {
     }
 }
 
-/// The pod of `scenario`, publishing on `ports`, or what is wrong with it (naming the file and
-/// field). Whether a runtime can make it is that runtime's `cannot_make` (`runtime::RUNTIMES`).
-pub fn plan(scenario: &Scenario, ports: &Ports) -> Result<PodPlan> {
+/// What a container of an image mounts read-only from the host beyond what its scenario gives,
+/// as (host path, container path): the images' fact (`images::host_files`), handed to `plan`.
+pub type HostFiles = fn(&str) -> Result<Vec<(PathBuf, String)>>;
+
+/// The pod of `scenario`, publishing on `ports`, with each image's `host_files`, or what is
+/// wrong with it (naming the file and field). Whether a runtime can make it is that runtime's
+/// `cannot_make` (`runtime::RUNTIMES`).
+pub fn plan(scenario: &Scenario, ports: &Ports, host_files: HostFiles) -> Result<PodPlan> {
     let pod = &scenario.pod;
     let in_file = |field: String| format!("{}: {field}", scenario.path.display());
-    let infra = container_plan(scenario, &pod.infra, ports).with_context(|| in_file("pod.infra".to_string()))?;
+    let infra =
+        container_plan(scenario, &pod.infra, ports, host_files).with_context(|| in_file("pod.infra".to_string()))?;
     let mut apps = Vec::new();
     for (index, container) in pod.containers.iter().enumerate() {
         let field = format!("pod.containers[{index}]");
-        let app = container_plan(scenario, container, ports).with_context(|| in_file(field.clone()))?;
+        let app = container_plan(scenario, container, ports, host_files).with_context(|| in_file(field.clone()))?;
         if app.joins(NamespaceKind::Net) && !app.publish.is_empty() {
             bail!(
                 "{}.publish: {} joins the infra container's network, so its ports are the infra container's: \
@@ -121,7 +126,12 @@ pub fn written_ports(scenario: &Scenario) -> Vec<u16> {
     containers.flat_map(|container| container.publish.iter().map(|mapping| mapping.host)).collect()
 }
 
-fn container_plan(scenario: &Scenario, container: &Container, ports: &Ports) -> Result<ContainerPlan> {
+fn container_plan(
+    scenario: &Scenario,
+    container: &Container,
+    ports: &Ports,
+    host_files: HostFiles,
+) -> Result<ContainerPlan> {
     let mut files = Vec::new();
     for (target, source) in &container.files {
         let source = scenario::file_source(scenario, source);
@@ -130,7 +140,7 @@ fn container_plan(scenario: &Scenario, container: &Container, ports: &Ports) -> 
     }
     // What the image needs from the host (the ghost stand-in's node), unless the scenario
     // mounts something else there.
-    let image_files = images::host_files(&container.image)?;
+    let image_files = host_files(&container.image)?;
     files.extend(image_files.into_iter().filter(|(_, target)| !container.files.contains_key(target)));
     Ok(ContainerPlan {
         name: container.name.clone(),
@@ -156,9 +166,14 @@ pub mod tests {
 
     use super::*;
 
+    /// For plans of images that need nothing of the host.
+    pub fn no_host_files(_image: &str) -> Result<Vec<(PathBuf, String)>> {
+        Ok(Vec::new())
+    }
+
     /// The pod of a scenario whose one app shares `share` (a JSON list) and has `extra` fields.
     pub fn plan_with(share: &str, extra: &str) -> PodPlan {
-        plan(&scenario_with(share, extra), &Ports::as_written()).unwrap()
+        plan(&scenario_with(share, extra), &Ports::as_written(), no_host_files).unwrap()
     }
 
     fn scenario_with(share: &str, extra: &str) -> Scenario {
@@ -179,7 +194,7 @@ pub mod tests {
 
     #[test]
     fn a_pod_as_docker_makes_it() {
-        let plan = plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), &Ports::as_written()).unwrap();
+        let plan = plan(&scenario_with(r#"["net", "ipc", "pid"]"#, ""), &Ports::as_written(), no_host_files).unwrap();
         assert_eq!(plan.name, "plan");
         assert_eq!(plan.hostname.as_deref(), Some("pod"));
         assert_eq!(plan.infra.publish, [PortMapping { host: 8080, container: 80 }]);
@@ -190,14 +205,15 @@ pub mod tests {
     #[test]
     fn ports_belong_to_the_network_namespace() {
         let as_written = Ports::as_written();
-        let error =
-            plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), &as_written).unwrap_err().to_string();
+        let error = plan(&scenario_with(r#"["net"]"#, r#", "publish": ["9090:90"]"#), &as_written, no_host_files)
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("scenarios/plan.json: pod.containers[0].publish: app joins"), "{error}");
         let scenario = scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#);
-        assert_eq!(plan(&scenario, &as_written).unwrap().apps[0].publish[0].host, 9090);
+        assert_eq!(plan(&scenario, &as_written, no_host_files).unwrap().apps[0].publish[0].host, 9090);
         // On this machine each run publishes on ports of its own; the plan says which.
         let free = Ports::free_on_this_machine(&[written_ports(&scenario)]).unwrap().remove(0);
-        let own = plan(&scenario, &free).unwrap();
+        let own = plan(&scenario, &free, no_host_files).unwrap();
         assert_eq!(own.apps[0].publish[0], PortMapping { host: free.published(9090), container: 90 });
         assert_eq!(own.infra.publish[0].host, free.published(8080));
         assert_ne!(own.infra.publish[0].host, own.apps[0].publish[0].host);

@@ -182,7 +182,7 @@ mod tests {
             .into_iter()
             .find(|scenario| scenario.path.ends_with("seed-pod.json"))
             .unwrap();
-        let mut pod = crate::plan::plan(&seed, &crate::plan::Ports::as_written()).unwrap();
+        let mut pod = crate::plan::plan(&seed, &crate::plan::Ports::as_written(), crate::images::host_files).unwrap();
         let infra = Run::infra(&pod, "", "r1");
         let (body, cli) = (infra.api_body(), infra.cli_arguments());
         assert_eq!(body["Labels"]["podlab.run"], "r1");
