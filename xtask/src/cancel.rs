@@ -100,26 +100,14 @@ mod tests {
     /// that whether to stop is read only through a token. Tests may handle their own.
     #[test]
     fn only_this_module_catches_signals() {
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut offenders = Vec::new();
-        let mut folders = vec![source];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    folders.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|extension| extension != "rs") || path.ends_with("src/cancel.rs") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                let production = text.split("#[cfg(test)]").next().unwrap_or_default();
-                if production.contains("sigaction(") || production.contains("SigHandler::") {
-                    offenders.push(path.display().to_string());
-                }
-            }
-        }
+        let offenders: Vec<String> = crate::layers::production_sources()
+            .into_iter()
+            .filter(|(path, production)| {
+                path != std::path::Path::new("cancel.rs")
+                    && (production.contains("sigaction(") || production.contains("SigHandler::"))
+            })
+            .map(|(path, _)| path.display().to_string())
+            .collect();
         assert!(offenders.is_empty(), "these catch signals outside crate::cancel: {offenders:?}");
     }
 }

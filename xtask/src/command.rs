@@ -449,26 +449,14 @@ mod tests {
     /// module, so each has a deadline or an owner that stops it. Tests may start their own.
     #[test]
     fn only_this_module_starts_processes() {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut offenders = Vec::new();
-        let mut folders = vec![source];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    folders.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|extension| extension != "rs") || path.ends_with("src/command.rs") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                let production = text.split("#[cfg(test)]").next().unwrap_or_default();
-                if production.contains("process::Command") || production.contains("Command::new(") {
-                    offenders.push(path.display().to_string());
-                }
-            }
-        }
+        let offenders: Vec<String> = crate::layers::production_sources()
+            .into_iter()
+            .filter(|(path, production)| {
+                path != Path::new("command.rs")
+                    && (production.contains("process::Command") || production.contains("Command::new("))
+            })
+            .map(|(path, _)| path.display().to_string())
+            .collect();
         assert!(offenders.is_empty(), "these start processes without crate::command: {offenders:?}");
     }
 }

@@ -34,20 +34,34 @@ fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|(_, modules)| modules.contains(&module))
 }
 
-/// The top-level modules a file's code names as `crate::module` (`crate::{a, b::c}` included),
-/// its comments and its `#[cfg(test)] mod tests` left out.
-fn used_modules(text: &str) -> Vec<String> {
-    let code: String = text
-        .split("#[cfg(test)]\nmod tests")
-        .next()
-        .unwrap_or_default()
-        .split("#[cfg(test)]\npub mod tests")
-        .next()
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
+/// The code of a source file that is not test code: its `#[cfg(test)] mod tests` left out.
+fn production(text: &str) -> &str {
+    let end = ["#[cfg(test)]\nmod tests", "#[cfg(test)]\npub mod tests"]
+        .iter()
+        .filter_map(|start| text.find(start))
+        .min()
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// Every source file of xtask but the test-only modules (those declared `#[cfg(test)] mod
+/// name;`), relative to `xtask/src`, with its code that is not test code: for the tests that
+/// hold the whole tree to a rule (this file's, `command`'s, `cancel`'s).
+pub fn production_sources() -> Vec<(PathBuf, String)> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    source_files(&source)
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            (file.strip_prefix(&source).unwrap().to_path_buf(), production(&text).to_string())
+        })
+        .collect()
+}
+
+/// The top-level modules some code names as `crate::module` (`crate::{a, b::c}` included),
+/// its comments left out.
+fn used_modules(code: &str) -> Vec<String> {
+    let code: String = code.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
     let is_name = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_';
     let bytes = code.as_bytes();
     let mut used = Vec::new();
@@ -128,15 +142,12 @@ fn every_module_has_a_layer() {
 
 #[test]
 fn no_module_uses_one_above_it() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut upward = Vec::new();
-    for file in source_files(&source) {
-        let relative = file.strip_prefix(&source).unwrap();
+    for (relative, code) in production_sources() {
         let first = relative.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
         let module = first.trim_end_matches(".rs");
         let Some(own) = layer_of(module) else { continue };
-        let text = std::fs::read_to_string(&file).unwrap();
-        for used in used_modules(&text) {
+        for used in used_modules(&code) {
             if let Some(layer) = layer_of(&used).filter(|layer| *layer > own) {
                 upward.push(format!(
                     "{} ({}) uses crate::{used} ({})",
@@ -153,5 +164,5 @@ fn no_module_uses_one_above_it() {
 #[test]
 fn uses_are_read_from_paths_and_groups() {
     let text = "use crate::runtime::{self, Runtime};\nuse crate::{cancel::Cancel, names};\n// crate::lab\nfn f() { crate::pod::x(); }\n#[cfg(test)]\nmod tests { use crate::commands; }";
-    assert_eq!(used_modules(text), ["runtime", "cancel", "names", "pod"]);
+    assert_eq!(used_modules(production(text)), ["runtime", "cancel", "names", "pod"]);
 }
