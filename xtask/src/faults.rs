@@ -1,4 +1,4 @@
-//! Faults injected for xtask/tests/harness.rs, at one edge: a runtime that passes every call
+//! Faults injected for xtask/tests/harness/, at one edge: a runtime that passes every call
 //! through and, when the environment asks, fails around a pod's start. Compiled only with the
 //! `fault-injection` feature, which only the harness's own tests build; the lab wraps its
 //! runtime in it once, as it starts it, so that the pod and the runner know of no fault.

@@ -4,7 +4,7 @@
 mod cancel;
 mod command;
 pub mod commands;
-/// Only for xtask/tests/harness.rs: faults injected around the lab's runtime.
+/// Only for xtask/tests/harness/: faults injected around the lab's runtime.
 #[cfg(feature = "fault-injection")]
 mod faults;
 pub mod host;
