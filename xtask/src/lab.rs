@@ -142,6 +142,9 @@ impl Lab {
         let host = start_host(plan, runtime_kind, progress)?;
         let identity = RunIdentity { run_id: plan.run_id, run_dir: plan.run_dir, cancel: plan.cancel };
         let runtime = runtime_kind.start(host, &identity, progress)?;
+        // The harness's own faults enter here, around the runtime, and nowhere else.
+        #[cfg(feature = "fault-injection")]
+        let runtime = crate::faults::wrap(runtime, plan.cancel);
         let built =
             image_tars.into_iter().map(|tar| Import { name: tar.name, tar: Some(tar), outcome: Mutex::default() });
         let on_demand = images::ON_DEMAND.map(|name| Import { name, tar: None, outcome: Mutex::default() });

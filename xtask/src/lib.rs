@@ -4,6 +4,9 @@
 mod cancel;
 mod command;
 pub mod commands;
+/// Only for xtask/tests/harness/: faults injected around the lab's runtime.
+#[cfg(feature = "fault-injection")]
+mod faults;
 pub mod host;
 mod images;
 mod lab;

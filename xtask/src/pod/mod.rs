@@ -35,18 +35,12 @@ impl<'run> Pod<'run> {
     /// fails half way still owns what it made. `cancel` is the run's: a Ctrl-C ends the start.
     pub fn start(&mut self, cancel: Cancel) -> Result<()> {
         self.made = true;
-        #[cfg(feature = "fault-injection")]
-        let lockup_due = lockup_is_due();
         self.runtime.start_infra(self.plan)?;
         // Before any app runs, so that the count holds everything the apps send.
         if self.plan.count_outbound {
             outbound::watch(self.runtime, &self.plan.infra.name, cancel)?;
         }
         side_by_side::each(&self.plan.apps, |app| self.runtime.start_app(self.plan, app))?;
-        #[cfg(feature = "fault-injection")]
-        if lockup_due {
-            inject_lockup(self.runtime, cancel);
-        }
         Ok(())
     }
 
@@ -83,22 +77,4 @@ impl Drop for Pod<'_> {
             eprintln!("warning: cannot remove the pod: {error:#}");
         }
     }
-}
-
-/// Whether this pod's start is the run's first, when PODLAB_INJECT_LOCKUP asks for a lockup:
-/// decided before the pod starts, so that a real lockup during the first start (CI saw one
-/// under load) leaves the pod made again on a new guest alone. Only with `fault-injection`.
-#[cfg(feature = "fault-injection")]
-fn lockup_is_due() -> bool {
-    static DECIDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    std::env::var_os("PODLAB_INJECT_LOCKUP").is_some() && !DECIDED.swap(true, std::sync::atomic::Ordering::SeqCst)
-}
-
-/// A guest kernel that locks up once a pod runs, for xtask/tests/harness.rs: the kernel's own
-/// words reach the console, where the host looks for them.
-#[cfg(feature = "fault-injection")]
-fn inject_lockup(runtime: &dyn Runtime, cancel: Cancel) {
-    let words = "echo '<0>watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [injected by podlab]' > /dev/kmsg";
-    let _ = runtime.host().run(&crate::command::argv(&["sh", "-c", words]), Duration::from_secs(10), cancel);
-    std::thread::sleep(Duration::from_millis(500));
 }

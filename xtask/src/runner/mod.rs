@@ -48,12 +48,6 @@ pub fn run_scenario(
     let mut report = ScenarioReport::new(name, &scenario.description, logs_dir);
     let mut pod = Pod::new(runtime, plan);
     let pod_started = pod.start(cancel);
-    // A panic with a live pod, for xtask/tests/harness.rs: the pod and the runtime must still
-    // be removed. Only in a build with the `fault-injection` feature.
-    #[cfg(feature = "fault-injection")]
-    if std::env::var_os("PODLAB_INJECT_PANIC").is_some() {
-        panic!("injected panic (PODLAB_INJECT_PANIC is set), with the pod of {name} running");
-    }
     // What is wrong with the runtime itself goes beside a failure: it is the first thing to know.
     let with_trouble = |failure: String| {
         let troubles = [runtime.trouble(), runtime.host().trouble()];
