@@ -277,3 +277,74 @@ fn save_from_host(host: &dyn Host, files: &[(PathBuf, &str)], run_dir: &Path) ->
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A private daemon that counts how often it was given back.
+    struct Counted<'a>(&'a AtomicU32);
+
+    impl Private for Counted<'_> {
+        fn trouble(&self) -> Option<String> {
+            None
+        }
+
+        fn give_back(self) -> Vec<String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            vec!["the bridge stayed".to_string()]
+        }
+    }
+
+    #[test]
+    fn a_private_daemon_is_given_back_once_whether_stopped_or_dropped() {
+        let given_back = AtomicU32::new(0);
+        let mut owned = Owned::new(Counted(&given_back));
+        assert_eq!(owned.stop(), ["the bridge stayed"]);
+        assert!(owned.stop().is_empty());
+        drop(owned);
+        assert_eq!(given_back.load(Ordering::SeqCst), 1);
+        drop(Owned::new(Counted(&given_back)));
+        assert_eq!(given_back.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_wait_ends_when_ready_or_says_the_last_reason_at_its_deadline() {
+        let mut looks = 0;
+        let ready = wait_until_ready(
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            Cancel::NEVER,
+            || {
+                looks += 1;
+                Ok(if looks == 3 { Look::Ready(looks) } else { Look::NotYet(format!("look {looks}")) })
+            },
+            |why| anyhow::anyhow!("not ready: {why}"),
+        );
+        assert_eq!(ready.unwrap(), 3);
+        let mut looks = 0;
+        let late: Result<()> = wait_until_ready(
+            Duration::from_millis(30),
+            Duration::from_millis(5),
+            Cancel::NEVER,
+            || {
+                looks += 1;
+                Ok(Look::NotYet(format!("look {looks}")))
+            },
+            |why| anyhow::anyhow!("not ready: {why}"),
+        );
+        let said = late.unwrap_err().to_string();
+        assert!(said.starts_with("not ready: look "), "{said}");
+        assert_eq!(said, format!("not ready: look {looks}"));
+        let failed: Result<()> = wait_until_ready(
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            Cancel::NEVER,
+            || bail!("the daemon exited during start-up"),
+            |why| anyhow::anyhow!("not ready: {why}"),
+        );
+        assert_eq!(failed.unwrap_err().to_string(), "the daemon exited during start-up");
+    }
+}
