@@ -9,10 +9,10 @@
 //! their pods the same CNI network (`cni.rs`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::sys::signal::Signal;
 
 use crate::cancel::Cancel;
@@ -25,6 +25,7 @@ use crate::progress::Progress;
 pub mod cni;
 pub mod cri;
 pub mod docker;
+pub mod lifecycle;
 pub mod podman;
 mod saved_image;
 pub mod scoped;
@@ -291,18 +292,6 @@ pub fn main_pids(runtime: &dyn Runtime, containers: &[String]) -> Result<BTreeMa
 pub fn main_pid(runtime: &dyn Runtime, container: &str) -> Result<u32> {
     let pids = main_pids(runtime, &[container.to_string()])?;
     pids.get(container).copied().ok_or_else(|| anyhow::anyhow!("the runtime gave no pid for {container}"))
-}
-
-/// Copies files of the host (a runtime's daemon logs) into `run_dir`, each under its name
-/// there, through the host's own commands: from this machine or out of the guest alike.
-pub fn save_from_host(host: &dyn Host, files: &[(PathBuf, &str)], run_dir: &Path) -> Result<()> {
-    for (from, to) in files {
-        let cat = crate::command::argv(&["cat", &from.display().to_string()]);
-        let output = host.run(&cat, Duration::from_secs(20), Cancel::NEVER)?.ok()?;
-        let path = run_dir.join(to);
-        std::fs::write(&path, &output.stdout).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// Waits until a container's main process runs its program: a runtime may answer "started"

@@ -42,6 +42,8 @@ mod log_file;
 use config::Layout;
 use daemon::PrivateContainerd;
 
+use super::lifecycle::{self, GuestContainers, GuestDaemon, Lifecycle, Look, OwnsDaemon, Place, SavedLogs, Specifics};
+
 /// Deadline of a call that should answer at once (status, create, remove).
 const QUICK: Duration = Duration::from_secs(30);
 /// Deadline of a sandbox's or a container's start: the image is already there.
@@ -137,14 +139,6 @@ pub fn guest_services() -> String {
     )
 }
 
-/// Which containerd the runtime talks to.
-enum Daemon {
-    /// Started by the guest's init at boot; it dies with the guest, its logs are copied out.
-    InGuest,
-    /// Our own, on this machine.
-    Private(PrivateContainerd),
-}
-
 /// A pod sandbox the run made: its id and the config it was made with (CreateContainer
 /// takes it again).
 struct Sandbox {
@@ -161,7 +155,8 @@ struct AppContainer {
 }
 
 pub struct Cri {
-    daemon: Daemon,
+    /// Which containerd the runtime talks to: the guest's, or our own on this machine.
+    daemon: Lifecycle<PrivateContainerd>,
     layout: Layout,
     /// `containerd 1.6.20 (CRI v1)`.
     version: String,
@@ -171,10 +166,8 @@ pub struct Cri {
     /// Numbers the sandboxes, so that each gets a log directory and uid of its own.
     sandbox_count: AtomicU32,
     run_id: String,
-    run_dir: PathBuf,
     /// The run's: what ends its calls early (but for cleanup and `MAKING`, handed `Cancel::NEVER`).
     cancel: Cancel,
-    shut_down: bool,
     // Last, so that it drops after the daemon: the guest outlives what runs in it.
     host: Box<dyn Host>,
 }
@@ -212,60 +205,65 @@ const MAKING: Cancel = Cancel::NEVER;
 impl Cri {
     pub fn start(host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Cri> {
         let started = Instant::now();
-        let (daemon, layout) = match host.placement() {
-            Placement::Vm => (Daemon::InGuest, guest_layout()),
+        let (place, layout) = match host.placement() {
+            Placement::Vm => (Place::InGuest, guest_layout()),
             Placement::Host => {
                 let private = PrivateContainerd::start(run.cancel, progress)?;
                 let layout = private.layout.clone();
-                (Daemon::Private(private), layout)
+                (Place::Private(private), layout)
             }
         };
+        let specifics = Specifics {
+            guest_daemon: Some(GuestDaemon {
+                alive: argv(&["pidof", "containerd"]),
+                log: layout.daemon_log(),
+                died: "containerd died in the guest; the end of its log",
+            }),
+            guest_containers: GuestContainers::GoWithTheGuest,
+            // Before its directory goes (on this machine) or the guest is killed with everything in it.
+            logs: SavedLogs { what: "containerd's logs", files: layout.logs_to_keep().into() },
+        };
         let mut cri = Cri {
-            daemon,
+            daemon: Lifecycle::new(place, specifics, run),
             layout,
             version: String::new(),
             sandboxes: Mutex::default(),
             containers: Mutex::default(),
             sandbox_count: AtomicU32::new(0),
             run_id: run.run_id.to_string(),
-            run_dir: run.run_dir.to_path_buf(),
             cancel: run.cancel,
-            shut_down: false,
             host,
         };
         cri.version = cri.wait_until_ready()?;
-        let uptime = match cri.host.placement() {
-            Placement::Vm => cri
-                .host
-                .uptime()
-                .map_or(String::new(), |uptime| format!(" at {:.1} s of guest uptime", uptime.as_secs_f64())),
-            Placement::Host => String::new(),
-        };
-        progress.done(&format!("containerd's CRI plugin ready{uptime}"), started);
+        progress.done(&lifecycle::ready_line(cri.host.as_ref(), "containerd's CRI plugin"), started);
         Ok(cri)
     }
 
     /// Waits until the CRI plugin answers and says both the runtime and its network (the CNI
     /// config) are ready; returns what it says it is.
     fn wait_until_ready(&self) -> Result<String> {
-        let deadline = Instant::now() + GUEST_START_TIMEOUT;
-        loop {
-            self.cancel.check()?;
-            let last_problem = match self.readiness() {
-                Ok(Ok(version)) => return Ok(version),
-                Ok(Err(problem)) | Err(problem) => format!("{problem:#}"),
-            };
-            if let Some(trouble) = self.trouble() {
-                bail!("{trouble}");
-            }
-            if Instant::now() > deadline {
-                bail!(
+        lifecycle::wait_until_ready(
+            GUEST_START_TIMEOUT,
+            Duration::from_millis(20),
+            self.cancel,
+            || {
+                self.cancel.check()?;
+                let last_problem = match self.readiness() {
+                    Ok(Ok(version)) => return Ok(Look::Ready(version)),
+                    Ok(Err(problem)) | Err(problem) => format!("{problem:#}"),
+                };
+                if let Some(trouble) = self.trouble() {
+                    bail!("{trouble}");
+                }
+                Ok(Look::NotYet(last_problem))
+            },
+            |last_problem| {
+                anyhow::anyhow!(
                     "containerd's CRI plugin was not ready within {GUEST_START_TIMEOUT:?} ({last_problem}); the end of its log:\n{}",
                     last_lines(&self.daemon_log(), 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                )
+            },
+        )
     }
 
     /// Ok(Ok(version)) once ready; Ok(Err(what is not ready)) before.
@@ -499,22 +497,6 @@ impl Cri {
         gone_already_is_fine(removed)
     }
 
-    /// Removes every sandbox of the run that containerd still has, found by the run's label.
-    fn remove_labelled(&self) -> Result<()> {
-        let request = cri::ListPodSandboxRequest {
-            filter: Some(cri::PodSandboxFilter {
-                label_selector: [(names::RUN_LABEL.to_string(), self.run_id.clone())].into(),
-                ..Default::default()
-            }),
-        };
-        let listed: cri::ListPodSandboxResponse =
-            self.call_for(Cancel::NEVER, "RuntimeService", "ListPodSandbox", &request, QUICK)?;
-        for sandbox in listed.items {
-            self.remove_sandbox(&sandbox.id, Cancel::NEVER, QUICK)?;
-        }
-        Ok(())
-    }
-
     fn log_path(&self, name: &str) -> Option<String> {
         let containers = lock(&self.containers);
         let container = containers.get(name)?;
@@ -558,9 +540,9 @@ impl Runtime for Cri {
     }
 
     fn details(&self) -> String {
-        let whose = match self.daemon {
-            Daemon::InGuest => "started by the guest's init",
-            Daemon::Private(_) => "a private one",
+        let whose = match self.daemon.place() {
+            Place::InGuest => "started by the guest's init",
+            Place::Shared { .. } | Place::Private(_) => "a private one",
         };
         format!("cri ({}, {whose})", self.version)
     }
@@ -791,53 +773,38 @@ impl Runtime for Cri {
     }
 
     fn trouble(&self) -> Option<String> {
-        match &self.daemon {
-            Daemon::Private(private) => private.trouble(),
-            Daemon::InGuest => {
-                if self
-                    .host
-                    .run(&argv(&["pidof", "containerd"]), QUICK, self.cancel)
-                    .is_ok_and(|output| output.success())
-                {
-                    return None;
-                }
-                Some(format!(
-                    "containerd died in the guest; the end of its log:\n{}",
-                    last_lines(&self.daemon_log(), 10)
-                ))
-            }
-        }
+        self.daemon.trouble(self.host.as_ref())
     }
 
     fn shut_down(&mut self) -> Result<()> {
-        if std::mem::replace(&mut self.shut_down, true) {
-            return Ok(());
-        }
-        let mut problems = Vec::new();
-        if let Daemon::Private(private) = &self.daemon
-            && private.trouble().is_none()
-        {
-            // Through CRI first, so that CNI takes each pod's network down (its veth, lease and
-            // portmap rules); a containerd that died cannot: its stop kills what is left.
-            if let Err(error) = self.remove_labelled() {
-                problems.push(format!("{error:#}"));
-            }
-        }
-        // containerd's logs, before its directory goes (on this machine) or the guest is killed
-        // with everything in it (a guest whose machine failed answers nothing: nothing to save).
-        if self.host.machine_failed().is_none()
-            && let Err(error) = super::save_from_host(self.host.as_ref(), &self.layout.logs_to_keep(), &self.run_dir)
-        {
-            problems.push(format!("cannot save containerd's logs: {error:#}"));
-        }
-        if let Daemon::Private(private) = &mut self.daemon {
-            problems.extend(private.stop());
-        }
-        if let Err(error) = self.host.shut_down() {
-            problems.push(format!("{error:#}"));
-        }
-        if !problems.is_empty() {
-            bail!("cleanup was incomplete:\n{}", problems.join("\n"));
+        lifecycle::shut_down(self)
+    }
+}
+
+impl OwnsDaemon for Cri {
+    type Private = PrivateContainerd;
+
+    fn lifecycle(&self) -> &Lifecycle<PrivateContainerd> {
+        &self.daemon
+    }
+
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle<PrivateContainerd> {
+        &mut self.daemon
+    }
+
+    /// Through CRI, so that CNI takes each pod's network down (its veth, lease and portmap rules).
+    /// Removes every sandbox of the run that containerd still has, found by the run's label.
+    fn remove_run_containers(&self) -> Result<()> {
+        let request = cri::ListPodSandboxRequest {
+            filter: Some(cri::PodSandboxFilter {
+                label_selector: [(names::RUN_LABEL.to_string(), self.run_id.clone())].into(),
+                ..Default::default()
+            }),
+        };
+        let listed: cri::ListPodSandboxResponse =
+            self.call_for(Cancel::NEVER, "RuntimeService", "ListPodSandbox", &request, QUICK)?;
+        for sandbox in listed.items {
+            self.remove_sandbox(&sandbox.id, Cancel::NEVER, QUICK)?;
         }
         Ok(())
     }
@@ -845,9 +812,7 @@ impl Runtime for Cri {
 
 impl Drop for Cri {
     fn drop(&mut self) {
-        if let Err(error) = self.shut_down() {
-            eprintln!("warning: {error:#}");
-        }
+        lifecycle::shut_down_on_drop(self);
     }
 }
 

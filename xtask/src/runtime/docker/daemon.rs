@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::Signal;
 
 use crate::cancel::Cancel;
@@ -14,6 +14,7 @@ use crate::host::local::LocalHost;
 use crate::machine::{self, Bridge};
 use crate::names;
 use crate::progress::Progress;
+use crate::runtime::lifecycle::{self, Look, Owned, Private};
 
 /// How long dockerd may take to answer; well under a second on this machine.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -25,13 +26,13 @@ pub struct PrivateDaemon {
     daemon: Daemon,
     /// The containerd that dockerd started: another one later means the first died.
     first_containerd: Option<u32>,
-    state_dir: Option<tempfile::TempDir>,
+    state_dir: tempfile::TempDir,
     bridge: Bridge,
     log_path: PathBuf,
 }
 
 impl PrivateDaemon {
-    pub fn start(run_dir: &Path, cancel: Cancel, progress: &Progress) -> Result<Self> {
+    pub fn start(run_dir: &Path, cancel: Cancel, progress: &Progress) -> Result<Owned<Self>> {
         let started = Instant::now();
         let state_dir = names::temp_dir(super::KIND.temp_word())?;
         let bridge = Bridge::create(cancel)?;
@@ -53,34 +54,47 @@ impl PrivateDaemon {
         // dockerd stops its containers.
         let daemon = command::spawn_daemon(&dockerd, &log_path, Signal::SIGTERM)
             .context("cannot start dockerd: install it with apt-get install docker.io")?;
-        let mut private =
-            PrivateDaemon { daemon, first_containerd: None, state_dir: Some(state_dir), bridge, log_path };
+        let mut private = Owned::new(PrivateDaemon { daemon, first_containerd: None, state_dir, bridge, log_path });
         let socket = private.socket();
-        loop {
-            if let Some(status) = private.daemon.exited()? {
-                let log = std::fs::read_to_string(&private.log_path).unwrap_or_default();
-                bail!("dockerd exited during start-up ({status}); the end of its log:\n{}", last_lines(&log, 15));
-            }
-            if super::answers_ping(&LocalHost, &socket, cancel) {
-                break;
-            }
-            cancel.check()?;
-            if started.elapsed() > DAEMON_START_TIMEOUT {
-                let log = std::fs::read_to_string(&private.log_path).unwrap_or_default();
-                bail!(
-                    "dockerd did not answer within {DAEMON_START_TIMEOUT:?}; the end of its log:\n{}",
-                    last_lines(&log, 15)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log_path = private.log_path.clone();
+        let log_tail = || last_lines(&std::fs::read_to_string(&log_path).unwrap_or_default(), 15);
+        lifecycle::wait_until_ready(
+            DAEMON_START_TIMEOUT,
+            Duration::from_millis(20),
+            cancel,
+            || {
+                if let Some(status) = private.daemon.exited()? {
+                    bail!("dockerd exited during start-up ({status}); the end of its log:\n{}", log_tail());
+                }
+                if super::answers_ping(&LocalHost, &socket, cancel) {
+                    return Ok(Look::Ready(()));
+                }
+                Ok(Look::NotYet(String::new()))
+            },
+            |_| anyhow!("dockerd did not answer within {DAEMON_START_TIMEOUT:?}; the end of its log:\n{}", log_tail()),
+        )?;
         progress.done("dockerd ready", started);
         private.first_containerd = private.containerd();
         Ok(private)
     }
 
+    /// The pid of the containerd that dockerd started, from its pid file.
+    fn containerd(&self) -> Option<u32> {
+        let state = self.state_dir.path();
+        let pid: u32 =
+            std::fs::read_to_string(state.join("exec/containerd/containerd.pid")).ok()?.trim().parse().ok()?;
+        pid1::proc::state(nix::unistd::Pid::from_raw(pid as i32)).filter(|state| *state != 'Z').map(|_| pid)
+    }
+
+    /// Its API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.state_dir.path().join("docker.sock")
+    }
+}
+
+impl Private for PrivateDaemon {
     /// Why it cannot answer, if it or the containerd it started died: the end of its log.
-    pub fn trouble(&self) -> Option<String> {
+    fn trouble(&self) -> Option<String> {
         let what = if !self.daemon.is_running() {
             "dockerd died during the run"
         } else if self.containerd() != self.first_containerd {
@@ -92,35 +106,13 @@ impl PrivateDaemon {
         Some(format!("{what}; the end of dockerd's log:\n{}", last_lines(&log, 10)))
     }
 
-    /// The pid of the containerd that dockerd started, from its pid file.
-    fn containerd(&self) -> Option<u32> {
-        let state = self.state_dir.as_ref()?.path();
-        let pid: u32 =
-            std::fs::read_to_string(state.join("exec/containerd/containerd.pid")).ok()?.trim().parse().ok()?;
-        pid1::proc::state(nix::unistd::Pid::from_raw(pid as i32)).filter(|state| *state != 'Z').map(|_| pid)
-    }
-
-    /// Its API socket.
-    pub fn socket(&self) -> PathBuf {
-        self.state_dir.as_ref().map(|dir| dir.path().join("docker.sock")).unwrap_or_default()
-    }
-
-    /// Stops the daemon and removes what it left; returns what could not be cleaned.
-    pub fn stop(&mut self) -> Vec<String> {
+    /// Stops the daemon and removes what it left: the containers, then containerd and its
+    /// shims, which run under the exec root, then the bridge.
+    fn give_back(mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        let Some(state_dir) = self.state_dir.take() else { return problems };
         problems.extend(machine::stop_daemon(&mut self.daemon, "dockerd", DAEMON_STOP_TIMEOUT));
-        // The containers, then containerd and its shims, which run under the exec root.
-        problems.extend(machine::remove_daemon_leftovers(state_dir));
+        problems.extend(machine::remove_daemon_leftovers(self.state_dir));
         problems.extend(self.bridge.delete());
         problems
-    }
-}
-
-impl Drop for PrivateDaemon {
-    fn drop(&mut self) {
-        for problem in self.stop() {
-            eprintln!("warning: {problem}");
-        }
     }
 }

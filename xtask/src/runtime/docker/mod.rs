@@ -35,6 +35,8 @@ use api::{Inspected, InspectedImage, path_segment};
 use container::Run;
 use daemon::PrivateDaemon;
 
+use super::lifecycle::{self, GuestContainers, GuestDaemon, Lifecycle, Look, OwnsDaemon, Place, SavedLogs, Specifics};
+
 /// Deadline of a call that should answer at once (inspect, logs, kill).
 const QUICK: Duration = Duration::from_secs(30);
 /// Deadline of one container's create and start: the image is already there.
@@ -111,27 +113,17 @@ dockerd --host=unix://{GUEST_SOCKET} --containerd=/run/podlab/containerd/contain
     )
 }
 
-/// Which dockerd the runtime talks to.
-enum Daemon {
-    /// Started by the guest's init at boot; it dies with the guest, its logs are copied out.
-    InGuest,
-    /// The user's `DOCKER_HOST`: the run's containers are removed by label, its images stay.
-    Shared { docker_host: String },
-    /// Our own, on this machine.
-    Private(PrivateDaemon),
-}
-
 pub struct Docker {
-    daemon: Daemon,
+    /// Which dockerd the runtime talks to: the guest's, the user's `DOCKER_HOST` (the run's
+    /// containers are removed by label, its images stay), or our own on this machine.
+    daemon: Lifecycle<PrivateDaemon>,
     /// Before every container name: on a shared daemon, `podlab-<pid>-`, so that runs side by
     /// side do not take each other's names; on a daemon of the run's own, nothing (a learner
     /// in `cargo xtask pod` types `docker exec nginx`).
     name_prefix: String,
     run_id: String,
-    run_dir: PathBuf,
     /// The run's: what ends its calls early (but for cleanup, handed `Cancel::NEVER`).
     cancel: Cancel,
-    shut_down: bool,
     // Last, so that it drops after the daemon: the guest outlives what runs in it.
     host: Box<dyn Host>,
 }
@@ -139,38 +131,51 @@ pub struct Docker {
 impl Docker {
     pub fn start(host: Box<dyn Host>, run: &RunIdentity, progress: &Progress) -> Result<Docker> {
         let started = Instant::now();
-        let daemon = match host.placement() {
+        let place = match host.placement() {
             Placement::Vm => {
                 wait_in_guest(host.as_ref(), run.cancel)?;
-                let uptime = host
-                    .uptime()
-                    .map_or(String::new(), |uptime| format!(" at {:.1} s of guest uptime", uptime.as_secs_f64()));
-                progress.done(&format!("dockerd ready{uptime}"), started);
-                Daemon::InGuest
+                progress.done(&lifecycle::ready_line(host.as_ref(), "dockerd"), started);
+                Place::InGuest
             }
             Placement::Host => match std::env::var("DOCKER_HOST") {
                 Ok(docker_host) if cli_answers(&docker_host, run.cancel) => {
                     progress.say(&format!("using the Docker daemon at DOCKER_HOST={docker_host}"));
-                    Daemon::Shared { docker_host }
+                    Place::Shared { address: docker_host }
                 }
                 Ok(docker_host) => {
                     progress.say(&format!("DOCKER_HOST={docker_host} does not answer: starting a private dockerd"));
-                    Daemon::Private(PrivateDaemon::start(run.run_dir, run.cancel, progress)?)
+                    Place::Private(PrivateDaemon::start(run.run_dir, run.cancel, progress)?)
                 }
-                Err(_) => Daemon::Private(PrivateDaemon::start(run.run_dir, run.cancel, progress)?),
+                Err(_) => Place::Private(PrivateDaemon::start(run.run_dir, run.cancel, progress)?),
             },
         };
-        let name_prefix = match daemon {
-            Daemon::Shared { .. } => names::container_prefix(std::process::id()),
+        let name_prefix = match place {
+            Place::Shared { .. } => names::container_prefix(std::process::id()),
             _ => String::new(),
         };
+        // In the guest, the init started both dockerd and containerd: both must still run.
+        let alive = argv(&["sh", "-c", &format!("kill -0 $(cat {GUEST_PIDFILE}) && pidof containerd")]);
+        // A private dockerd writes its log into the run's directory itself.
+        let files = match place {
+            Place::InGuest => {
+                GUEST_LOGS.iter().map(|log| (PathBuf::from(log), log.rsplit('/').next().unwrap_or(log))).collect()
+            }
+            _ => Vec::new(),
+        };
+        let specifics = Specifics {
+            guest_daemon: Some(GuestDaemon {
+                alive,
+                log: PathBuf::from(GUEST_LOGS[0]),
+                died: "dockerd or containerd died in the guest; the end of dockerd's log",
+            }),
+            guest_containers: GuestContainers::GoWithTheGuest,
+            logs: SavedLogs { what: "the daemons' logs from the guest", files },
+        };
         Ok(Docker {
-            daemon,
+            daemon: Lifecycle::new(place, specifics, run),
             name_prefix,
             run_id: run.run_id.to_string(),
-            run_dir: run.run_dir.to_path_buf(),
             cancel: run.cancel,
-            shut_down: false,
             host,
         })
     }
@@ -182,17 +187,17 @@ impl Docker {
 
     /// The daemon's API socket, where the host reaches one.
     fn socket(&self) -> Option<PathBuf> {
-        match &self.daemon {
-            Daemon::InGuest => Some(PathBuf::from(GUEST_SOCKET)),
-            Daemon::Shared { docker_host } => docker_host.strip_prefix("unix://").map(PathBuf::from),
-            Daemon::Private(private) => Some(private.socket()),
+        match self.daemon.place() {
+            Place::InGuest => Some(PathBuf::from(GUEST_SOCKET)),
+            Place::Shared { address } => address.strip_prefix("unix://").map(PathBuf::from),
+            Place::Private(private) => Some(private.socket()),
         }
     }
 
     /// What `DOCKER_HOST` (or `docker --host`) says to reach the daemon.
     fn docker_host(&self) -> String {
-        match &self.daemon {
-            Daemon::Shared { docker_host } => docker_host.clone(),
+        match self.daemon.place() {
+            Place::Shared { address } => address.clone(),
             _ => format!("unix://{}", self.socket().unwrap_or_default().display()),
         }
     }
@@ -373,28 +378,6 @@ impl Docker {
             _ => bail!("cannot inspect exec {id}: {}", api::error_of(&response)),
         }
     }
-
-    /// Removes every container labelled with this run, on any daemon: a shared one keeps
-    /// running, so the run's containers must go by label.
-    fn remove_labelled(&self) -> Result<()> {
-        let label = format!("label={}={}", names::RUN_LABEL, self.run_id);
-        let list = self.cli(&["ps", "--all", "--quiet", "--filter", &label]);
-        let ids = self.host.run(&list, QUICK, Cancel::NEVER)?.ok()?.stdout_text();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut remove = vec!["rm", "--force", "--volumes"];
-        remove.extend(ids);
-        self.host.run(&self.cli(&remove), Duration::from_secs(60), Cancel::NEVER)?.ok().map(drop)
-    }
-
-    /// Copies the guest's daemon logs into the run's artifacts.
-    fn save_guest_logs(&self) -> Result<()> {
-        let logs: Vec<(PathBuf, &str)> =
-            GUEST_LOGS.iter().map(|log| (PathBuf::from(log), log.rsplit('/').next().unwrap_or(log))).collect();
-        super::save_from_host(self.host.as_ref(), &logs, &self.run_dir)
-    }
 }
 
 impl Runtime for Docker {
@@ -403,10 +386,10 @@ impl Runtime for Docker {
     }
 
     fn details(&self) -> String {
-        match &self.daemon {
-            Daemon::InGuest => "docker (dockerd in the guest)".to_string(),
-            Daemon::Shared { docker_host } => format!("docker (DOCKER_HOST={docker_host})"),
-            Daemon::Private(_) => "docker (a private dockerd)".to_string(),
+        match self.daemon.place() {
+            Place::InGuest => "docker (dockerd in the guest)".to_string(),
+            Place::Shared { address } => format!("docker (DOCKER_HOST={address})"),
+            Place::Private(_) => "docker (a private dockerd)".to_string(),
         }
     }
 
@@ -574,63 +557,44 @@ impl Runtime for Docker {
     }
 
     fn trouble(&self) -> Option<String> {
-        match &self.daemon {
-            Daemon::Private(private) => private.trouble(),
-            Daemon::InGuest => {
-                // In the guest the init started both dockerd and containerd: both must still run.
-                let alive = argv(&["sh", "-c", &format!("kill -0 $(cat {GUEST_PIDFILE}) && pidof containerd")]);
-                if self.host.run(&alive, QUICK, self.cancel).is_ok_and(|output| output.success()) {
-                    return None;
-                }
-                let log =
-                    self.host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK, self.cancel).map(|log| log.stdout_text());
-                Some(format!(
-                    "dockerd or containerd died in the guest; the end of dockerd's log:\n{}",
-                    last_lines(&log.unwrap_or_default(), 10)
-                ))
-            }
-            Daemon::Shared { .. } => None,
-        }
+        self.daemon.trouble(self.host.as_ref())
     }
 
     fn shut_down(&mut self) -> Result<()> {
-        if std::mem::replace(&mut self.shut_down, true) {
+        lifecycle::shut_down(self)
+    }
+}
+
+impl OwnsDaemon for Docker {
+    type Private = PrivateDaemon;
+
+    fn lifecycle(&self) -> &Lifecycle<PrivateDaemon> {
+        &self.daemon
+    }
+
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle<PrivateDaemon> {
+        &mut self.daemon
+    }
+
+    /// Removes every container labelled with this run, on any daemon: a shared one keeps
+    /// running, so the run's containers must go by label.
+    fn remove_run_containers(&self) -> Result<()> {
+        let label = format!("label={}={}", names::RUN_LABEL, self.run_id);
+        let list = self.cli(&["ps", "--all", "--quiet", "--filter", &label]);
+        let ids = self.host.run(&list, QUICK, Cancel::NEVER)?.ok()?.stdout_text();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
             return Ok(());
         }
-        let mut problems = Vec::new();
-        if matches!(self.daemon, Daemon::InGuest) {
-            // The guest is killed with everything in it: only its daemons' logs are worth keeping
-            // (a guest whose machine failed answers nothing: there is nothing to save).
-            if self.host.machine_failed().is_none()
-                && let Err(error) = self.save_guest_logs()
-            {
-                problems.push(format!("cannot save the daemons' logs from the guest: {error:#}"));
-            }
-        } else if self.trouble().is_none() {
-            // On this machine the containers go first: a shared daemon keeps running, ours stops
-            // next (a private daemon that died cannot remove them: its stop kills what is left).
-            if let Err(error) = self.remove_labelled() {
-                problems.push(format!("{error:#}"));
-            }
-        }
-        if let Daemon::Private(private) = &mut self.daemon {
-            problems.extend(private.stop());
-        }
-        if let Err(error) = self.host.shut_down() {
-            problems.push(format!("{error:#}"));
-        }
-        if !problems.is_empty() {
-            bail!("cleanup was incomplete:\n{}", problems.join("\n"));
-        }
-        Ok(())
+        let mut remove = vec!["rm", "--force", "--volumes"];
+        remove.extend(ids);
+        self.host.run(&self.cli(&remove), Duration::from_secs(60), Cancel::NEVER)?.ok().map(drop)
     }
 }
 
 impl Drop for Docker {
     fn drop(&mut self) {
-        if let Err(error) = self.shut_down() {
-            eprintln!("warning: {error:#}");
-        }
+        lifecycle::shut_down_on_drop(self);
     }
 }
 
@@ -643,19 +607,22 @@ fn answers_ping(host: &dyn Host, socket: &Path, cancel: Cancel) -> bool {
 /// Waits for the guest's dockerd (started by its init at boot) to answer; if it does not,
 /// the end of its log says why.
 fn wait_in_guest(host: &dyn Host, cancel: Cancel) -> Result<()> {
-    let deadline = Instant::now() + GUEST_START_TIMEOUT;
-    while !answers_ping(host, Path::new(GUEST_SOCKET), cancel) {
-        cancel.check()?;
-        if Instant::now() > deadline {
+    lifecycle::wait_until_ready(
+        GUEST_START_TIMEOUT,
+        Duration::from_millis(25),
+        cancel,
+        || match answers_ping(host, Path::new(GUEST_SOCKET), cancel) {
+            true => Ok(Look::Ready(())),
+            false => Ok(Look::NotYet(String::new())),
+        },
+        |_| {
             let log = host.run(&argv(&["cat", GUEST_LOGS[0]]), QUICK, cancel).map(|output| output.stdout_text());
-            bail!(
+            anyhow::anyhow!(
                 "dockerd did not answer in the guest within {GUEST_START_TIMEOUT:?}; the end of its log:\n{}",
                 last_lines(&log.unwrap_or_default(), 20)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    Ok(())
+            )
+        },
+    )
 }
 
 /// Whether the daemon at `docker_host` answers the CLI (any DOCKER_HOST, tcp:// included).

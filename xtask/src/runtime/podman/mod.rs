@@ -41,6 +41,8 @@ mod private;
 use config::Layout;
 use private::PrivatePodman;
 
+use super::lifecycle::{self, GuestContainers, Lifecycle, OwnsDaemon, Place, SavedLogs, Specifics};
+
 /// Deadline of a call that should answer at once (inspect, logs, kill).
 const QUICK: Duration = Duration::from_secs(30);
 /// Deadline of a pod's or a container's start: the image is already there.
@@ -168,16 +170,10 @@ pub enum Front {
     KubePlay,
 }
 
-/// Where the run's Podman state is.
-enum State {
-    /// Written by the guest's init at boot; it goes with the guest.
-    InGuest,
-    /// Our own, on this machine.
-    Private(PrivatePodman),
-}
-
 pub struct Podman {
-    state: State,
+    /// Where the run's Podman state is: written by the guest's init at boot (it goes with the
+    /// guest), or our own on this machine.
+    state: Lifecycle<PrivatePodman>,
     front: Front,
     layout: Layout,
     /// `podman 4.3.1`.
@@ -195,10 +191,8 @@ pub struct Podman {
     /// Podman's name for a container, where it is not the scenario's (`podman kube play`'s).
     aliases: Mutex<BTreeMap<String, String>>,
     run_id: String,
-    run_dir: PathBuf,
     /// The run's: what ends its calls early (but for cleanup and `podman_make`, handed `Cancel::NEVER`).
     cancel: Cancel,
-    shut_down: bool,
     // Last, so that it drops after the state: the guest outlives what runs in it.
     host: Box<dyn Host>,
 }
@@ -251,16 +245,23 @@ impl Inspected {
 impl Podman {
     pub fn start(host: Box<dyn Host>, run: &RunIdentity, front: Front, progress: &Progress) -> Result<Podman> {
         let started = Instant::now();
-        let (state, layout) = match host.placement() {
-            Placement::Vm => (State::InGuest, guest_layout()),
+        let (place, layout) = match host.placement() {
+            Placement::Vm => (Place::InGuest, guest_layout()),
             Placement::Host => {
                 let private = PrivatePodman::create(run.cancel)?;
                 let layout = private.layout.clone();
-                (State::Private(private), layout)
+                (Place::Private(private), layout)
             }
         };
+        let specifics = Specifics {
+            // Podman has no daemon that could die under the run.
+            guest_daemon: None,
+            // Through Podman first, in the guest too, so that its events say the pods' end.
+            guest_containers: GuestContainers::RemovedFirst,
+            logs: SavedLogs { what: "Podman's events", files: vec![(layout.events_log(), "podman-events.log")] },
+        };
         let mut podman = Podman {
-            state,
+            state: Lifecycle::new(place, specifics, run),
             front,
             layout,
             version: String::new(),
@@ -269,9 +270,7 @@ impl Podman {
             apps: Mutex::default(),
             aliases: Mutex::default(),
             run_id: run.run_id.to_string(),
-            run_dir: run.run_dir.to_path_buf(),
             cancel: run.cancel,
-            shut_down: false,
             host,
         };
         let version = podman
@@ -287,14 +286,7 @@ impl Podman {
                  run podman-kube on a host with cgroup v1 (this machine: --on host)"
             );
         }
-        let uptime = match podman.host.placement() {
-            Placement::Vm => podman
-                .host
-                .uptime()
-                .map_or(String::new(), |uptime| format!(" at {:.1} s of guest uptime", uptime.as_secs_f64())),
-            Placement::Host => String::new(),
-        };
-        progress.done(&format!("{} ready{uptime}", podman.version), started);
+        progress.done(&lifecycle::ready_line(podman.host.as_ref(), &podman.version), started);
         Ok(podman)
     }
 
@@ -390,7 +382,7 @@ impl Podman {
     /// learns (the infra container by the pod's id, each app as `<pod>-<name>`).
     fn play(&self, pod: &PodPlan) -> Result<()> {
         let manifest = crate::plan::manifest::render(pod)?;
-        let file = self.run_dir.join(format!("{}.pod.json", pod.name));
+        let file = self.state.run_dir().join(format!("{}.pod.json", pod.name));
         std::fs::write(&file, serde_json::to_string_pretty(&manifest)?)
             .with_context(|| format!("cannot write {}", file.display()))?;
         lock(&self.pods).insert(pod.infra.name.clone(), pod.name.clone());
@@ -447,9 +439,9 @@ impl Runtime for Podman {
     }
 
     fn details(&self) -> String {
-        let whose = match self.state {
-            State::InGuest => "state in the guest",
-            State::Private(_) => "a private state",
+        let whose = match self.state.place() {
+            Place::InGuest => "state in the guest",
+            Place::Shared { .. } | Place::Private(_) => "a private state",
         };
         let front = match self.front {
             Front::Cli => "",
@@ -679,45 +671,37 @@ impl Runtime for Podman {
         vec!["podman pod ps".to_string(), "podman ps --all --pod".to_string(), "podman exec -it nginx sh".to_string()]
     }
 
-    /// Podman has no daemon that could die under the run.
     fn trouble(&self) -> Option<String> {
-        None
+        self.state.trouble(self.host.as_ref())
     }
 
     fn shut_down(&mut self) -> Result<()> {
-        if std::mem::replace(&mut self.shut_down, true) {
-            return Ok(());
-        }
-        let mut problems = Vec::new();
-        if self.host.machine_failed().is_none() {
-            // Through Podman first, so that CNI takes each pod's network down (its veth, lease
-            // and portmap rules) and conmon goes; the state is the run's own, so all of it.
-            let remove = self.podman(&["pod", "rm", "--all", "--force", "--time", "0"]);
-            if let Err(error) = self.host.run(&remove, QUICK, Cancel::NEVER).and_then(Output::ok) {
-                problems.push(format!("cannot remove the run's pods: {error:#}"));
-            }
-            let files = [(self.layout.events_log(), "podman-events.log")];
-            if let Err(error) = super::save_from_host(self.host.as_ref(), &files, &self.run_dir) {
-                problems.push(format!("cannot save Podman's events: {error:#}"));
-            }
-        }
-        if let State::Private(private) = &mut self.state {
-            problems.extend(private.remove());
-        }
-        if let Err(error) = self.host.shut_down() {
-            problems.push(format!("{error:#}"));
-        }
-        if !problems.is_empty() {
-            bail!("cleanup was incomplete:\n{}", problems.join("\n"));
-        }
+        lifecycle::shut_down(self)
+    }
+}
+
+impl OwnsDaemon for Podman {
+    type Private = PrivatePodman;
+
+    fn lifecycle(&self) -> &Lifecycle<PrivatePodman> {
+        &self.state
+    }
+
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle<PrivatePodman> {
+        &mut self.state
+    }
+
+    /// Through Podman, so that CNI takes each pod's network down (its veth, lease and portmap
+    /// rules) and conmon goes; the state is the run's own, so all of it.
+    fn remove_run_containers(&self) -> Result<()> {
+        let remove = self.podman(&["pod", "rm", "--all", "--force", "--time", "0"]);
+        self.host.run(&remove, QUICK, Cancel::NEVER).and_then(Output::ok).context("cannot remove the run's pods")?;
         Ok(())
     }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        if let Err(error) = self.shut_down() {
-            eprintln!("warning: {error:#}");
-        }
+        lifecycle::shut_down_on_drop(self);
     }
 }

@@ -13,9 +13,10 @@ use super::config::{self, Layout, Ulimits};
 use crate::cancel::Cancel;
 use crate::machine::{self, Bridge, SharedCniState};
 use crate::names;
+use crate::runtime::lifecycle::{Owned, Private};
 
 pub struct PrivatePodman {
-    dir: Option<tempfile::TempDir>,
+    dir: tempfile::TempDir,
     pub layout: Layout,
     bridge: Bridge,
     /// What the run's pods share with every CNI user of this machine, given back at the end.
@@ -30,7 +31,7 @@ pub struct PrivatePodman {
 const DEFAULT_CGROUP: &str = "libpod_parent";
 
 impl PrivatePodman {
-    pub fn create(cancel: Cancel) -> Result<PrivatePodman> {
+    pub fn create(cancel: Cancel) -> Result<Owned<PrivatePodman>> {
         let dir = names::temp_dir(super::KIND.temp_word())?;
         let layout = Layout { dir: dir.path().to_path_buf() };
         let bridge = Bridge::create(cancel)?;
@@ -39,15 +40,21 @@ impl PrivatePodman {
         // A cgroup made by a run beside this one counts as made by a run: the last to end removes it.
         let default_cgroup_is_ours = !machine::cgroup_roots().iter().any(|root| root.join(DEFAULT_CGROUP).is_dir())
             || names::another_run_has_temp_dir(crate::runtime::cni_temp_words());
-        Ok(PrivatePodman { dir: Some(dir), layout, bridge, shared, default_cgroup_is_ours })
+        Ok(Owned::new(PrivatePodman { dir, layout, bridge, shared, default_cgroup_is_ours }))
+    }
+}
+
+impl Private for PrivatePodman {
+    /// Podman has no daemon that could die under the run.
+    fn trouble(&self) -> Option<String> {
+        None
     }
 
     /// Removes what the run's pods left, once the runtime has removed them (or could not):
-    /// conmon and container processes, cgroups, mounts, the directory; returns what could not
-    /// be cleaned.
-    pub fn remove(&mut self) -> Vec<String> {
-        let Some(dir) = self.dir.take() else { return Vec::new() };
-        let mut problems = machine::remove_daemon_leftovers(dir);
+    /// conmon and container processes, cgroups, mounts, the directory; then the bridge and
+    /// what CNI shares with the machine.
+    fn give_back(mut self) -> Vec<String> {
+        let mut problems = machine::remove_daemon_leftovers(self.dir);
         let (detached, left) = self.bridge.detach_leftovers();
         if !detached.is_empty() {
             eprintln!(
@@ -62,13 +69,5 @@ impl PrivatePodman {
         }
         problems.extend(self.bridge.delete());
         problems
-    }
-}
-
-impl Drop for PrivatePodman {
-    fn drop(&mut self) {
-        for problem in self.remove() {
-            eprintln!("warning: {problem}");
-        }
     }
 }
