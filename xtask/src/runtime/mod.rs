@@ -43,27 +43,25 @@ pub fn default_runtime() -> &'static RuntimeKind {
 /// the registry's order (podman-kube shows podman's facts).
 pub fn fact_keys() -> &'static [&'static str] {
     static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut keys: Vec<&str> = Vec::new();
-        for runtime in RUNTIMES {
-            if !keys.contains(&runtime.facts) {
-                keys.push(runtime.facts);
-            }
-        }
-        keys
-    })
+    KEYS.get_or_init(|| each_once(RUNTIMES.iter().map(|runtime| runtime.facts)))
 }
 
 /// The temp-dir words of the runtimes whose pods use CNI's state shared on this machine: a live
 /// run with a temp dir of one of them uses it (`machine::SharedCniState`).
 pub fn cni_temp_words() -> &'static [&'static str] {
     static WORDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    WORDS.get_or_init(|| {
-        let mut words: Vec<&str> =
-            RUNTIMES.iter().filter(|runtime| runtime.uses_cni).map(|runtime| runtime.temp_word).collect();
-        words.dedup();
-        words
-    })
+    WORDS.get_or_init(|| each_once(RUNTIMES.iter().filter(|runtime| runtime.uses_cni).map(|runtime| runtime.temp_word)))
+}
+
+/// `words` without repeats, in their order (podman and podman-kube share their words).
+fn each_once(words: impl Iterator<Item = &'static str>) -> Vec<&'static str> {
+    let mut once = Vec::new();
+    for word in words {
+        if !once.contains(&word) {
+            once.push(word);
+        }
+    }
+    once
 }
 
 /// How a runtime starts on a host, ready for pods.
@@ -353,6 +351,7 @@ mod tests {
         assert_eq!(names, ["docker", "cri", "podman", "podman-kube"]);
         assert_eq!(default_runtime().name(), "docker");
         assert_eq!(fact_keys(), ["docker", "cri", "podman"]);
+        assert_eq!(cni_temp_words(), ["cri", "podman"]);
     }
 
     #[test]

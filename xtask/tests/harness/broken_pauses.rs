@@ -10,6 +10,7 @@ use crate::support::{compile_fixture, nothing_left, run_xtask};
 /// What a broken pause must do to the suite, from the `// harness:` lines of its fixture: the
 /// scenario it fails (`fails SCENARIO`, and `on KEY fails SCENARIO` where a runtime's facts
 /// differ) and a phrase the failure says (`saying PHRASE`).
+#[derive(Clone)]
 struct BrokenPause {
     fixture: String,
     fails: String,
@@ -84,9 +85,10 @@ fn broken_pause_fails(runtime: &str, fixture: &str, scenario: &str, phrase: &str
 /// Each broken pause on each runtime with facts of its own (podman-kube's are podman's).
 pub fn trials() -> Vec<Trial> {
     let runtimes = xtask::RUNTIMES.iter().filter(|runtime| runtime.name() == runtime.facts());
+    let broken_pauses = BrokenPause::all();
     runtimes
         .flat_map(|runtime| {
-            BrokenPause::all().into_iter().map(move |broken| {
+            broken_pauses.clone().into_iter().map(move |broken| {
                 let name = format!("broken_pause::{}::{}", runtime.name(), broken.fixture);
                 Trial::test(name, move || {
                     let scenario = broken.scenario_on(runtime.facts());
