@@ -51,10 +51,7 @@ pub fn production_sources() -> Vec<(PathBuf, String)> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     source_files(&source)
         .into_iter()
-        .map(|file| {
-            let text = std::fs::read_to_string(&file).unwrap();
-            (file.strip_prefix(&source).unwrap().to_path_buf(), production(&text).to_string())
-        })
+        .map(|(file, text)| (file.strip_prefix(&source).unwrap().to_path_buf(), production(&text).to_string()))
         .collect()
 }
 
@@ -103,8 +100,8 @@ fn used_modules(code: &str) -> Vec<String> {
     used
 }
 
-/// Every .rs file under `folder`, but those of modules declared `#[cfg(test)] mod name;`.
-fn source_files(folder: &Path) -> Vec<PathBuf> {
+/// Every .rs file under `folder` with its text, but those of modules declared `#[cfg(test)] mod name;`.
+fn source_files(folder: &Path) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
     let mut test_only = Vec::new();
     for entry in std::fs::read_dir(folder).unwrap() {
@@ -119,10 +116,10 @@ fn source_files(folder: &Path) -> Vec<PathBuf> {
                     test_only.push(folder.join(format!("{name}.rs")));
                 }
             }
-            files.push(path);
+            files.push((path, text));
         }
     }
-    files.retain(|file| !test_only.contains(file));
+    files.retain(|(file, _)| !test_only.contains(file));
     files
 }
 
