@@ -12,6 +12,7 @@ use crate::cancel::Cancel;
 use crate::host::local::LocalHost;
 use crate::host::vm::{BootPlan, VmHost, VmOptions};
 use crate::host::{Host, Placement};
+use crate::host_ports::{self, PortClaims};
 use crate::images::ImageTar;
 use crate::pause_build::PauseCommand;
 use crate::plan::{self, Ports};
@@ -64,12 +65,13 @@ impl Choice {
         }
     }
 
-    /// The ports each scenario publishes on, no two scenarios on the same one (see `Ports`).
-    pub fn ports(&self, scenarios: &[Scenario]) -> Result<Vec<Ports>> {
+    /// The ports each scenario publishes on, no two scenarios on the same one (see `Ports`),
+    /// and on this machine the run's claims on them, to be held until the run ends.
+    pub fn ports(&self, scenarios: &[Scenario]) -> Result<(Vec<Ports>, PortClaims)> {
         let written: Vec<Vec<u16>> = scenarios.iter().map(plan::written_ports).collect();
         match self.placement() {
-            Placement::Vm => Ok(Ports::apart_in_guest(&written)),
-            Placement::Host => Ports::free_on_this_machine(&written),
+            Placement::Vm => Ok((Ports::apart_in_guest(&written), PortClaims::default())),
+            Placement::Host => host_ports::claim_free_ports(&written),
         }
     }
 

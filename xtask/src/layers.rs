@@ -15,6 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cancel",
             "command",
             "host",
+            "host_ports",
             "images",
             "machine",
             "pause_build",

@@ -8,6 +8,7 @@ pub mod commands;
 #[cfg(feature = "fault-injection")]
 mod faults;
 pub mod host;
+mod host_ports;
 mod images;
 mod lab;
 #[cfg(test)]

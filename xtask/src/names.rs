@@ -24,6 +24,11 @@ pub fn container_prefix(pid: u32) -> String {
 /// The abstract unix socket a run binds while it chooses and takes a subnet for its bridge.
 pub const NETWORK_LOCK: &str = "podlab-networks";
 
+/// The abstract unix socket a run binds while it holds a port of this machine to publish on.
+pub fn port_claim(port: u16) -> String {
+    format!("podlab-port-{port}")
+}
+
 /// The word in the guest's scratch dirs (`temp_dir`); each runtime names its own.
 pub const VM_TEMP_WORD: &str = "vm";
 

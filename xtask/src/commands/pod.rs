@@ -40,7 +40,8 @@ pub fn run(options: Options) -> Result<()> {
         .into_iter()
         .find(|scenario| scenario.path.ends_with(file))
         .with_context(|| format!("scenarios/{file} is missing"))?;
-    let ports = options.choice.ports(std::slice::from_ref(&seed))?.remove(0);
+    let (mut ports, _port_claims) = options.choice.ports(std::slice::from_ref(&seed))?;
+    let ports = ports.remove(0);
     let plan = plan::plan(&seed, &ports, images::host_files)?;
     if let Some(reason) = options.choice.runtime().cannot_make(&plan) {
         bail!("{} cannot make the seed pod: {reason}", options.choice.runtime().name());

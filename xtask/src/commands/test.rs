@@ -131,7 +131,7 @@ pub fn run(options: Options) -> Result<u8> {
     let scenarios_dir = options.scenarios.clone().unwrap_or_else(|| pause_build::workspace_root().join("scenarios"));
     let runtime = options.choice.runtime();
     let scenarios = scenario::load_all(&scenarios_dir, runtime::fact_keys())?;
-    let ports = options.choice.ports(&scenarios)?;
+    let (ports, _port_claims) = options.choice.ports(&scenarios)?;
     let planned: Vec<Planned> = scenarios
         .into_iter()
         .zip(ports)

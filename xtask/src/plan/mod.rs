@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 pub mod manifest;
 mod ports;
 
-pub use ports::Ports;
+pub use ports::{FIRST_OF_OUR_OWN, Ports};
 
 use crate::scenario::{self, Container, NamespaceKind, PortMapping, RestartPolicy, Scenario};
 
@@ -212,10 +212,10 @@ pub mod tests {
         let scenario = scenario_with(r#"["ipc"]"#, r#", "publish": ["9090:90"]"#);
         assert_eq!(plan(&scenario, &as_written, no_host_files).unwrap().apps[0].publish[0].host, 9090);
         // On this machine each run publishes on ports of its own; the plan says which.
-        let free = Ports::free_on_this_machine(&[written_ports(&scenario)]).unwrap().remove(0);
-        let own = plan(&scenario, &free, no_host_files).unwrap();
-        assert_eq!(own.apps[0].publish[0], PortMapping { host: free.published(9090), container: 90 });
-        assert_eq!(own.infra.publish[0].host, free.published(8080));
-        assert_ne!(own.infra.publish[0].host, own.apps[0].publish[0].host);
+        assert_eq!(written_ports(&scenario), [8080, 9090]);
+        let own_ports = Ports::chosen([(8080, 20001), (9090, 20002)].into());
+        let own = plan(&scenario, &own_ports, no_host_files).unwrap();
+        assert_eq!(own.apps[0].publish[0], PortMapping { host: 20002, container: 90 });
+        assert_eq!(own.infra.publish[0].host, 20001);
     }
 }

@@ -1,5 +1,5 @@
 //! A whole run leaves nothing, however it ends: it passes, is interrupted (Ctrl-C), meets its
-//! deadline or panics with a pod up; on a private runtime too (cri, podman).
+//! deadline or panics with a pod up; the first two on every runtime of the registry.
 
 use libtest_mimic::Failed;
 
@@ -15,15 +15,6 @@ pub fn passing_run_cleans_up() -> Result<(), Failed> {
     let run = run_xtask(&["test", "--on", "host", "--pause-bin", &pause_bin, "scenarios/non-root", "--exact"], None)?;
     if run.status.code() != Some(0) {
         return Err(format!("expected exit code 0, got {:?}\n{}", run.status, run.output).into());
-    }
-    nothing_left(run.pid)
-}
-
-/// Ctrl-C (SIGINT) while scenarios run: exit 130, and everything is removed.
-pub fn interrupted_run_cleans_up() -> Result<(), Failed> {
-    let run = run_xtask(&["test", "--on", "host", "--skip", LONG_LIVED], Some(("scenarios/reaping: ", 2)))?;
-    if run.status.code() != Some(130) {
-        return Err(format!("expected exit code 130 after Ctrl-C, got {:?}\n{}", run.status, run.output).into());
     }
     nothing_left(run.pid)
 }
@@ -55,12 +46,12 @@ pub fn panicking_run_cleans_up(on: &str) -> Result<(), Failed> {
     nothing_left(run.pid)
 }
 
-/// A private runtime on this machine (cri: containerd; podman: Podman's state, its pod made by
-/// `podman pod create` or, for podman-kube, by `kube play` of its manifest): the seed pod
-/// passes, the run exits 0 and leaves nothing (daemons, shims or conmon, the pods' network
-/// namespaces and veths, leases, mounts, cgroups, the bridge); what a runtime would write
-/// outside its own state (CNI's cache, /var/lib/containers, /run/libpod, /run/netns) is checked
-/// by `shared::this_machine_is_as_before`.
+/// A runtime on this machine, its daemon private to the run (docker: dockerd; cri: containerd;
+/// podman: Podman's state, its pod made by `podman pod create` or, for podman-kube, by `kube
+/// play` of its manifest): the seed pod passes, the run exits 0 and leaves nothing (daemons,
+/// shims or conmon, the pods' network namespaces and veths, leases, mounts, cgroups, the
+/// bridge); what a runtime would write outside its own state (CNI's cache,
+/// /var/lib/containers, /run/libpod, /run/netns) is checked by `shared::this_machine_is_as_before`.
 pub fn seed_pod_run_cleans_up(runtime: &str) -> Result<(), Failed> {
     let run = run_xtask(&["test", "--on", "host", "--runtime", runtime, "scenarios/seed-pod", "--exact"], None)?;
     if run.status.code() != Some(0) || !run.output.contains("scenarios/seed-pod: passed") {

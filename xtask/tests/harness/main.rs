@@ -40,7 +40,6 @@ fn main() -> std::process::ExitCode {
     let before = std::sync::Arc::new(SharedState::now());
     let mut trials: Vec<Trial> = broken_pauses::trials();
     trials.push(Trial::test("cleanup::after_a_passing_run", cleanup::passing_run_cleans_up));
-    trials.push(Trial::test("cleanup::after_ctrl_c", cleanup::interrupted_run_cleans_up));
     trials.push(Trial::test("cleanup::after_the_run_deadline", cleanup::timed_out_run_cleans_up));
     trials.push(Trial::test("cleanup::after_a_panic", || cleanup::panicking_run_cleans_up("host")));
     trials.push(Trial::test("load_errors_stop_the_run_before_any_container", load::load_error_stops_early));
@@ -48,7 +47,6 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("exec::outliving_its_container_ends_at_once", || {
         faults::exec_outliving_its_container("host")
     }));
-    trials.push(Trial::test("concurrent::two_runs_on_this_machine_at_once", || concurrent::two_runs_at_once("docker")));
     trials.push(Trial::test("concurrent::a_run_on_a_shared_daemon_beside_a_pod", concurrent::run_on_a_shared_daemon));
     trials.push(Trial::test("faults::an_app_that_ignores_sigterm", faults::app_ignoring_sigterm));
     trials.push(Trial::test("faults::pause_killed_under_its_apps", faults::pause_killed_under_its_apps));
@@ -56,20 +54,24 @@ fn main() -> std::process::ExitCode {
     trials.push(Trial::test("faults::containerd_killed_mid_scenario", || {
         faults::daemon_killed_mid_scenario("containerd")
     }));
-    trials.push(Trial::test("cri::a_passing_run_leaves_nothing", || cleanup::seed_pod_run_cleans_up("cri")));
-    trials.push(Trial::test("cri::ctrl_c_leaves_nothing", || cleanup::interrupted_run_on_cleans_up("cri")));
     trials.push(Trial::test("cri::sigkill_then_clean_leaves_nothing", cri::cri_sigkill_then_clean));
-    trials.push(Trial::test("cri::two_runs_on_this_machine_at_once", || concurrent::two_runs_at_once("cri")));
-    trials.push(Trial::test("podman::a_passing_run_leaves_nothing", || cleanup::seed_pod_run_cleans_up("podman")));
-    trials.push(Trial::test("podman::kube_play_leaves_nothing", || cleanup::seed_pod_run_cleans_up("podman-kube")));
-    trials.push(Trial::test("podman::ctrl_c_leaves_nothing", || cleanup::interrupted_run_on_cleans_up("podman")));
-    trials.push(Trial::test("podman::two_runs_on_this_machine_at_once", || concurrent::two_runs_at_once("podman")));
     trials.push(Trial::test(
         "podman::beside_another_run_gives_back_what_it_made",
         podman::podman_run_beside_another_run_gives_back_what_it_made,
     ));
-    for runtime in ["docker", "cri", "podman"] {
-        trials.push(Trial::test(format!("outbound::{runtime}::a_connection_from_the_pod_is_counted"), move || {
+    // What every runtime promises, for each runtime of the registry: a new one is tested by
+    // these as soon as it is listed there.
+    for runtime in xtask::RUNTIMES.map(|kind| kind.name()) {
+        trials.push(Trial::test(format!("{runtime}::a_passing_run_leaves_nothing"), move || {
+            cleanup::seed_pod_run_cleans_up(runtime)
+        }));
+        trials.push(Trial::test(format!("{runtime}::ctrl_c_leaves_nothing"), move || {
+            cleanup::interrupted_run_on_cleans_up(runtime)
+        }));
+        trials.push(Trial::test(format!("{runtime}::two_runs_on_this_machine_at_once"), move || {
+            concurrent::two_runs_at_once(runtime)
+        }));
+        trials.push(Trial::test(format!("{runtime}::a_connection_from_the_pod_is_counted"), move || {
             outbound::outbound_connection_is_counted(runtime)
         }));
     }
